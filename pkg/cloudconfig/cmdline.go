@@ -1,0 +1,140 @@
+package cloudconfig
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/keso-os/keso/pkg/cmdline"
+	"gopkg.in/yaml.v3"
+)
+
+// bootParams are keso./k3os. command-line keys that steer the boot itself
+// (read by keso-init's initrd stage) rather than the cloud-config.
+var bootParams = map[string]bool{
+	"live": true, "slot": true, "root": true, "root_sha256": true, "debug": true,
+	"mode": true, "fallback_mode": true, "tries": true, "trial": true,
+}
+
+// cmdlineNode builds a config mapping from `keso.<path>=<value>` and
+// `k3os.<path>=<value>` kernel parameters. Paths follow the schema: a key
+// naming a top-level field (hostname, ssh_authorized_keys, …) sets it at the
+// top level, anything else goes under keso:. Once a path reaches a map
+// (sysctl, labels, environment, k3s.config) the rest of it is one key, so
+// keso.sysctl.net.ipv4.ip_forward=1 works. A value for a list is split on
+// commas; a bare flag means true.
+func cmdlineNode(name, line string, o *origins) (*yaml.Node, Diagnostics) {
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}
+	o.file[root] = name
+	var diags Diagnostics
+	col, off := 1, 0
+	for _, p := range cmdline.Parse(line) {
+		if i := strings.Index(line[off:], p.Key); i >= 0 {
+			col, off = off+i+1, off+i+len(p.Key)
+		}
+		prefix, rest, ok := strings.Cut(p.Key, ".")
+		if !ok || (prefix != "keso" && prefix != "k3os") || rest == "" {
+			continue
+		}
+		if bootParams[rest] {
+			continue
+		}
+		segs := strings.Split(rest, ".")
+		value := p.Value
+		if !p.HasValue {
+			value = "true"
+		}
+		if err := setPath(root, reflect.TypeFor[Config](), segs, value, name, col, o); err != nil {
+			diags = append(diags, Diagnostic{File: name, Line: 1, Column: col, Severity: Warning, Path: rest,
+				Message: fmt.Sprintf("%s: %v (ignored)", p.Key, err)})
+		}
+	}
+	return root, diags
+}
+
+// setPath walks t along segs, creating mapping nodes under m, and stores
+// value as a scalar at the end.
+func setPath(m *yaml.Node, t reflect.Type, segs []string, value, file string, col int, o *origins) error {
+	if t == reflect.TypeFor[Config]() {
+		if _, top := structFields(t).index[segs[0]]; !top || segs[0] == "keso" {
+			// Everything not top-level belongs to the system block.
+			if segs[0] == "keso" || segs[0] == "k3os" {
+				segs = segs[1:]
+				if len(segs) == 0 {
+					return fmt.Errorf("missing key after keso")
+				}
+			}
+			m = childMapping(m, "keso", file, col, o)
+			t = reflect.TypeFor[System]()
+		}
+	}
+	for i, seg := range segs {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			fs := structFields(t)
+			idx, ok := fs.index[seg]
+			if !ok {
+				names := fs.names
+				if t == reflect.TypeFor[System]() && i == 0 {
+					names = append(names[:len(names):len(names)], structFields(reflect.TypeFor[Config]()).names...)
+				}
+				if s := suggest(seg, names); s != "" {
+					return fmt.Errorf("unknown key %q; did you mean %q?", seg, s)
+				}
+				return fmt.Errorf("unknown key %q", seg)
+			}
+			ft := t.FieldByIndex(idx).Type
+			if i == len(segs)-1 {
+				setScalar(m, seg, value, file, col, isList(ft), o)
+				return nil
+			}
+			m = childMapping(m, seg, file, col, o)
+			t = ft
+		case reflect.Map:
+			setScalar(m, strings.Join(segs[i:], "."), value, file, col, false, o)
+			return nil
+		default:
+			return fmt.Errorf("%q is not a mapping", strings.Join(segs[:i], "."))
+		}
+	}
+	return nil
+}
+
+func isList(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Slice
+}
+
+func childMapping(m *yaml.Node, key, file string, col int, o *origins) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.MappingNode {
+			return m.Content[i+1]
+		}
+	}
+	k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: 1, Column: col}
+	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: col}
+	o.file[k], o.file[v] = file, file
+	m.Content = append(m.Content, k, v)
+	return v
+}
+
+func setScalar(m *yaml.Node, key, value, file string, col int, list bool, o *origins) {
+	k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: 1, Column: col}
+	v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Line: 1, Column: col}
+	o.file[k], o.file[v] = file, file
+	if list {
+		o.splittable[v] = true
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i], m.Content[i+1] = k, v
+			return
+		}
+	}
+	m.Content = append(m.Content, k, v)
+}

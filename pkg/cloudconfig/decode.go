@@ -1,0 +1,323 @@
+package cloudconfig
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxNodes bounds how many YAML nodes one decode visits, so that aliases
+// cannot expand a small document into an exponential walk.
+const maxNodes = 200000
+
+// decoder turns a merged YAML tree into a Config. It never stops at the first
+// problem: an unknown key is a warning and is skipped, a value of the wrong
+// type is an error and leaves the field at its zero value, and the rest of
+// the document is still decoded.
+type decoder struct {
+	origin  *origins
+	diags   Diagnostics
+	values  map[string]*yaml.Node // config path → value node, for validation
+	visited int
+}
+
+func newDecoder(o *origins) *decoder {
+	return &decoder{origin: o, values: map[string]*yaml.Node{}}
+}
+
+func (d *decoder) report(n *yaml.Node, sev Severity, path, format string, args ...any) {
+	file, line, col := d.origin.position(n)
+	d.diags = append(d.diags, Diagnostic{File: file, Line: line, Column: col, Severity: sev, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+var commandType = reflect.TypeFor[Command]()
+
+// decode stores n into v, which is addressable. path names v for messages.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	d.visited++
+	if d.visited > maxNodes {
+		if d.visited == maxNodes+1 {
+			d.report(n, Error, path, "document too large or too deeply aliased (over %d nodes)", maxNodes)
+		}
+		return
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return
+		}
+		n = n.Content[0]
+	}
+	if isNull(n) {
+		return // `key:` with no value leaves the default
+	}
+	if path != "" {
+		d.values[path] = n
+	}
+	t := v.Type()
+	switch {
+	case t == commandType:
+		d.decodeCommand(n, v, path)
+	case t.Kind() == reflect.Pointer:
+		p := reflect.New(t.Elem())
+		d.decode(n, p.Elem(), path)
+		v.Set(p)
+	case t.Kind() == reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case t.Kind() == reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case t.Kind() == reflect.Map:
+		d.decodeMap(n, v, path)
+	case t.Kind() == reflect.Interface:
+		var x any
+		if err := n.Decode(&x); err != nil {
+			d.report(n, Error, path, "%s: %v", lastKey(path), err)
+			return
+		}
+		v.Set(reflect.ValueOf(&x).Elem())
+	default:
+		d.decodeScalar(n, v, path)
+	}
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", displayPath(path), describe(n))
+		return
+	}
+	fields := structFields(v.Type())
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := k.Value
+		sub := joinPath(path, key)
+		if prev, dup := seen[key]; dup {
+			_, line, _ := d.origin.position(prev)
+			d.report(k, Warning, sub, "duplicate key %q (first at line %d); the last one wins", key, line)
+		}
+		seen[key] = k
+		idx, ok := fields.index[key]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %q", displayPath(sub))
+			if s := suggest(key, fields.names); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			d.report(k, Warning, sub, "%s (ignored)", msg)
+			continue
+		}
+		d.decode(val, v.FieldByIndex(idx), sub)
+	}
+}
+
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	items := n.Content
+	switch {
+	case n.Kind == yaml.ScalarNode && d.origin.splittable[n]:
+		items = splitScalar(n)
+	case n.Kind != yaml.SequenceNode:
+		d.report(n, Error, path, "%s: expected a list, got %s", displayPath(path), describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(items), len(items))
+	for i, item := range items {
+		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", displayPath(path), describe(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.report(k, Error, path, "%s: keys must be strings, got %s", displayPath(path), describe(k))
+			continue
+		}
+		sub := path + "." + k.Value
+		e := reflect.New(v.Type().Elem()).Elem()
+		if isNull(val) && e.Kind() == reflect.String {
+			d.values[sub] = val
+		} else {
+			d.decode(val, e, sub)
+		}
+		m.SetMapIndex(reflect.ValueOf(k.Value), e)
+	}
+	v.Set(m)
+}
+
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.report(n, Error, path, "%s: expected %s, got %s", displayPath(path), kindName(v.Kind()), describe(n))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(n.Value)
+	case reflect.Bool:
+		b, ok := parseBool(n.Value)
+		if !ok {
+			d.report(n, Error, path, "%s: expected true or false, got %q", displayPath(path), n.Value)
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int:
+		i, err := strconv.Atoi(strings.ReplaceAll(n.Value, "_", ""))
+		if err != nil {
+			d.report(n, Error, path, "%s: expected a whole number, got %q", displayPath(path), n.Value)
+			return
+		}
+		v.SetInt(int64(i))
+	default:
+		d.report(n, Error, path, "%s: unsupported field type %s", displayPath(path), v.Type())
+	}
+}
+
+func (d *decoder) decodeCommand(n *yaml.Node, v reflect.Value, path string) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v.Set(reflect.ValueOf(Command{Shell: n.Value}))
+	case yaml.SequenceNode:
+		argv := make([]string, 0, len(n.Content))
+		for i, a := range n.Content {
+			if a.Kind != yaml.ScalarNode {
+				d.report(a, Error, fmt.Sprintf("%s[%d]", path, i), "%s: an argv list holds strings, got %s", displayPath(path), describe(a))
+				return
+			}
+			argv = append(argv, a.Value)
+		}
+		if len(argv) == 0 {
+			d.report(n, Error, path, "%s: empty argv list", displayPath(path))
+			return
+		}
+		v.Set(reflect.ValueOf(Command{Argv: argv}))
+	default:
+		d.report(n, Error, path, "%s: expected a command line (string) or an argv list, got %s", displayPath(path), describe(n))
+	}
+}
+
+// fieldSet is a struct's YAML keys, inline structs flattened.
+type fieldSet struct {
+	index map[string][]int
+	names []string
+}
+
+var fieldCache sync.Map // reflect.Type → fieldSet
+
+func structFields(t reflect.Type) fieldSet {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(fieldSet)
+	}
+	fs := fieldSet{index: map[string][]int{}}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			inner := structFields(f.Type)
+			for _, n := range inner.names {
+				fs.index[n] = append([]int{i}, inner.index[n]...)
+				fs.names = append(fs.names, n)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fs.index[name] = []int{i}
+		fs.names = append(fs.names, name)
+	}
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && (n.Value == "" || n.Value == "~" || strings.EqualFold(n.Value, "null"))
+}
+
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "true", "yes", "on", "y", "1":
+		return true, true
+	case "false", "no", "off", "n", "0":
+		return false, true
+	}
+	return false, false
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!int", "!!float":
+			return "a number (" + n.Value + ")"
+		case "!!bool":
+			return "a boolean (" + n.Value + ")"
+		}
+		return fmt.Sprintf("a string (%q)", truncate(n.Value, 40))
+	}
+	return "something else"
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int:
+		return "a whole number"
+	}
+	return "a string"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func lastKey(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// displayPath is the path as a user wrote it (k3os: and keso: are one block).
+func displayPath(path string) string { return path }
+
+// splitScalar turns a comma-separated scalar (from the kernel command line)
+// into list items.
+func splitScalar(n *yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for _, part := range strings.Split(n.Value, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		out = append(out, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: part, Line: n.Line, Column: n.Column})
+	}
+	return out
+}
