@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keso-os/keso/pkg/cmdline"
 	"gopkg.in/yaml.v3"
@@ -37,6 +38,11 @@ func cmdlineNode(name, line string, o *origins) (*yaml.Node, Diagnostics) {
 			continue
 		}
 		if bootParams[rest] {
+			continue
+		}
+		if !utf8.ValidString(p.Key) || !utf8.ValidString(p.Value) {
+			diags = append(diags, Diagnostic{File: name, Line: 1, Column: col, Severity: Warning, Path: rest,
+				Message: fmt.Sprintf("%q: not valid UTF-8 (ignored)", p.Key)})
 			continue
 		}
 		segs := strings.Split(rest, ".")

@@ -22,11 +22,12 @@ type decoder struct {
 	origin  *origins
 	diags   Diagnostics
 	values  map[string]*yaml.Node // config path → value node, for validation
+	keys    map[string]*yaml.Node // config path of a map entry → its key node
 	visited int
 }
 
 func newDecoder(o *origins) *decoder {
-	return &decoder{origin: o, values: map[string]*yaml.Node{}}
+	return &decoder{origin: o, values: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
 }
 
 func (d *decoder) report(n *yaml.Node, sev Severity, path, format string, args ...any) {
@@ -144,6 +145,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		sub := path + "." + k.Value
+		d.keys[sub] = k
 		e := reflect.New(v.Type().Elem()).Elem()
 		if isNull(val) && e.Kind() == reflect.String {
 			d.values[sub] = val

@@ -36,6 +36,18 @@ func (v *validator) fail(p, format string, args ...any) {
 	v.diags = append(v.diags, Diagnostic{File: file, Line: line, Column: col, Severity: Error, Path: p, Message: fmt.Sprintf(format, args...)})
 }
 
+// failKey reports an error at the key of a map entry (a sysctl or label
+// name), rather than at its value.
+func (v *validator) failKey(p, format string, args ...any) {
+	k, ok := v.d.keys[p]
+	if !ok {
+		v.fail(p, format, args...)
+		return
+	}
+	file, line, col := v.d.origin.position(k)
+	v.diags = append(v.diags, Diagnostic{File: file, Line: line, Column: col, Severity: Error, Path: p, Message: fmt.Sprintf(format, args...)})
+}
+
 func (v *validator) node(p string) *yaml.Node {
 	for p != "" {
 		if n, ok := v.d.values[p]; ok {
@@ -57,13 +69,19 @@ func validate(c *Config, d *decoder) Diagnostics {
 }
 
 // keep returns the elements of list for which ok(path, element) is true.
-func keep[T any](list []T, base string, ok func(p string, x *T) bool) []T {
+// An element that already failed to decode is dropped without a second
+// message.
+func keep[T any](v *validator, list []T, base string, ok func(p string, x *T) bool) []T {
 	if list == nil {
 		return nil
 	}
 	out := list[:0:0]
 	for i := range list {
-		if ok(fmt.Sprintf("%s[%d]", base, i), &list[i]) {
+		p := fmt.Sprintf("%s[%d]", base, i)
+		if v.d.diags.ErrorAt(p) {
+			continue
+		}
+		if ok(p, &list[i]) {
 			out = append(out, list[i])
 		}
 	}
@@ -74,11 +92,11 @@ func (v *validator) config(c *Config) {
 	if c.Hostname != "" && !v.hostname("hostname", c.Hostname) {
 		c.Hostname = ""
 	}
-	c.SSHAuthorizedKeys = keep(c.SSHAuthorizedKeys, "ssh_authorized_keys", v.authorizedKey)
-	c.WriteFiles = keep(c.WriteFiles, "write_files", v.file)
-	c.InitCmd = keep(c.InitCmd, "init_cmd", v.command)
-	c.BootCmd = keep(c.BootCmd, "boot_cmd", v.command)
-	c.RunCmd = keep(c.RunCmd, "run_cmd", v.command)
+	c.SSHAuthorizedKeys = keep(v, c.SSHAuthorizedKeys, "ssh_authorized_keys", v.authorizedKey)
+	c.WriteFiles = keep(v, c.WriteFiles, "write_files", v.file)
+	c.InitCmd = keep(v, c.InitCmd, "init_cmd", v.command)
+	c.BootCmd = keep(v, c.BootCmd, "boot_cmd", v.command)
+	c.RunCmd = keep(v, c.RunCmd, "run_cmd", v.command)
 	v.system(&c.Keso)
 }
 
@@ -238,7 +256,7 @@ var (
 
 func (v *validator) system(s *System) {
 	const b = "keso"
-	s.DataSources = keep(s.DataSources, b+".data_sources", func(p string, x *string) bool {
+	s.DataSources = keep(v, s.DataSources, b+".data_sources", func(p string, x *string) bool {
 		for _, d := range DataSources {
 			if *x == d {
 				return true
@@ -251,7 +269,7 @@ func (v *validator) system(s *System) {
 		v.fail(p, "%s", msg)
 		return false
 	})
-	s.Modules = keep(s.Modules, b+".modules", func(p string, x *string) bool {
+	s.Modules = keep(v, s.Modules, b+".modules", func(p string, x *string) bool {
 		f := strings.Fields(*x)
 		if len(f) == 0 || !moduleName.MatchString(f[0]) {
 			v.fail(p, "%s: %q is not a module name with optional parameters (\"name key=value\")", p, *x)
@@ -268,14 +286,14 @@ func (v *validator) system(s *System) {
 	for k, val := range s.Sysctl {
 		p := b + ".sysctl." + k
 		if !sysctlName.MatchString(k) {
-			v.fail(p, "%s: %q is not a sysctl name (like net.ipv4.ip_forward)", p, k)
+			v.failKey(p, "%s: %q is not a sysctl name (like net.ipv4.ip_forward)", p, k)
 			delete(s.Sysctl, k)
 		} else if strings.TrimSpace(val) == "" {
 			v.fail(p, "%s: empty value", p)
 			delete(s.Sysctl, k)
 		}
 	}
-	s.NTPServers = keep(s.NTPServers, b+".ntp_servers", func(p string, x *string) bool {
+	s.NTPServers = keep(v, s.NTPServers, b+".ntp_servers", func(p string, x *string) bool {
 		host := *x
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
@@ -286,19 +304,19 @@ func (v *validator) system(s *System) {
 		v.fail(p, "%s: %q is not a host name or IP address", p, *x)
 		return false
 	})
-	s.DNSNameservers = keep(s.DNSNameservers, b+".dns_nameservers", v.ip)
-	s.Wifi = keep(s.Wifi, b+".wifi", v.wifi)
+	s.DNSNameservers = keep(v, s.DNSNameservers, b+".dns_nameservers", v.ip)
+	s.Wifi = keep(v, s.Wifi, b+".wifi", v.wifi)
 	if s.ServerURL != "" && !v.url(b+".server_url", s.ServerURL, "https", "http") {
 		s.ServerURL = ""
 	}
 	for k, val := range s.Labels {
 		p := b + ".labels." + k
 		if !validLabelKey(k) || len(val) > 63 || !labelValue.MatchString(val) {
-			v.fail(p, "%s: %q=%q is not a valid Kubernetes label", p, k, val)
+			v.failKey(p, "%s: %q=%q is not a valid Kubernetes label", p, k, val)
 			delete(s.Labels, k)
 		}
 	}
-	s.Taints = keep(s.Taints, b+".taints", func(p string, x *string) bool {
+	s.Taints = keep(v, s.Taints, b+".taints", func(p string, x *string) bool {
 		if taintRe.MatchString(*x) {
 			return true
 		}
@@ -307,7 +325,7 @@ func (v *validator) system(s *System) {
 	})
 	for k := range s.Environment {
 		if !envName.MatchString(k) {
-			v.fail(b+".environment."+k, "%s: %q is not a valid environment variable name", b+".environment", k)
+			v.failKey(b+".environment."+k, "%s: %q is not a valid environment variable name", b+".environment", k)
 			delete(s.Environment, k)
 		}
 	}
@@ -320,7 +338,7 @@ func (v *validator) system(s *System) {
 	if s.Network != nil {
 		v.network(b+".network", s.Network)
 	}
-	s.Disks = keep(s.Disks, b+".disks", v.disk)
+	s.Disks = keep(v, s.Disks, b+".disks", v.disk)
 	if s.Proxy != nil {
 		v.proxy(b+".proxy", s.Proxy)
 	}
@@ -335,7 +353,7 @@ func (v *validator) system(s *System) {
 		if s.Upgrade.Channel != "" && !v.url(b+".upgrade.channel", s.Upgrade.Channel, "https", "http", "file") {
 			s.Upgrade.Channel = ""
 		}
-		s.Upgrade.PublicKeys = keep(s.Upgrade.PublicKeys, b+".upgrade.public_keys", func(p string, x *string) bool {
+		s.Upgrade.PublicKeys = keep(v, s.Upgrade.PublicKeys, b+".upgrade.public_keys", func(p string, x *string) bool {
 			if _, err := ParsePublicKey(*x); err != nil {
 				v.fail(p, "%s: %v", p, err)
 				return false
@@ -440,7 +458,7 @@ var macRe = regexp.MustCompile(`^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$`)
 var BondModes = []string{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
 
 func (v *validator) network(p string, n *Network) {
-	n.Interfaces = keep(n.Interfaces, p+".interfaces", func(ip string, i *Interface) bool {
+	n.Interfaces = keep(v, n.Interfaces, p+".interfaces", func(ip string, i *Interface) bool {
 		ok := true
 		if i.Name == "" && i.MAC == "" {
 			v.fail(ip, "%s: give name or mac to match the interface", ip)
@@ -456,7 +474,7 @@ func (v *validator) network(p string, n *Network) {
 		}
 		return v.addressing(ip, &i.Addressing) && ok
 	})
-	n.VLANs = keep(n.VLANs, p+".vlans", func(vp string, x *VLAN) bool {
+	n.VLANs = keep(v, n.VLANs, p+".vlans", func(vp string, x *VLAN) bool {
 		ok := true
 		if x.Link == "" {
 			v.fail(vp, "%s.link: the parent interface is required", vp)
@@ -472,7 +490,7 @@ func (v *validator) network(p string, n *Network) {
 		}
 		return v.addressing(vp, &x.Addressing) && ok
 	})
-	n.Bonds = keep(n.Bonds, p+".bonds", func(bp string, x *Bond) bool {
+	n.Bonds = keep(v, n.Bonds, p+".bonds", func(bp string, x *Bond) bool {
 		ok := true
 		if x.Name == "" || !ifName.MatchString(x.Name) {
 			v.fail(bp+".name", "%s.name: %q is not an interface name (1–15 characters)", bp, x.Name)
