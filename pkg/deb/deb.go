@@ -285,4 +285,3 @@ func FileName(base string) (name, version, arch string, ok bool) {
 	}
 	return parts[0], strings.ReplaceAll(parts[1], "%3a", ":"), parts[2], true
 }
-

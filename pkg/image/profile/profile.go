@@ -1,0 +1,166 @@
+// Package profile loads image profiles (images/*.yaml): what goes into the
+// image for one architecture — kernel package, module sets, k3s release,
+// bootloaders, kernel command line and the artifacts to write.
+package profile
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Input is a build input: a Debian package found by name in the package
+// folders (--debs), or a pinned URL/file with its sha256.
+type Input struct {
+	// Package is a Debian package name; "*" globs are allowed
+	// (linux-image-*-cloud-amd64). The newest version found wins.
+	Package string `yaml:"package,omitempty"`
+	// DebArch is the Debian architecture of the package (amd64, arm64, armhf, all).
+	DebArch string `yaml:"deb_arch,omitempty"`
+	URL     string `yaml:"url,omitempty"`
+	SHA256  string `yaml:"sha256,omitempty"`
+}
+
+// K3s pins a k3s release.
+type K3s struct {
+	Version string `yaml:"version"`
+	URL     string `yaml:"url"`
+	SHA256  string `yaml:"sha256"`
+}
+
+// Bootloader names where each bootloader comes from.
+type Bootloader struct {
+	// UEFI: systemd-boot; File is the path of the .efi inside the package.
+	UEFI *BootFile `yaml:"uefi,omitempty"`
+	// BIOS: isolinux (BIOS ISO boot); Files inside the packages.
+	BIOS *BIOS `yaml:"bios,omitempty"`
+}
+
+// BootFile is one file taken from a package.
+type BootFile struct {
+	Input `yaml:",inline"`
+	File  string `yaml:"file"`
+}
+
+// BIOS is isolinux: isolinux.bin + isohdpfx.bin from the isolinux package,
+// ldlinux.c32 from syslinux-common.
+type BIOS struct {
+	Isolinux Input `yaml:"isolinux"`
+	Syslinux Input `yaml:"syslinux"`
+}
+
+// Profile is one image profile.
+type Profile struct {
+	Name    string `yaml:"name"`
+	Arch    string `yaml:"arch"` // amd64, arm64, armv7
+	Version string `yaml:"version"`
+	Kernel  Input  `yaml:"kernel"`
+	// Modules are shipped in the root (with everything they depend on).
+	Modules []string `yaml:"modules"`
+	// InitrdModules are the modules needed to find the root; they go into
+	// the initrd and are listed in /etc/keso/initrd-modules.
+	InitrdModules []string   `yaml:"initrd_modules"`
+	K3s           K3s        `yaml:"k3s"`
+	Bootloader    Bootloader `yaml:"bootloader"`
+	Cmdline       string     `yaml:"cmdline"`
+	// Outputs: squashfs, initrd, vmlinuz, iso, raw, netboot.
+	Outputs []string `yaml:"outputs"`
+	// RootSizeMiB is the size of each root slot in the raw disk (0 = squashfs size + 25%, rounded to 64 MiB).
+	RootSizeMiB int `yaml:"root_size_mib,omitempty"`
+	// StateSizeMiB is the size of KESO_STATE in the raw disk (grown on first boot).
+	StateSizeMiB int `yaml:"state_size_mib,omitempty"`
+	// Compression for mksquashfs: zstd (default) or xz.
+	Compression string `yaml:"compression,omitempty"`
+}
+
+// Known output names.
+var Outputs = []string{"squashfs", "vmlinuz", "initrd", "iso", "raw", "netboot"}
+
+// GOARCH and GOARM for the profile's arch.
+func (p *Profile) GoArch() (goarch, goarm string) {
+	switch p.Arch {
+	case "armv7":
+		return "arm", "7"
+	}
+	return p.Arch, ""
+}
+
+// DebArch is the Debian architecture name for the profile's arch.
+func (p *Profile) DebArch() string {
+	if p.Arch == "armv7" {
+		return "armhf"
+	}
+	return p.Arch
+}
+
+// Wants reports whether output o is in the profile's output set.
+func (p *Profile) Wants(o string) bool { return slices.Contains(p.Outputs, o) }
+
+// Parse decodes a profile strictly (unknown keys are errors) and validates it.
+func Parse(b []byte, name string) (*Profile, error) {
+	var p Profile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// Load reads and parses a profile file.
+func Load(path string) (*Profile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Validate checks the fields a build needs.
+func (p *Profile) Validate() error {
+	var errs []string
+	switch p.Arch {
+	case "amd64", "arm64", "armv7":
+	default:
+		errs = append(errs, fmt.Sprintf("arch %q: want amd64, arm64 or armv7", p.Arch))
+	}
+	if p.Version == "" {
+		errs = append(errs, "version is empty")
+	}
+	if p.Kernel.Package == "" && p.Kernel.URL == "" {
+		errs = append(errs, "kernel: set package (a Debian linux-image package) or url + sha256")
+	}
+	if p.Kernel.URL != "" && p.Kernel.SHA256 == "" {
+		errs = append(errs, "kernel: url needs sha256")
+	}
+	if p.K3s.URL == "" || p.K3s.SHA256 == "" || p.K3s.Version == "" {
+		errs = append(errs, "k3s: version, url and sha256 must be pinned")
+	}
+	for _, o := range p.Outputs {
+		if !slices.Contains(Outputs, o) {
+			errs = append(errs, fmt.Sprintf("output %q: want one of %s", o, strings.Join(Outputs, ", ")))
+		}
+	}
+	if (p.Wants("iso") || p.Wants("raw")) && p.Bootloader.UEFI == nil {
+		errs = append(errs, "outputs iso/raw need bootloader.uefi")
+	}
+	if p.Wants("iso") && p.Bootloader.BIOS == nil && p.Arch == "amd64" {
+		errs = append(errs, "output iso on amd64 needs bootloader.bios")
+	}
+	switch p.Compression {
+	case "", "zstd", "xz", "gzip":
+	default:
+		errs = append(errs, fmt.Sprintf("compression %q: want zstd, xz or gzip", p.Compression))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+// Package squashfs writes the root file system with mksquashfs
+// (squashfs-tools), the builder's one external tool: go-diskfs's squashfs
+// writer is not usable for a real root (NOTES.md). Output is reproducible:
+// owners are root, times are fixed, xattrs are dropped.
+package squashfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+)
+
+// Tool is the mksquashfs binary name.
+const Tool = "mksquashfs"
+
+// InstallHint says how to get mksquashfs.
+const InstallHint = "install squashfs-tools: sudo apt-get install squashfs-tools (Debian/Ubuntu), sudo dnf install squashfs-tools (Fedora), brew install squashfs (macOS)"
+
+// Check reports whether mksquashfs is available, with the install command if not.
+func Check() error {
+	if _, err := exec.LookPath(Tool); err != nil {
+		return fmt.Errorf("host tool %s not found: %s", Tool, InstallHint)
+	}
+	return nil
+}
+
+// Options for Make.
+type Options struct {
+	Compression string // zstd (default), xz or gzip
+	Epoch       int64  // mkfs and file times
+	Progress    io.Writer
+}
+
+// Args returns the mksquashfs arguments (a pure function, tested).
+func Args(src, out string, o Options) []string {
+	comp := o.Compression
+	if comp == "" {
+		comp = "zstd"
+	}
+	args := []string{src, out, "-noappend", "-all-root", "-no-xattrs",
+		"-mkfs-time", strconv.FormatInt(o.Epoch, 10), "-all-time", strconv.FormatInt(o.Epoch, 10),
+		"-comp", comp, "-b", "256K"}
+	switch comp {
+	case "zstd":
+		args = append(args, "-Xcompression-level", "3")
+	case "xz":
+		args = append(args, "-Xdict-size", "100%")
+	}
+	if o.Progress == nil {
+		args = append(args, "-no-progress", "-quiet")
+	} else {
+		args = append(args, "-progress")
+	}
+	return args
+}
+
+// Make writes the squashfs image out from the folder src.
+func Make(ctx context.Context, src, out string, o Options) error {
+	if err := Check(); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, Tool, Args(src, out, o)...)
+	if o.Progress != nil {
+		cmd.Stdout = o.Progress
+		cmd.Stderr = o.Progress
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("mksquashfs %s -> %s: %w", src, out, err)
+		}
+		return nil
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mksquashfs %s -> %s: %w\n%s", src, out, err, b)
+	}
+	return nil
+}
