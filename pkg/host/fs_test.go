@@ -1,0 +1,48 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFSPathStaysUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	f := FS{Root: root}
+	tests := []struct{ in, want string }{
+		{"/etc/hostname", filepath.Join(root, "etc/hostname")},
+		{"etc/hostname", filepath.Join(root, "etc/hostname")},
+		{"/../../etc/shadow", filepath.Join(root, "etc/shadow")},
+		{"/a/../../b", filepath.Join(root, "b")},
+	}
+	for _, tt := range tests {
+		if got := f.Path(tt.in); got != tt.want {
+			t.Errorf("Path(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got, want := (FS{Root: "/"}).Path("/etc/x"), "/etc/x"; got != want {
+		t.Errorf("root / Path = %q, want %q", got, want)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	f := FS{Root: t.TempDir()}
+	if err := f.WriteFileAtomic("/etc/keso/a.conf", []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteFileAtomic("/etc/keso/a.conf", []byte("two"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.ReadFile("/etc/keso/a.conf")
+	if err != nil || string(got) != "two" {
+		t.Errorf("content = %q, %v; want two", got, err)
+	}
+	fi, _ := f.Stat("/etc/keso/a.conf")
+	if got, want := fi.Mode().Perm(), os.FileMode(0o640); got != want {
+		t.Errorf("mode = %v, want %v", got, want)
+	}
+	es, _ := f.ReadDir("/etc/keso")
+	if len(es) != 1 {
+		t.Errorf("directory has %d entries, want 1 (no temp files left)", len(es))
+	}
+}
