@@ -1,0 +1,140 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// flakyServer serves content with Range support, but breaks the connection
+// after cut bytes of each of the first breaks responses.
+func flakyServer(t *testing.T, content []byte, cut int64, breaks int32, honourRange bool) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		if !honourRange {
+			r.Header.Del("Range")
+		}
+		w.Header().Set("ETag", `"v1"`)
+		if i > breaks {
+			http.ServeContent(w, r, "image", time.Unix(0, 0), bytes.NewReader(content))
+			return
+		}
+		rec := &cutWriter{ResponseWriter: w, left: cut}
+		http.ServeContent(rec, r, "image", time.Unix(0, 0), bytes.NewReader(content))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > c.left {
+		c.ResponseWriter.Write(b[:c.left])
+		c.left = 0
+		c.ResponseWriter.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // drop the connection mid-body
+	}
+	c.left -= int64(len(b))
+	return c.ResponseWriter.Write(b)
+}
+
+func noSleep(context.Context, time.Duration) error { return nil }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(1)).Read(b)
+	return b
+}
+
+func TestDownloadResumes(t *testing.T) {
+	content := randomBytes(1 << 20)
+	srv, hits := flakyServer(t, content, 300<<10, 3, true)
+	dst := filepath.Join(t.TempDir(), "image")
+	d := &Downloader{Sleep: noSleep}
+	res, err := d.Download(context.Background(), srv.URL+"/image", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dst)
+	if !bytes.Equal(got, content) {
+		t.Fatalf("content differs (%d bytes, want %d)", len(got), len(content))
+	}
+	if res.Downloaded != int64(len(content)) {
+		t.Errorf("downloaded %d bytes over the network, want %d (no byte twice)", res.Downloaded, len(content))
+	}
+	if got, want := hits.Load(), int32(4); got != want {
+		t.Errorf("requests = %d, want %d", got, want)
+	}
+	if _, err := os.Stat(dst + ".part"); !os.IsNotExist(err) {
+		t.Errorf(".part file left behind: %v", err)
+	}
+}
+
+func TestDownloadResumesAcrossCalls(t *testing.T) {
+	content := randomBytes(512 << 10)
+	srv, _ := flakyServer(t, content, 200<<10, 1, true)
+	dst := filepath.Join(t.TempDir(), "image")
+	// The first call gives up after one failed attempt, as if the node
+	// rebooted in the middle of a download.
+	d := &Downloader{Sleep: func(context.Context, time.Duration) error { return context.Canceled }}
+	if _, err := d.Download(context.Background(), srv.URL, dst); err == nil {
+		t.Fatal("first call succeeded; want it cut")
+	}
+	if got := fileSize(dst + ".part"); got != 200<<10 {
+		t.Fatalf(".part holds %d bytes, want %d", got, 200<<10)
+	}
+	res, err := (&Downloader{Sleep: noSleep}).Download(context.Background(), srv.URL, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || res.Downloaded != int64(len(content)-200<<10) {
+		t.Errorf("second call: resumed=%v downloaded=%d, want true and %d", res.Resumed, res.Downloaded, len(content)-200<<10)
+	}
+}
+
+func TestDownloadServerWithoutRangeRestarts(t *testing.T) {
+	content := randomBytes(256 << 10)
+	srv, _ := flakyServer(t, content, 100<<10, 2, false)
+	dst := filepath.Join(t.TempDir(), "image")
+	res, err := (&Downloader{Sleep: noSleep}).Download(context.Background(), srv.URL, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dst)
+	if !bytes.Equal(got, content) {
+		t.Fatal("content differs")
+	}
+	if res.Downloaded <= int64(len(content)) {
+		t.Errorf("downloaded %d, want more than %d (restarts from 0)", res.Downloaded, len(content))
+	}
+}
+
+func TestDownloadGivesUp(t *testing.T) {
+	content := randomBytes(64 << 10)
+	srv, _ := flakyServer(t, content, 1000, 1000, false) // never more than 1000 bytes, no Range
+	dst := filepath.Join(t.TempDir(), "image")
+	_, err := (&Downloader{Attempts: 3, Sleep: noSleep}).Download(context.Background(), srv.URL, dst)
+	if err == nil || !strings.Contains(err.Error(), "attempts without progress") {
+		t.Errorf("err = %v, want a bounded failure", err)
+	}
+	srv404 := httptest.NewServer(http.NotFoundHandler())
+	defer srv404.Close()
+	_, err = (&Downloader{Sleep: noSleep}).Download(context.Background(), srv404.URL, dst)
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("404: err = %v, want it reported at once", err)
+	}
+}
