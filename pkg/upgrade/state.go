@@ -1,0 +1,88 @@
+package upgrade
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+)
+
+// StatePath is where upgrade state lives on the node: on the state
+// partition, so it survives the reboots of a trial.
+const StatePath = "/var/lib/keso/upgrade.json"
+
+// State is the upgrade bookkeeping kept across boots.
+type State struct {
+	// Pending is an armed upgrade not yet committed or given up.
+	Pending *Pending `json:"pending,omitempty"`
+	// LastRollback is the most recent upgrade that was rolled back.
+	LastRollback *Rollback `json:"last_rollback,omitempty"`
+	// LastCommit is the most recent upgrade that was kept.
+	LastCommit *Commit `json:"last_commit,omitempty"`
+}
+
+// Pending is an upgrade on trial.
+type Pending struct {
+	FromVersion string          `json:"from_version"`
+	ToVersion   string          `json:"to_version"`
+	FromSlot    bootloader.Slot `json:"from_slot"`
+	ToSlot      bootloader.Slot `json:"to_slot"`
+	Tries       int             `json:"tries"`
+	ArmedAt     time.Time       `json:"armed_at"`
+	// Failures are the reasons trial boots gave up, recorded by the agent
+	// before it rebooted (a panic or a hang leaves no record).
+	Failures []string `json:"failures,omitempty"`
+}
+
+// Rollback records an upgrade that was not kept.
+type Rollback struct {
+	FromVersion string          `json:"from_version"` // the version that failed
+	ToVersion   string          `json:"to_version"`   // the version running again
+	Slot        bootloader.Slot `json:"failed_slot"`
+	Reason      string          `json:"reason"`
+	At          time.Time       `json:"at"`
+}
+
+// Commit records an upgrade that was kept.
+type Commit struct {
+	Version string          `json:"version"`
+	Slot    bootloader.Slot `json:"slot"`
+	At      time.Time       `json:"at"`
+}
+
+// StateFS is where the state file is kept (host.FS satisfies it).
+type StateFS interface {
+	ReadFile(p string) ([]byte, error)
+	WriteFileAtomic(p string, data []byte, mode fs.FileMode) error
+}
+
+// LoadState reads the state file; a missing file is an empty state.
+func LoadState(fsys StateFS) (State, error) {
+	var s State
+	data, err := fsys.ReadFile(StatePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("load upgrade state: %w", err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return State{}, fmt.Errorf("load upgrade state %s: %w", StatePath, err)
+	}
+	return s, nil
+}
+
+// SaveState writes the state file atomically.
+func SaveState(fsys StateFS, s State) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save upgrade state: %w", err)
+	}
+	if err := fsys.WriteFileAtomic(StatePath, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save upgrade state: %w", err)
+	}
+	return nil
+}

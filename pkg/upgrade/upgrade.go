@@ -1,0 +1,331 @@
+// Package upgrade is the node side of a keso upgrade: fetch a signed root
+// image, verify it before anything is written, write it to the inactive
+// slot, read it back, install its kernel and initrd on the ESP and arm a
+// trial boot with a try counter (pkg/bootloader). At boot, Assess tells the
+// agent whether it runs a trial and whether an earlier trial was rolled
+// back; MarkHealthy commits a trial once the node is healthy.
+//
+// Crash safety: nothing on the ESP changes until the new slot is written
+// and verified, and the ESP changes themselves are ordered by
+// bootloader.Arm so that every prefix boots a complete version. The slot
+// being written is never the running one.
+package upgrade
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/fetch"
+	"github.com/keso-os/keso/pkg/sign"
+)
+
+// SlotDevice is a root slot's partition, opened for writing.
+type SlotDevice interface {
+	io.ReaderAt
+	io.WriterAt
+	Size() int64
+	Sync() error
+	Close() error
+}
+
+// Disk opens root slot partitions (by GPT label KESO_ROOT_A/B on a node).
+type Disk interface {
+	OpenSlot(slot bootloader.Slot) (SlotDevice, error)
+}
+
+// Node is what the running system knows about itself.
+type Node struct {
+	Version string          // running version (VERSION_ID)
+	Slot    bootloader.Slot // running slot (keso.slot= on the command line)
+	// Options is the kernel command line for the new entry, without
+	// keso.slot (the running entry's options are a good choice).
+	Options     string
+	TrustedKeys []ed25519.PublicKey
+}
+
+// Request is one `keso upgrade`.
+type Request struct {
+	// Image is an http(s) URL, a file:// URL or a local path of a
+	// keso-<version>-<arch>.squashfs; <Image>.sig must exist beside it.
+	Image string
+	// SHA256 is the expected digest; when empty it is read from <Image>.sha256.
+	SHA256         string
+	AllowDowngrade bool
+	Tries          int // default bootloader.DefaultTries
+}
+
+// Outcome reports what an upgrade did, with the numbers worth printing.
+type Outcome struct {
+	FromVersion, ToVersion string
+	Slot                   bootloader.Slot
+	ImageBytes             int64
+	Downloaded             int64 // bytes over the network (0 for a file)
+	Resumed                bool
+	FetchTime, VerifyTime  time.Duration
+	WriteTime, ReadTime    time.Duration
+	KeyID                  string
+}
+
+// Upgrader carries the seams an upgrade needs.
+type Upgrader struct {
+	Disk    Disk
+	ESP     bootloader.ESP
+	State   StateFS
+	WorkDir string // downloads go here; on a node /var/lib/keso/upgrade
+	Client  *http.Client
+	Log     io.Writer
+	Now     func() time.Time
+}
+
+func (u *Upgrader) logf(format string, args ...any) {
+	if u.Log != nil {
+		fmt.Fprintf(u.Log, "keso upgrade: "+format+"\n", args...)
+	}
+}
+
+// ErrRefused wraps every reason an upgrade is refused before any write.
+var ErrRefused = errors.New("upgrade refused")
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+}
+
+// Run performs the upgrade up to an armed trial boot. The caller reboots.
+func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, error) {
+	now := time.Now
+	if u.Now != nil {
+		now = u.Now
+	}
+	out := Outcome{FromVersion: node.Version}
+	if !node.Slot.Valid() {
+		return out, refuse("the running slot is unknown (no keso.slot= on the kernel command line): upgrades need an installed system")
+	}
+	target := node.Slot.Other()
+	out.Slot = target
+	if err := u.checkNotOnTrial(node.Slot); err != nil {
+		return out, err
+	}
+
+	// 1. Fetch the image, its digest and its signature.
+	t0 := time.Now()
+	imgPath, res, err := u.fetchImage(ctx, req.Image)
+	if err != nil {
+		return out, err
+	}
+	out.FetchTime, out.Downloaded, out.Resumed = time.Since(t0), res.Downloaded, res.Resumed
+	want := strings.ToLower(strings.TrimSpace(req.SHA256))
+	if want == "" {
+		b, err := u.fetchSmall(ctx, req.Image+".sha256")
+		if err != nil {
+			return out, refuse("no --sha256 given and %s.sha256 cannot be read: %v", req.Image, err)
+		}
+		want = strings.ToLower(firstField(b))
+	}
+	sigFile, err := u.fetchSmall(ctx, req.Image+".sig")
+	if err != nil {
+		return out, refuse("signature %s.sig cannot be read: %v", req.Image, err)
+	}
+
+	// 2. Verify digest and signature, then read the version.
+	t0 = time.Now()
+	f, err := os.Open(imgPath)
+	if err != nil {
+		return out, fmt.Errorf("open image: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return out, fmt.Errorf("stat image: %w", err)
+	}
+	out.ImageBytes = fi.Size()
+	got, err := digest(f, fi.Size())
+	if err != nil {
+		return out, fmt.Errorf("hash image: %w", err)
+	}
+	if hex.EncodeToString(got[:]) != want {
+		return out, refuse("sha256 of %s is %x, want %s: the image is corrupt or not the one published", req.Image, got, want)
+	}
+	key, err := sign.Verify(sigFile, got, node.TrustedKeys)
+	if err != nil {
+		return out, refuse("%v", err)
+	}
+	out.KeyID = sign.KeyID(key)
+	info, err := ReadImage(f, fi.Size())
+	if err != nil {
+		return out, refuse("%v", err)
+	}
+	out.ToVersion = info.Version
+	out.VerifyTime = time.Since(t0)
+	u.logf("image %s: %d bytes, sha256 ok, signed by key %s, version %s", req.Image, fi.Size(), out.KeyID, info.Version)
+	if c := CompareVersions(info.Version, node.Version); c <= 0 && !req.AllowDowngrade {
+		if c == 0 {
+			return out, refuse("version %s is already running (use --allow-downgrade to reinstall it)", info.Version)
+		}
+		return out, refuse("version %s is older than the running %s (use --allow-downgrade)", info.Version, node.Version)
+	}
+
+	// 3. Write the inactive slot and read it back.
+	dev, err := u.Disk.OpenSlot(target)
+	if err != nil {
+		return out, fmt.Errorf("open slot %s: %w", target, err)
+	}
+	defer dev.Close()
+	if dev.Size() < fi.Size() {
+		return out, refuse("image is %d bytes but slot %s holds only %d", fi.Size(), target, dev.Size())
+	}
+	t0 = time.Now()
+	if err := copyAt(dev, f, fi.Size()); err != nil {
+		return out, fmt.Errorf("write slot %s: %w", target, err)
+	}
+	if err := dev.Sync(); err != nil {
+		return out, fmt.Errorf("write slot %s: sync: %w", target, err)
+	}
+	out.WriteTime = time.Since(t0)
+	t0 = time.Now()
+	back, err := digest(dev, fi.Size())
+	if err != nil {
+		return out, fmt.Errorf("read back slot %s: %w", target, err)
+	}
+	if back != got {
+		return out, fmt.Errorf("read back slot %s: sha256 %x, want %x: the disk did not keep what was written; nothing was armed", target, back, got)
+	}
+	out.ReadTime = time.Since(t0)
+	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, fi.Size(), out.WriteTime.Round(time.Millisecond))
+
+	// 4. Record the pending trial, then arm it.
+	st, err := LoadState(u.State)
+	if err != nil {
+		return out, err
+	}
+	tries := req.Tries
+	if tries <= 0 {
+		tries = bootloader.DefaultTries
+	}
+	st.Pending = &Pending{FromVersion: node.Version, ToVersion: info.Version, FromSlot: node.Slot, ToSlot: target, Tries: tries, ArmedAt: now().UTC()}
+	if err := SaveState(u.State, st); err != nil {
+		return out, err
+	}
+	e, err := bootloader.Arm(u.ESP, bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
+		Title: "keso " + info.Version, Options: node.Options, Tries: tries})
+	if err != nil {
+		return out, fmt.Errorf("arm slot %s: %w", target, err)
+	}
+	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, e.File, tries)
+	return out, nil
+}
+
+func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {
+	entries, err := bootloader.Entries(u.ESP)
+	if err != nil {
+		return fmt.Errorf("read boot entries: %w", err)
+	}
+	for _, e := range entries {
+		if e.Slot == running && e.Counting {
+			return refuse("slot %s is itself on trial (%d tries left); wait until it is committed", running, e.Left)
+		}
+	}
+	return nil
+}
+
+// fetchImage returns a local path of the image.
+func (u *Upgrader) fetchImage(ctx context.Context, src string) (string, fetch.Result, error) {
+	if p, ok := localPath(src); ok {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fetch.Result{}, refuse("image %s: %v", src, err)
+		}
+		return p, fetch.Result{Bytes: fi.Size()}, nil
+	}
+	if err := os.MkdirAll(u.WorkDir, 0o700); err != nil {
+		return "", fetch.Result{}, fmt.Errorf("fetch %s: %w", src, err)
+	}
+	dst := filepath.Join(u.WorkDir, path.Base(src))
+	d := &fetch.Downloader{Client: u.Client}
+	res, err := d.Download(ctx, src, dst)
+	if err != nil {
+		return "", res, fmt.Errorf("fetch image: %w", err)
+	}
+	u.logf("fetched %s: %d bytes (%d over the network, resumed=%v)", src, res.Bytes, res.Downloaded, res.Resumed)
+	return dst, res, nil
+}
+
+func (u *Upgrader) fetchSmall(ctx context.Context, src string) ([]byte, error) {
+	if p, ok := localPath(src); ok {
+		return os.ReadFile(p)
+	}
+	client := u.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", src, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+}
+
+func localPath(src string) (string, bool) {
+	if p, ok := strings.CutPrefix(src, "file://"); ok {
+		return p, true
+	}
+	return src, !strings.Contains(src, "://")
+}
+
+func firstField(b []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	if sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+func digest(r io.ReaderAt, size int64) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+func copyAt(dst io.WriterAt, src io.ReaderAt, size int64) error {
+	buf := make([]byte, 4<<20)
+	for off := int64(0); off < size; {
+		n, err := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if n > 0 {
+			if _, werr := dst.WriteAt(buf[:n], off); werr != nil {
+				return werr
+			}
+			off += int64(n)
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && off == size) {
+			return err
+		}
+	}
+	return nil
+}
