@@ -148,7 +148,7 @@ type readerAtFile struct {
 }
 
 func (f readerAtFile) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
-func (f readerAtFile) Read([]byte) (int, error)                 { return 0, io.EOF }
+func (f readerAtFile) Read([]byte) (int, error)                { return 0, io.EOF }
 func (f readerAtFile) Seek(off int64, whence int) (int64, error) {
 	return 0, fmt.Errorf("seek not supported")
 }
