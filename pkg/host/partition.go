@@ -1,0 +1,78 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// FindPartition returns the device node (/dev/vda2) of the partition whose
+// GPT partition name is label, reading sysfs.
+func (Linux) FindPartition(label string) (string, error) {
+	uevents, _ := filepath.Glob("/sys/class/block/*/uevent")
+	for _, u := range uevents {
+		data, err := os.ReadFile(u)
+		if err != nil {
+			continue
+		}
+		var name, part string
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), "=")
+			switch k {
+			case "DEVNAME":
+				name = v
+			case "PARTNAME":
+				part = v
+			}
+		}
+		if part == label && name != "" {
+			return "/dev/" + name, nil
+		}
+	}
+	return "", fmt.Errorf("find partition %s: no block device has that GPT partition name", label)
+}
+
+// BlockFile is a block device (or image file) opened for reading and writing.
+type BlockFile struct {
+	*os.File
+	size int64
+}
+
+// Size is the device's size in bytes.
+func (b *BlockFile) Size() int64 { return b.size }
+
+// OpenBlock opens dev read-write.
+func (l Linux) OpenBlock(dev string) (*BlockFile, error) {
+	size, err := l.BlockSize(dev)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dev, err)
+	}
+	return &BlockFile{File: f, size: size}, nil
+}
+
+// MountPointOf returns where dev is mounted, from /proc/self/mountinfo, or "".
+func (Linux) MountPointOf(dev string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) >= 5 && len(g) >= 2 && g[1] == dev {
+			return f[4]
+		}
+	}
+	return ""
+}
