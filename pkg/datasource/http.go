@@ -1,0 +1,243 @@
+package datasource
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Retry bounds how long a network source keeps trying while the network
+// comes up. The zero value means the defaults below; Now and Sleep are
+// injectable so that tests run on a fake clock.
+type Retry struct {
+	// Budget is the most time spent on one source, all attempts and
+	// pauses included (default 60 s). The caller's context may cut it
+	// shorter.
+	Budget time.Duration
+	// AttemptTimeout bounds one request (default 10 s).
+	AttemptTimeout time.Duration
+	// First is the pause after the first failure (default 500 ms); each
+	// later pause doubles, up to Max (default 8 s).
+	First, Max time.Duration
+	Now        func() time.Time
+	Sleep      func(ctx context.Context, d time.Duration) error
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Budget <= 0 {
+		r.Budget = 60 * time.Second
+	}
+	if r.AttemptTimeout <= 0 {
+		r.AttemptTimeout = 10 * time.Second
+	}
+	if r.First <= 0 {
+		r.First = 500 * time.Millisecond
+	}
+	if r.Max <= 0 {
+		r.Max = 8 * time.Second
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Sleep == nil {
+		r.Sleep = sleepCtx
+	}
+	return r
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errPermanent marks an attempt error that retrying cannot fix.
+type errPermanent struct{ err error }
+
+func (e errPermanent) Error() string { return e.err.Error() }
+func (e errPermanent) Unwrap() error { return e.err }
+
+// permanent wraps err so that Retry.do stops at once.
+func permanent(err error) error { return errPermanent{err} }
+
+// do runs attempt until it succeeds, fails permanently, or the budget (or
+// ctx) runs out. It returns the number of attempts made.
+func (r Retry) do(ctx context.Context, what string, attempt func(ctx context.Context) error) (int, error) {
+	r = r.withDefaults()
+	start := r.Now()
+	pause := r.First
+	for n := 1; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, r.AttemptTimeout)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		var perm errPermanent
+		if errors.As(err, &perm) {
+			return n, perm.err
+		}
+		if ctx.Err() != nil {
+			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %v)", what, n, ctx.Err(), err)
+		}
+		elapsed := r.Now().Sub(start)
+		if elapsed+pause > r.Budget {
+			return n, fmt.Errorf("%s: gave up after %d attempts in %s (budget %s): %w",
+				what, n, elapsed.Round(time.Millisecond), r.Budget, err)
+		}
+		if serr := r.Sleep(ctx, pause); serr != nil {
+			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %v)", what, n, serr, err)
+		}
+		pause *= 2
+		if pause > r.Max {
+			pause = r.Max
+		}
+	}
+}
+
+// HTTP is the `http` datasource: user-data fetched from a URL
+// (keso.config_url, or install.config_url for the installer). HTTPS is
+// verified against the system roots (/etc/ssl/certs/ca-certificates.crt in
+// the root file system, which Go's crypto/x509 reads on Linux).
+type HTTP struct {
+	URL    string
+	Client *http.Client // nil: a client with the system roots
+	Retry  Retry
+}
+
+// Fetch GETs the URL, retrying with backoff while the network comes up
+// (connection errors, timeouts, 5xx, 408 and 429). Any other status is a
+// permanent error.
+func (h HTTP) Fetch(ctx context.Context) (Found, error) {
+	name := Redact(h.URL)
+	u, err := url.Parse(h.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Found{}, fmt.Errorf("config url %q: want an http:// or https:// URL with a host", name)
+	}
+	data, _, err := get(ctx, h.client(), h.Retry, h.URL, nil)
+	if err != nil {
+		return Found{}, err
+	}
+	return Found{Origin: name, UserData: data, UserDataName: name}, nil
+}
+
+func (h HTTP) client() *http.Client {
+	if h.Client != nil {
+		return h.Client
+	}
+	return http.DefaultClient
+}
+
+// Redact hides a password in a URL's user info, for logs and source names.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// statusError is a non-2xx answer.
+type statusError struct {
+	url  string
+	code int
+}
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("GET %s: %d %s", e.url, e.code, http.StatusText(e.code))
+}
+
+// get fetches rawURL with retries; header is added to each request. A 404
+// is returned at once as a statusError wrapping nothing retryable.
+func get(ctx context.Context, c *http.Client, r Retry, rawURL string, header http.Header) ([]byte, int, error) {
+	return request(ctx, c, r, http.MethodGet, rawURL, header)
+}
+
+func request(ctx context.Context, c *http.Client, r Retry, method, rawURL string, header http.Header) ([]byte, int, error) {
+	name := Redact(rawURL)
+	var (
+		body   []byte
+		status int
+	)
+	_, err := r.do(ctx, method+" "+name, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
+		if err != nil {
+			return permanent(fmt.Errorf("%s %s: %w", method, name, err))
+		}
+		for k, vs := range header {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			if certErr := certificateHint(err); certErr != nil {
+				return permanent(certErr)
+			}
+			return fmt.Errorf("%s %s: %w", method, name, unwrapURLError(err))
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		if status/100 != 2 {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			se := statusError{url: name, code: status}
+			if status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests {
+				return se
+			}
+			return permanent(se)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxUserData+1))
+		if err != nil {
+			return fmt.Errorf("%s %s: read body: %w", method, name, err)
+		}
+		if len(b) > maxUserData {
+			return permanent(fmt.Errorf("%s %s: larger than %d MiB", method, name, maxUserData>>20))
+		}
+		body = b
+		return nil
+	})
+	return body, status, err
+}
+
+// unwrapURLError drops net/url's "Get \"…\": " prefix (we say it already).
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// certificateHint turns a certificate that is "not yet valid" or "expired"
+// into an error that says to check the clock: a board without a real-time
+// clock boots in 1970 until NTP has run. Other errors give nil.
+func certificateHint(err error) error {
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.Expired {
+		return fmt.Errorf("%w (the clock says %s: a machine without a battery-backed clock needs ntp_servers, or use http:// for the config)",
+			unwrapURLError(err), time.Now().UTC().Format(time.RFC3339))
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return fmt.Errorf("%w (the server's certificate is not signed by a root in /etc/ssl/certs/ca-certificates.crt)", unwrapURLError(err))
+	}
+	var hn x509.HostnameError
+	if errors.As(err, &hn) {
+		return unwrapURLError(err)
+	}
+	if strings.Contains(err.Error(), "x509:") {
+		return unwrapURLError(err)
+	}
+	return nil
+}

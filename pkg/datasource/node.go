@@ -1,0 +1,131 @@
+package datasource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// OpenStackSource is the `openstack` datasource: the config drive when
+// there is one, else the OpenStack metadata service
+// (BaseURL/openstack/latest/meta_data.json and user_data).
+type OpenStackSource struct {
+	Drive   ConfigDrive
+	BaseURL string // DefaultIMDS on a node
+	Client  *http.Client
+	Retry   Retry // default budget 30 s, 2 s per attempt
+}
+
+// Fetch tries the config drive, then the metadata service.
+func (o OpenStackSource) Fetch(ctx context.Context) (Found, error) {
+	found, err := o.Drive.Fetch(ctx)
+	if !errors.Is(err, ErrNotFound) {
+		return found, err
+	}
+	base := strings.TrimRight(o.BaseURL, "/")
+	if base == "" {
+		base = DefaultIMDS
+	}
+	c := o.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	r := o.Retry
+	if r.Budget <= 0 {
+		r.Budget = 30 * time.Second
+	}
+	if r.AttemptTimeout <= 0 {
+		r.AttemptTimeout = 2 * time.Second
+	}
+	metaURL := base + "/openstack/latest/meta_data.json"
+	md, _, err := get(ctx, c, r, metaURL, nil)
+	if err != nil {
+		if isStatus(err) {
+			return Found{}, fmt.Errorf("no config drive, and no OpenStack metadata at %s: %v: %w", base, err, ErrNotFound)
+		}
+		return Found{}, fmt.Errorf("no config drive, and no OpenStack metadata service at %s: %v: %w", base, err, ErrNotFound)
+	}
+	found = Found{Origin: "openstack:" + base}
+	var errs []error
+	meta, err := ParseOpenStackMeta(md)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", metaURL, err))
+	}
+	found.Meta, found.MetaName = meta, metaURL
+	udURL := base + "/openstack/latest/user_data"
+	ud, _, err := get(ctx, c, r, udURL, nil)
+	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
+		err = nil
+	}
+	if err != nil {
+		errs = append(errs, err)
+	} else if ud != nil {
+		found.UserData, found.UserDataName = ud, udURL
+	}
+	return found, errors.Join(errs...)
+}
+
+// NoCloudSeed is NoCloud's network form, `ds=nocloud;s=URL/` on the kernel
+// command line: URL/user-data and URL/meta-data.
+type NoCloudSeed struct {
+	Seed   string // ends with "/"
+	Client *http.Client
+	Retry  Retry
+}
+
+// Fetch GETs user-data and meta-data under the seed URL. A 404 for either
+// means that file is absent.
+func (n NoCloudSeed) Fetch(ctx context.Context) (Found, error) {
+	c := n.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	seed := Redact(n.Seed)
+	found := Found{Origin: "nocloud:" + seed}
+	var errs []error
+	ud, _, err := get(ctx, c, n.Retry, n.Seed+"user-data", nil)
+	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
+		ud, err = nil, nil
+	}
+	if err != nil {
+		return Found{}, err
+	}
+	if ud != nil {
+		found.UserData, found.UserDataName = ud, seed+"user-data"
+	}
+	md, _, err := get(ctx, c, n.Retry, n.Seed+"meta-data", nil)
+	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
+		md, err = nil, nil
+	}
+	if err != nil {
+		errs = append(errs, err)
+	} else if md != nil {
+		meta, err := ParseNoCloudMeta(md)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%smeta-data: %w", seed, err))
+		}
+		found.Meta, found.MetaName = meta, seed+"meta-data"
+	}
+	return found, errors.Join(errs...)
+}
+
+// NodeFetchers returns the real datasources of a node whose root file
+// system is at root ("/" on a device; block devices are read from
+// root/sys/class/block and root/dev). Network sources use Go's default
+// HTTP client, which verifies HTTPS against the system roots.
+func NodeFetchers(root string) Fetchers {
+	dev := Devices{Root: root}
+	return Fetchers{
+		ByName: map[string]Fetcher{
+			CDROM:     NoCloud{Devices: dev},
+			ConfigDrv: ConfigDrive{Devices: dev},
+			OpenStack: OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
+			EC2Name:   EC2{BaseURL: DefaultIMDS},
+		},
+		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
+		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },
+	}
+}
