@@ -1,0 +1,429 @@
+package netconf
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/phase"
+)
+
+// Netlinker is what Apply needs from the kernel's link layer
+// (host.Netlink in production).
+type Netlinker interface {
+	Links() ([]Link, error)
+	SetUp(link string) error
+	SetDown(link string) error
+	SetMTU(link string, mtu int) error
+	CreateBond(name, mode string, miimon int) error
+	CreateVLAN(name, parent string, id int) error
+	SetMaster(link, master string) error
+	ReplaceAddr(link, cidr string) error
+	ReplaceRoute(link, to, via string, metric int) error
+	SetIPv6RA(link string, on bool) error
+}
+
+// Lease is a DHCPv4 lease, already applied to its link.
+type Lease = host.DHCPv4Lease
+
+// DHCPer gets a DHCPv4 lease on an up link and applies it (address, routes
+// with the given metric). It must return when ctx ends (host.Netlink).
+type DHCPer interface {
+	DHCPv4(ctx context.Context, link string, metric int) (Lease, error)
+}
+
+// FS is where resolv.conf is written (host.FS).
+type FS interface {
+	WriteFileAtomic(p string, data []byte, mode fs.FileMode) error
+}
+
+// Result is what Apply leaves behind.
+type Result struct {
+	// Leases got before Apply returned, in plan order.
+	Leases []Lease
+	// Offline are the waited-for links that were not online in time.
+	Offline []string
+	// Background is closed when DHCP on optional links is over (at the
+	// latest at the wait_online deadline). Apply's Recorder keeps receiving
+	// their changes until then.
+	Background <-chan struct{}
+}
+
+// Run observes the links, plans, reports every plan problem as a failure
+// with its config path, and applies the plan. It is what the system stage
+// calls; nl and dh are usually one *host.Netlink.
+func Run(ctx context.Context, cfg cloudconfig.Config, nl Netlinker, dh DHCPer, fsys FS, rec *phase.Recorder) Result {
+	links, err := nl.Links()
+	if err != nil {
+		rec.Fail("keso.network", err)
+		done := make(chan struct{})
+		close(done)
+		return Result{Background: done}
+	}
+	plan, probs := NewPlan(cfg, links)
+	for _, p := range probs {
+		rec.Fail(p.Path, p.Err)
+	}
+	return Apply(ctx, plan, nl, dh, fsys, rec)
+}
+
+// pollInterval is how often carriers are checked while waiting.
+const pollInterval = 100 * time.Millisecond
+
+// Apply executes the plan. It never stops at a failure: each one is
+// recorded with its config path and the other actions still run. It
+// returns within plan.WaitOnline (plus a little) however the network
+// behaves.
+func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec *phase.Recorder) Result {
+	ctx, cancel := context.WithTimeout(ctx, plan.WaitOnline)
+	failed := map[string]bool{} // links that could not be created
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case OpDHCP, OpAutoDHCP, OpResolv:
+			continue
+		}
+		if failed[a.Link] {
+			continue
+		}
+		if dep := a.Parent + a.Master; failed[dep] {
+			if a.Op == OpCreateVLAN {
+				failed[a.Link] = true
+				rec.Fail(a.Path, fmt.Errorf("create vlan %s: its parent %s could not be set up", a.Link, a.Parent))
+			}
+			continue
+		}
+		if err := do(nl, a); err != nil {
+			if a.Op == OpCreateBond || a.Op == OpCreateVLAN {
+				failed[a.Link] = true
+			}
+			rec.Fail(a.Path, err)
+			continue
+		}
+		rec.Change(string(a.Op), a.Link, detail(a))
+	}
+
+	st := &dnsState{static: plan.Nameservers, fsys: fsys, rec: rec, path: plan.NameserversPath}
+	var mandatory, optional sync.WaitGroup
+	online := map[string]bool{} // links whose DHCP succeeded
+	var mu sync.Mutex
+	for i, a := range plan.Actions {
+		if a.Op != OpDHCP && a.Op != OpAutoDHCP {
+			continue
+		}
+		if failed[a.Link] {
+			continue
+		}
+		wg := &mandatory
+		if a.Optional {
+			wg = &optional
+		}
+		wg.Add(1)
+		go func(i int, a Action) {
+			defer wg.Done()
+			link := a.Link
+			if a.Op == OpAutoDHCP {
+				var err error
+				if link, err = firstCarrier(ctx, nl, a.Candidates, rec); err != nil {
+					rec.Fail(a.Path, err)
+					return
+				}
+				rec.Change("auto-dhcp", link, "first link with a carrier")
+			}
+			lease, err := dhcpBounded(ctx, dh, link, a.Metric)
+			if err != nil {
+				if a.Optional {
+					err = fmt.Errorf("%w (optional link: boot did not wait for it)", err)
+				}
+				rec.Fail(a.Path, err)
+				return
+			}
+			rec.Change("dhcp", link, leaseDetail(lease))
+			mu.Lock()
+			online[link] = true
+			mu.Unlock()
+			st.add(i, lease)
+			if a.Optional {
+				st.write() // boot may have gone on already
+			}
+		}(i, a)
+	}
+	mandatory.Wait()
+	st.write()
+
+	var waits []WaitLink
+	for _, w := range plan.Wait {
+		if w.Link == "" { // the auto-DHCP link: online when its DHCP succeeded
+			if len(st.snapshot()) == 0 {
+				waits = append(waits, w)
+			}
+			continue
+		}
+		mu.Lock()
+		done := online[w.Link]
+		mu.Unlock()
+		if !done && !failed[w.Link] {
+			waits = append(waits, w)
+		}
+	}
+	res := Result{Leases: st.snapshot()}
+	res.Offline = waitCarrier(ctx, nl, waits, plan.WaitOnline, rec)
+
+	bg := make(chan struct{})
+	go func() {
+		optional.Wait()
+		cancel()
+		close(bg)
+	}()
+	res.Background = bg
+	return res
+}
+
+// do performs one link-level action.
+func do(nl Netlinker, a Action) error {
+	switch a.Op {
+	case OpUp:
+		return nl.SetUp(a.Link)
+	case OpDown:
+		return nl.SetDown(a.Link)
+	case OpMTU:
+		return nl.SetMTU(a.Link, a.MTU)
+	case OpIPv6RA:
+		return nl.SetIPv6RA(a.Link, a.On)
+	case OpCreateBond:
+		return nl.CreateBond(a.Link, a.Mode, a.MIIMon)
+	case OpEnslave:
+		return nl.SetMaster(a.Link, a.Master)
+	case OpCreateVLAN:
+		return nl.CreateVLAN(a.Link, a.Parent, a.VLANID)
+	case OpAddr:
+		return nl.ReplaceAddr(a.Link, a.Addr)
+	case OpRoute:
+		return nl.ReplaceRoute(a.Link, a.Route.To, a.Route.Via, a.Route.Metric)
+	}
+	return fmt.Errorf("%s: unknown network action %q", a.Link, a.Op)
+}
+
+func detail(a Action) string {
+	switch a.Op {
+	case OpIPv6RA:
+		return onOff(a.On)
+	case OpMTU:
+		return fmt.Sprint(a.MTU)
+	case OpCreateBond:
+		return fmt.Sprintf("mode %s, miimon %d", a.Mode, a.MIIMon)
+	case OpEnslave:
+		return "to " + a.Master
+	case OpCreateVLAN:
+		return fmt.Sprintf("id %d on %s", a.VLANID, a.Parent)
+	case OpAddr:
+		return a.Addr
+	case OpRoute:
+		return a.Route.String()
+	}
+	return ""
+}
+
+func leaseDetail(l Lease) string {
+	s := l.Address
+	if l.Router != "" {
+		s += ", router " + l.Router
+	}
+	if len(l.DNS) > 0 {
+		s += ", dns " + strings.Join(l.DNS, " ")
+	}
+	if l.Server != "" {
+		s += ", from " + l.Server
+	}
+	return s
+}
+
+// dhcpBounded runs dh.DHCPv4 but gives up when ctx ends even if the
+// implementation does not (a DHCP server that never answers must not hang
+// boot).
+func dhcpBounded(ctx context.Context, dh DHCPer, link string, metric int) (Lease, error) {
+	type res struct {
+		l   Lease
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		l, err := dh.DHCPv4(ctx, link, metric)
+		ch <- res{l, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.l, r.err
+	case <-ctx.Done():
+		// Give a well-behaved client a moment to return its own error.
+		select {
+		case r := <-ch:
+			return r.l, r.err
+		case <-time.After(time.Second):
+			return Lease{}, fmt.Errorf("dhcp on %s: no lease: %w", link, ctx.Err())
+		}
+	}
+}
+
+// firstCarrier brings every candidate up and returns the first (in the
+// candidates' order) that has a carrier, waiting until ctx ends.
+func firstCarrier(ctx context.Context, nl Netlinker, cands []string, rec *phase.Recorder) (string, error) {
+	for _, c := range cands {
+		if err := nl.SetUp(c); err != nil {
+			rec.Fail("keso.network", err)
+			continue
+		}
+		rec.Change("up", c, "looking for a carrier")
+	}
+	for {
+		links, err := nl.Links()
+		if err == nil {
+			carrier := map[string]bool{}
+			for _, l := range links {
+				carrier[l.Name] = l.Carrier
+			}
+			for _, c := range cands {
+				if carrier[c] {
+					return c, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no network interface got a carrier (tried %s): %w", strings.Join(cands, ", "), ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// waitCarrier waits until every link in waits has a carrier or ctx ends,
+// and returns (and reports) the ones that never got one.
+func waitCarrier(ctx context.Context, nl Netlinker, waits []WaitLink, limit time.Duration, rec *phase.Recorder) []string {
+	pending := map[string]WaitLink{}
+	for _, w := range waits {
+		if w.Link != "" {
+			pending[w.Link] = w
+		}
+	}
+	for len(pending) > 0 {
+		if links, err := nl.Links(); err == nil {
+			for _, l := range links {
+				if _, ok := pending[l.Name]; ok && l.Carrier {
+					delete(pending, l.Name)
+				}
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			var off []string
+			for name := range pending {
+				off = append(off, name)
+			}
+			sort.Strings(off)
+			for _, name := range off {
+				rec.Fail(pending[name].Path, fmt.Errorf("%s is not online after %s: no carrier (set optional: true if boot should not wait for it)", name, limit))
+			}
+			return off
+		case <-time.After(pollInterval):
+		}
+	}
+	// The auto-DHCP wait (Link "") has already been reported by its DHCP.
+	var off []string
+	for _, w := range waits {
+		if w.Link == "" {
+			off = append(off, "auto-dhcp")
+		}
+	}
+	return off
+}
+
+// dnsState merges name servers and writes resolv.conf.
+type dnsState struct {
+	mu      sync.Mutex
+	static  []string
+	leases  map[int]Lease // by action index, for a stable order
+	written string
+	fsys    FS
+	rec     *phase.Recorder
+	path    string
+}
+
+func (s *dnsState) add(i int, l Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leases == nil {
+		s.leases = map[int]Lease{}
+	}
+	s.leases[i] = l
+}
+
+func (s *dnsState) ordered() []Lease {
+	idx := make([]int, 0, len(s.leases))
+	for i := range s.leases {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	out := make([]Lease, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, s.leases[i])
+	}
+	return out
+}
+
+func (s *dnsState) snapshot() []Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ordered()
+}
+
+// write renders resolv.conf and writes it when it changed.
+func (s *dnsState) write() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns := append([]string(nil), s.static...)
+	var search []string
+	for _, l := range s.ordered() {
+		ns = append(ns, l.DNS...)
+		search = append(search, l.Search...)
+	}
+	content := RenderResolv(ns, search)
+	if content == "" || content == s.written {
+		return
+	}
+	if err := s.fsys.WriteFileAtomic(ResolvConf, []byte(content), 0o644); err != nil {
+		s.rec.Fail(s.path, err)
+		return
+	}
+	s.written = content
+	s.rec.Change("write", ResolvConf, "nameserver "+strings.Join(dedup(ns), " "))
+}
+
+// RenderResolv renders /etc/resolv.conf for the name servers and search
+// domains, deduplicated in order; "" when there is no name server.
+func RenderResolv(nameservers, search []string) string {
+	ns := dedup(nameservers)
+	if len(ns) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("# Written by keso-init: keso.dns_nameservers, per-link dns and DHCP.\n")
+	for _, n := range ns {
+		if ip := net.ParseIP(n); ip != nil {
+			n = ip.String()
+		}
+		fmt.Fprintf(&b, "nameserver %s\n", n)
+	}
+	if s := dedup(search); len(s) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(s, " "))
+	}
+	return b.String()
+}
