@@ -10,7 +10,9 @@ import (
 	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
-func lo() Link { return Link{Name: "lo", Index: 1, Kind: "device", Loopback: true, Up: true, Carrier: true} }
+func lo() Link {
+	return Link{Name: "lo", Index: 1, Kind: "device", Loopback: true, Up: true, Carrier: true}
+}
 
 func nic(name string, index int, mac string) Link {
 	return Link{Name: name, Index: index, MAC: mac, Kind: "device", MTU: 1500}
@@ -155,10 +157,10 @@ func TestPlanPaths(t *testing.T) {
 		got[a.String()] = a.Path
 	}
 	want := map[string]string{
-		"mtu eth1 9000":                 "keso.network.interfaces[1].mtu",
-		"create-vlan pos on eth0 id=30": "keso.network.vlans[0]",
-		"addr pos 10.30.0.20/24":        "keso.network.vlans[0].addresses[0]",
-		"route eth0 default via 192.168.10.1 metric 0":      "keso.network.interfaces[0].gateway",
+		"mtu eth1 9000":                                    "keso.network.interfaces[1].mtu",
+		"create-vlan pos on eth0 id=30":                    "keso.network.vlans[0]",
+		"addr pos 10.30.0.20/24":                           "keso.network.vlans[0].addresses[0]",
+		"route eth0 default via 192.168.10.1 metric 0":     "keso.network.interfaces[0].gateway",
 		"route eth1 172.16.0.0/12 via 172.16.5.1 metric 0": "keso.network.interfaces[1].routes[0]",
 	}
 	for action, path := range want {
