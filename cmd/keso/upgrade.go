@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/status"
+	"github.com/keso-os/keso/pkg/upgrade"
+)
+
+func init() {
+	register("upgrade", "write a signed image to the inactive slot and arm a trial boot", runUpgrade)
+	register("rollback", "boot the other slot from the next reboot on", runRollback)
+	register("status", "show what booted, the upgrade state, config phases and k3s", runStatus)
+}
+
+// hostDisk opens root slots by their GPT partition names.
+type hostDisk struct{ l host.Linux }
+
+func (d hostDisk) OpenSlot(s bootloader.Slot) (upgrade.SlotDevice, error) {
+	dev, err := d.l.FindPartition(s.PartLabel())
+	if err != nil {
+		return nil, err
+	}
+	return d.l.OpenBlock(dev)
+}
+
+// mountESP returns the ESP's file system, mounting it when needed.
+func mountESP(l host.Linux) (host.FS, func(), error) {
+	dev, err := l.FindPartition("KESO_EFI")
+	if err != nil {
+		return host.FS{}, nil, err
+	}
+	if mp := l.MountPointOf(dev); mp != "" {
+		return host.FS{Root: mp}, func() {}, nil
+	}
+	const mp = "/run/keso/esp"
+	if err := l.Mount(dev, mp, "vfat", 0, ""); err != nil {
+		return host.FS{}, nil, err
+	}
+	return host.FS{Root: mp}, func() { syscall.Sync(); l.Unmount(mp) }, nil
+}
+
+func extraKeys(root host.FS) []string {
+	data, err := root.ReadFile(upgrade.EffectiveConfig)
+	if err != nil {
+		return nil
+	}
+	r := cloudconfig.LoadFile(upgrade.EffectiveConfig, data)
+	if r.Config.Keso.Upgrade == nil {
+		return nil
+	}
+	return r.Config.Keso.Upgrade.PublicKeys
+}
+
+func runUpgrade(args []string) int {
+	fs := flag.NewFlagSet("keso upgrade", flag.ContinueOnError)
+	image := fs.String("image", "", "image URL (https://, file://) or path of keso-<version>-<arch>.squashfs")
+	sum := fs.String("sha256", "", "expected sha256 (default: read <image>.sha256)")
+	reboot := fs.Bool("reboot", false, "reboot into the new slot when armed")
+	downgrade := fs.Bool("allow-downgrade", false, "allow an older or the same version")
+	tries := fs.Int("tries", bootloader.DefaultTries, "boots the new slot gets before falling back")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *image == "" {
+		fmt.Fprintln(os.Stderr, "keso upgrade: --image is required")
+		return 2
+	}
+	l := host.Linux{}
+	root := host.FS{Root: "/"}
+	esp, unmount, err := mountESP(l)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
+		return 1
+	}
+	defer unmount()
+	node, err := upgrade.ReadNode(root, esp, extraKeys(root))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	u := &upgrade.Upgrader{Disk: hostDisk{l}, ESP: esp, State: root, WorkDir: "/var/lib/keso/upgrade", Log: os.Stdout}
+	out, err := u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries}, node)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
+		if errors.Is(err, upgrade.ErrRefused) {
+			return 3
+		}
+		return 1
+	}
+	fmt.Printf("keso upgrade: %s → %s armed on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s\n",
+		out.FromVersion, out.ToVersion, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
+		out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond))
+	if *reboot {
+		unmount()
+		return rebootNow()
+	}
+	return 0
+}
+
+func runRollback(args []string) int {
+	fs := flag.NewFlagSet("keso rollback", flag.ContinueOnError)
+	reboot := fs.Bool("reboot", false, "reboot now")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	l := host.Linux{}
+	root := host.FS{Root: "/"}
+	esp, unmount, err := mountESP(l)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
+		return 1
+	}
+	defer unmount()
+	node, err := upgrade.ReadNode(root, esp, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
+		return 1
+	}
+	other, err := upgrade.RollbackTo(esp, root, node.Slot, node.Version, "keso rollback by an operator", time.Now())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
+		return 1
+	}
+	fmt.Printf("keso rollback: slot %s boots next\n", other)
+	if *reboot {
+		unmount()
+		return rebootNow()
+	}
+	return 0
+}
+
+// rebootNow asks keso-init (PID 1) for an orderly reboot: SIGINT is what
+// the kernel sends PID 1 for ctrl-alt-del, and keso-init stops k3s, syncs
+// and unmounts before it reboots.
+func rebootNow() int {
+	if err := syscall.Kill(1, syscall.SIGINT); err != nil {
+		fmt.Fprintf(os.Stderr, "keso: reboot: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runStatus(args []string) int {
+	fs := flag.NewFlagSet("keso status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print status.json as it is")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	root := host.FS{Root: "/"}
+	if *asJSON {
+		data, err := root.ReadFile(status.Path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "keso status: %v\n", err)
+			return 1
+		}
+		os.Stdout.Write(data)
+		return 0
+	}
+	s, err := status.Read(root)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso status: %v\n", err)
+		return 1
+	}
+	status.Render(os.Stdout, s)
+	return 0
+}
