@@ -1,0 +1,75 @@
+// Command keso-init is keso's PID 1. As /init in the initramfs (PID 1 and
+// /etc/initrd-release present) it runs the initrd stage (pkg/initrd); as
+// /sbin/init in the root file system it runs the system stage
+// (pkg/systemstage). It never lets the kernel panic: a failure prints one
+// line, then a rescue shell (keso.debug) or a reboot after a bounded wait.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/systemstage"
+	"github.com/keso-os/keso/pkg/version"
+)
+
+const rebootWait = 15 * time.Second
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("keso-init", version.Version)
+		return
+	}
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "keso-init: not PID 1; keso-init is the init of a keso system (try `keso-init version`)")
+		os.Exit(2)
+	}
+	h := host.Linux{}
+	con := console()
+	if _, err := os.Stat("/etc/initrd-release"); err == nil {
+		st := &initrd.Stage{Host: h, Log: con}
+		err := st.MountAPI()
+		debug := false
+		if err == nil {
+			var cmd string
+			var plan initrd.Plan
+			cmd, plan, err = st.ReadCmdline()
+			debug = plan.Debug
+			fmt.Fprintf(con, "keso-init %s: initrd stage, mode %s\n", version.Version, plan.Mode)
+			if err == nil {
+				err = st.Run(context.Background(), cmd, plan)
+			}
+		}
+		fail(con, h, "initrd stage", err, debug, st)
+	}
+	ss := &systemstage.Stage{Host: h, Log: con}
+	fail(con, h, "system stage", ss.Run(), false, nil)
+}
+
+// console returns /dev/console for writing, or stderr.
+func console() *os.File {
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		return f
+	}
+	return os.Stderr
+}
+
+// fail reports a failed stage in one line, then offers the rescue shell or
+// reboots after a bounded wait. PID 1 must never exit.
+func fail(con *os.File, h host.Linux, stage string, err error, debug bool, st *initrd.Stage) {
+	fmt.Fprintf(con, "keso-init: FAILED in %s: %v\n", stage, err)
+	if debug {
+		rescue(con, st)
+	} else {
+		fmt.Fprintf(con, "keso-init: rebooting in %s (add keso.debug to the kernel command line for a rescue shell)\n", rebootWait)
+	}
+	time.Sleep(rebootWait)
+	if err := h.Reboot(); err != nil {
+		fmt.Fprintf(con, "keso-init: %v\n", err)
+	}
+	select {}
+}

@@ -1,0 +1,111 @@
+package initrd
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// BlockDev is a block device as sysfs describes it.
+type BlockDev struct {
+	Name      string // kernel name, e.g. vda2
+	PartLabel string // GPT partition name (PARTNAME=), if any
+	Partition bool
+}
+
+// ScanBlock lists the block devices under root/sys/class/block, sorted by
+// name, with their GPT partition labels.
+func ScanBlock(root string) ([]BlockDev, error) {
+	dir := filepath.Join(root, "sys/class/block")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list block devices in %s: %w", dir, err)
+	}
+	var out []BlockDev
+	for _, e := range ents {
+		b := BlockDev{Name: e.Name()}
+		if data, err := os.ReadFile(filepath.Join(dir, e.Name(), "uevent")); err == nil {
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			for sc.Scan() {
+				k, v, _ := strings.Cut(sc.Text(), "=")
+				switch k {
+				case "DEVNAME":
+					b.Name = v
+				case "PARTNAME":
+					b.PartLabel = v
+				case "DEVTYPE":
+					b.Partition = v == "partition"
+				}
+			}
+		}
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// FindPartLabel returns the device with the given GPT partition label.
+func FindPartLabel(devs []BlockDev, label string) (BlockDev, bool) {
+	for _, d := range devs {
+		if d.PartLabel == label {
+			return d, true
+		}
+	}
+	return BlockDev{}, false
+}
+
+// ISO 9660: the primary volume descriptor is in the 2048-byte sector 16; it
+// starts with type 1 and "CD001", and the volume identifier is 32 bytes at
+// offset 40, padded with spaces.
+const (
+	pvdOffset   = 16 * 2048
+	labelOffset = 40
+	labelLen    = 32
+)
+
+// ISOLabel reads the ISO 9660 volume label of the device or image at path.
+// ok is false when it holds no ISO 9660 file system.
+func ISOLabel(path string) (label string, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	buf := make([]byte, labelOffset+labelLen)
+	if _, err := f.ReadAt(buf, pvdOffset); err != nil {
+		return "", false, err
+	}
+	if buf[0] != 1 || string(buf[1:6]) != "CD001" {
+		return "", false, nil
+	}
+	return strings.TrimRight(string(buf[labelOffset:]), " \x00"), true, nil
+}
+
+// Survey describes what a search saw, for the one-line failure message.
+type Survey []string
+
+func (s Survey) String() string {
+	if len(s) == 0 {
+		return "no block devices"
+	}
+	return strings.Join(s, ", ")
+}
+
+// describe is one device in a Survey.
+func describe(d BlockDev, iso string) string {
+	var parts []string
+	if d.PartLabel != "" {
+		parts = append(parts, "partlabel "+d.PartLabel)
+	}
+	if iso != "" {
+		parts = append(parts, iso)
+	}
+	if len(parts) == 0 {
+		return d.Name
+	}
+	return d.Name + " (" + strings.Join(parts, "; ") + ")"
+}

@@ -1,0 +1,217 @@
+package initrd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keso-os/keso/pkg/host"
+)
+
+// FindRoot finds the root for plan, mounts it read-only on /sysroot and
+// fills info.
+func (s *Stage) FindRoot(ctx context.Context, plan Plan, info *Info) error {
+	s.defaults()
+	switch plan.Mode {
+	case ModeNetboot:
+		return s.netbootRoot(ctx, plan, info)
+	case ModeDisk, ModeLive, ModeAuto:
+	default:
+		return fmt.Errorf("unknown boot mode %q", plan.Mode)
+	}
+	dev, mode, survey, err := s.waitForRoot(ctx, plan)
+	if err != nil {
+		return err
+	}
+	if dev == "" {
+		return fmt.Errorf("root not found after %s: looked for %s; found: %s", plan.RootWait, wanted(plan), survey)
+	}
+	info.Mode, info.Slot = mode, plan.Slot
+	if mode == ModeDisk {
+		if info.Slot == "" {
+			info.Slot = "a"
+		}
+		info.Root, info.RootDevice = dev, dev
+		s.logf("found %s on %s", RootPartLabel(info.Slot), dev)
+		return s.mountSquashfs(dev, info)
+	}
+	s.logf("found ISO 9660 volume %s on %s", LiveLabel, dev)
+	if err := s.Host.Mount(dev, s.path(MediaDir), "iso9660", host.MountReadOnly, ""); err != nil {
+		return fmt.Errorf("live root: %w", err)
+	}
+	sq := filepath.Join(s.path(MediaDir), LiveSquashfs)
+	if _, err := os.Stat(sq); err != nil {
+		return fmt.Errorf("live root: volume %s on %s has no /%s: %w", LiveLabel, dev, LiveSquashfs, err)
+	}
+	info.Root = dev + ":/" + LiveSquashfs
+	return s.loopMount(sq, info)
+}
+
+func wanted(plan Plan) string {
+	switch plan.Mode {
+	case ModeDisk:
+		return "GPT partition labelled " + RootPartLabel(plan.Slot)
+	case ModeLive:
+		return "an ISO 9660 volume labelled " + LiveLabel + " (CD-ROM or USB stick)"
+	}
+	return "GPT partition labelled " + RootPartLabel("a") + " or an ISO 9660 volume labelled " + LiveLabel
+}
+
+// waitForRoot scans the block devices until the root for plan appears or
+// plan.RootWait passes. It returns the device path ("" if not found), the
+// mode it implies and a survey of what it saw last.
+func (s *Stage) waitForRoot(ctx context.Context, plan Plan) (string, Mode, Survey, error) {
+	deadline := s.Now().Add(plan.RootWait)
+	slot := plan.Slot
+	if slot == "" {
+		slot = "a"
+	}
+	lastReport := s.Now()
+	s.logf("looking for %s (up to %s)", wanted(plan), plan.RootWait)
+	for {
+		devs, err := ScanBlock(s.path("/"))
+		if err != nil {
+			return "", "", nil, err
+		}
+		var survey Survey
+		if plan.Mode != ModeLive {
+			if d, ok := FindPartLabel(devs, RootPartLabel(slot)); ok {
+				return s.devPath(d.Name), ModeDisk, nil, nil
+			}
+		}
+		for _, d := range devs {
+			if strings.HasPrefix(d.Name, "loop") || strings.HasPrefix(d.Name, "ram") {
+				continue
+			}
+			iso := ""
+			if plan.Mode != ModeDisk {
+				label, ok, err := ISOLabel(s.devPath(d.Name))
+				switch {
+				case err != nil:
+					iso = "unreadable: " + shortErr(err)
+				case ok && label == LiveLabel:
+					return s.devPath(d.Name), ModeLive, nil, nil
+				case ok:
+					iso = fmt.Sprintf("ISO label %q", label)
+				}
+			}
+			survey = append(survey, describe(d, iso))
+		}
+		if !s.Now().Before(deadline) || ctx.Err() != nil {
+			return "", "", survey, nil
+		}
+		if s.Now().Sub(lastReport) >= 10*time.Second {
+			s.logf("still looking for %s; found so far: %s", wanted(plan), survey)
+			lastReport = s.Now()
+		}
+		s.Sleep(s.Poll)
+	}
+}
+
+func shortErr(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func (s *Stage) devPath(name string) string { return s.path(filepath.Join("/dev", name)) }
+
+func (s *Stage) loopMount(file string, info *Info) error {
+	loop, err := s.Host.AttachLoop(file)
+	if err != nil {
+		return fmt.Errorf("%s root: %w", info.Mode, err)
+	}
+	s.logf("attached %s to %s", file, loop)
+	info.RootDevice = loop
+	return s.mountSquashfs(loop, info)
+}
+
+func (s *Stage) mountSquashfs(dev string, info *Info) error {
+	if err := s.Host.Mount(dev, s.path(Sysroot), "squashfs", host.MountReadOnly, ""); err != nil {
+		return fmt.Errorf("%s root: %w (is it a squashfs? is the squashfs module in the initrd?)", info.Mode, err)
+	}
+	if _, err := os.Lstat(filepath.Join(s.path(Sysroot), Init)); err != nil { // Lstat: often an absolute symlink
+		return fmt.Errorf("%s root on %s: no %s in it: %w", info.Mode, dev, Init, err)
+	}
+	return nil
+}
+
+// Layers mounts the state partition (disk mode), grows it, and mounts the
+// writable layers.
+func (s *Stage) Layers(info *Info) error {
+	s.defaults()
+	stateDir := ""
+	if info.Mode == ModeDisk {
+		devs, err := ScanBlock(s.path("/"))
+		if err != nil {
+			return err
+		}
+		if d, ok := FindPartLabel(devs, StatePartLabel); ok {
+			dev := s.devPath(d.Name)
+			stateDir = filepath.Join(Sysroot, StateDir)
+			if err := s.Host.Mount(dev, s.path(stateDir), "ext4", host.MountNoSuid|host.MountNoDev, ""); err != nil {
+				return fmt.Errorf("state partition %s: %w", StatePartLabel, err)
+			}
+			info.State = dev
+			size, err := s.Host.BlockSize(dev)
+			if err != nil {
+				return fmt.Errorf("state partition: %w", err)
+			}
+			before, after, err := s.Host.GrowExt4(s.path(stateDir), size)
+			if err != nil {
+				// A file system we cannot grow still works; say so and go on.
+				s.logf("state: %v", err)
+			} else if after != before {
+				s.logf("state: grew %s from %d to %d blocks to fill its partition (%d MiB)", dev, before, after, size>>20)
+			}
+			info.StateGrown = []uint64{before, after}
+		} else {
+			s.logf("no %s partition: /var and /etc changes live in RAM", StatePartLabel)
+		}
+	}
+	for _, op := range LayerPlan(Sysroot, stateDir, RunDir) {
+		for _, d := range op.Mkdir {
+			if err := os.MkdirAll(s.path(d), 0o755); err != nil {
+				return fmt.Errorf("writable layers: create %s: %w", d, err)
+			}
+		}
+		var flags uintptr
+		if op.Bind {
+			flags |= host.MountBind
+		}
+		if op.ReadOnly {
+			flags |= host.MountReadOnly
+		}
+		data := op.Data
+		if op.FSType == "overlay" {
+			data = prefixOverlay(data, s.Root)
+		}
+		src := op.Source
+		if op.Bind {
+			src = s.path(src)
+		}
+		if err := s.Host.Mount(src, s.path(op.Target), op.FSType, flags, data); err != nil {
+			return fmt.Errorf("writable layers: %w", err)
+		}
+	}
+	return nil
+}
+
+// prefixOverlay puts root in front of the directories of an overlay option
+// string (only matters in tests, where root is not "/").
+func prefixOverlay(data, root string) string {
+	if root == "/" || root == "" {
+		return data
+	}
+	opts := strings.Split(data, ",")
+	for i, o := range opts {
+		if k, v, ok := strings.Cut(o, "="); ok && strings.HasSuffix(k, "dir") {
+			opts[i] = k + "=" + filepath.Join(root, v)
+		}
+	}
+	return strings.Join(opts, ",")
+}

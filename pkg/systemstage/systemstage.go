@@ -1,0 +1,125 @@
+// Package systemstage is keso-init's system stage, the part that runs as
+// /sbin/init in the real root after the initrd stage switched root. In this
+// first version it is minimal: it prints a banner with the version and the
+// boot mode, records the boot in /run/keso/boot.json and hands off to k3s
+// with exec-style arguments. Cloud-config phases come later.
+package systemstage
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keso-os/keso/pkg/initrd"
+)
+
+// Execer replaces the running process; *host.Linux implements it.
+type Execer interface {
+	Exec(path string, argv, env []string) error
+}
+
+// Paths in the root file system.
+const (
+	OSRelease = "/etc/os-release"
+	BootJSON  = "/run/keso/boot.json"
+	K3s       = "/usr/local/bin/k3s"
+)
+
+// Boot is the content of /run/keso/boot.json.
+type Boot struct {
+	Mode    initrd.Mode `json:"mode"`
+	Slot    string      `json:"slot,omitempty"`
+	Version string      `json:"version"`
+	Root    string      `json:"root"`
+	// From the initrd stage, for diagnosis.
+	RootDevice string   `json:"root_device,omitempty"`
+	State      string   `json:"state,omitempty"`
+	StateGrown []uint64 `json:"state_grown_blocks,omitempty"`
+	Lease      string   `json:"lease,omitempty"`
+}
+
+// Stage runs the system stage.
+type Stage struct {
+	Host Execer
+	Root string // "/" on a device, a temp dir in tests
+	Log  io.Writer
+}
+
+func (s *Stage) path(p string) string { return filepath.Join(s.Root, p) }
+
+// Plan reads what the initrd stage recorded and the OS version and decides
+// the boot record and the k3s command line. It is pure apart from reading
+// files under Root.
+func (s *Stage) Plan() (Boot, []string, error) {
+	var info initrd.Info
+	b, err := os.ReadFile(s.path(initrd.InfoFile))
+	if err != nil {
+		return Boot{}, nil, fmt.Errorf("read what the initrd stage found: %w", err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return Boot{}, nil, fmt.Errorf("decode %s: %w", initrd.InfoFile, err)
+	}
+	ver, err := osVersion(s.path(OSRelease))
+	if err != nil {
+		return Boot{}, nil, err
+	}
+	boot := Boot{
+		Mode: info.Mode, Slot: info.Slot, Version: ver, Root: info.Root,
+		RootDevice: info.RootDevice, State: info.State, StateGrown: info.StateGrown, Lease: info.Lease,
+	}
+	return boot, []string{K3s, "server"}, nil
+}
+
+// osVersion returns VERSION_ID from an os-release file.
+func osVersion(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read OS version: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && k == "VERSION_ID" {
+			return strings.Trim(v, `"'`), nil
+		}
+	}
+	return "", fmt.Errorf("read OS version: no VERSION_ID in %s", path)
+}
+
+// Run prints the banner, writes boot.json and execs k3s. It returns only on
+// failure.
+func (s *Stage) Run() error {
+	if s.Root == "" {
+		s.Root = "/"
+	}
+	if s.Log == nil {
+		s.Log = os.Stderr
+	}
+	boot, argv, err := s.Plan()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Log, "\nkeso %s (%s)\n\n", boot.Version, boot.Mode)
+	b, err := json.Marshal(boot)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", BootJSON, err)
+	}
+	p := s.path(BootJSON)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	fmt.Fprintf(s.Log, "keso-init: handing off to %s\n", strings.Join(argv, " "))
+	env := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root",
+		"KESO_BOOT_MODE=" + string(boot.Mode),
+	}
+	return s.Host.Exec(s.path(argv[0]), argv, env)
+}
