@@ -1,0 +1,32 @@
+// Package sshd is keso's built-in SSH server (golang.org/x/crypto/ssh): the
+// way into a node that has no other userland daemon.
+//
+// What it does, and how it maps to the config (`keso.ssh`):
+//   - Host keys (ed25519 and ECDSA P-256, for clients that predate ed25519)
+//     are generated once and kept under KeyDir (/var/lib/keso/ssh, on the
+//     state partition when installed), so a node keeps its identity across
+//     boots and upgrades. ECDSA rather than RSA 3072 because generating an
+//     RSA key takes seconds on a Raspberry Pi at first boot, and every
+//     OpenSSH since 5.7 speaks ECDSA.
+//   - Public-key auth for `rancher` against ~rancher/.ssh/authorized_keys
+//     (written by the users phase), read at each attempt so that keys
+//     fetched later in the boot work without a restart. root may log in only
+//     with `root_login: true`, with the keys in /root/.ssh/authorized_keys
+//     and rancher's keys ("let the authorized keys log in as root too").
+//   - Password auth only with `password_auth: true` and a PasswordChecker;
+//     without a checker the server says so on the console and offers
+//     public keys only.
+//   - Sessions: a PTY shell (window changes followed), `exec` requests run
+//     with `SHELL -c` and return the exit status (or the signal), signals,
+//     the `sftp` subsystem (which also serves OpenSSH's scp, SFTP-based since
+//     OpenSSH 9.0), and local port forwarding (`direct-tcpip`, for
+//     `ssh -L 6443:127.0.0.1:6443` to reach the k3s API).
+//   - Processes run as the logged-in user (uid, gid, supplementary groups
+//     from /etc/passwd and /etc/group) with HOME, USER, LOGNAME, SHELL, PATH
+//     set, in the user's home directory.
+//
+// Remote forwarding (`ssh -R`), agent forwarding and X11 are refused.
+// authorized_keys options (command=, from=, restrict) are not interpreted:
+// a key with options is ignored with a console line, never silently given
+// more than its options allow.
+package sshd
