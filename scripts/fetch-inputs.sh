@@ -27,9 +27,9 @@ debarch() {
 # metapackage; its Depends names the ABI-versioned image package.
 pkgs_for() {
   case "$1" in
-    amd64) echo "linux-image-cloud-amd64:amd64 systemd-boot-efi:amd64 isolinux:all syslinux-common:all" ;;
-    arm64) echo "linux-image-arm64:arm64 systemd-boot-efi:arm64" ;;
-    armv7) echo "linux-image-armmp:armhf" ;;
+    amd64) echo "linux-image-cloud-amd64:amd64 systemd-boot-efi:amd64 isolinux:all syslinux-common:all ca-certificates:all" ;;
+    arm64) echo "linux-image-arm64:arm64 systemd-boot-efi:arm64 ca-certificates:all" ;;
+    armv7) echo "linux-image-armmp:armhf ca-certificates:all" ;;
   esac
 }
 

@@ -63,10 +63,13 @@ type Profile struct {
 	Modules []string `yaml:"modules"`
 	// InitrdModules are the modules needed to find the root; they go into
 	// the initrd and are listed in /etc/keso/initrd-modules.
-	InitrdModules []string   `yaml:"initrd_modules"`
-	K3s           K3s        `yaml:"k3s"`
-	Bootloader    Bootloader `yaml:"bootloader"`
-	Cmdline       string     `yaml:"cmdline"`
+	InitrdModules []string `yaml:"initrd_modules"`
+	// CACertificates is the Debian ca-certificates package; its Mozilla
+	// certificates become /etc/ssl/certs/ca-certificates.crt.
+	CACertificates Input      `yaml:"ca_certificates"`
+	K3s            K3s        `yaml:"k3s"`
+	Bootloader     Bootloader `yaml:"bootloader"`
+	Cmdline        string     `yaml:"cmdline"`
 	// Outputs: squashfs, initrd, vmlinuz, iso, raw, netboot.
 	Outputs []string `yaml:"outputs"`
 	// RootSizeMiB is the size of each root slot in the raw disk (0 = squashfs size + 25%, rounded to 64 MiB).
@@ -139,6 +142,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.Kernel.URL != "" && p.Kernel.SHA256 == "" {
 		errs = append(errs, "kernel: url needs sha256")
+	}
+	if p.CACertificates.Package == "" && p.CACertificates.URL == "" {
+		errs = append(errs, "ca_certificates: set package (ca-certificates) or url + sha256")
 	}
 	if p.K3s.URL == "" || p.K3s.SHA256 == "" || p.K3s.Version == "" {
 		errs = append(errs, "k3s: version, url and sha256 must be pinned")

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strings"
 	"strconv"
 )
 
@@ -62,6 +64,12 @@ func Make(ctx context.Context, src, out string, o Options) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, Tool, Args(src, out, o)...)
+	// mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time/-all-time
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "SOURCE_DATE_EPOCH=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
 	if o.Progress != nil {
 		cmd.Stdout = o.Progress
 		cmd.Stderr = o.Progress

@@ -183,7 +183,7 @@ func (t Tree) WriteDir(dir string, mtime time.Time) error {
 		n := t[p]
 		dst := filepath.Join(dir, filepath.FromSlash(p))
 		if n.Kind != Symlink {
-			if err := os.Chmod(dst, n.Mode.Perm()); err != nil {
+			if err := os.Chmod(dst, n.Mode&(fs.ModePerm|fs.ModeSticky)); err != nil {
 				return fmt.Errorf("stage chmod %s: %w", dst, err)
 			}
 		}
@@ -235,6 +235,9 @@ func (t Tree) WriteCPIO(w io.Writer, mtime time.Time) error {
 	for _, p := range t.Paths() {
 		n := t[p]
 		e := cpio.Entry{Name: p, Mode: uint32(n.Mode.Perm())}
+		if n.Mode&fs.ModeSticky != 0 {
+			e.Mode |= 0o1000
+		}
 		switch n.Kind {
 		case Dir:
 			e.Mode |= cpio.TypeDir

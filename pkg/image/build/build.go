@@ -1,0 +1,845 @@
+// Package build is keso-build's engine: from an image profile and its
+// inputs (Debian kernel and bootloader packages, k3s, our Go binaries, the
+// u-root userland) it writes every artifact into one output folder — root
+// squashfs, kernel, initrd, hybrid ISO, raw GPT disk, netboot folder,
+// SHA256SUMS — and returns a manifest. It needs no root and writes only to
+// the output folder and the cache. With the same Epoch and inputs the
+// artifacts are byte-identical.
+package build
+
+import (
+	"bytes"
+	"io/fs"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+
+	"github.com/keso-os/keso/pkg/fetch"
+	"github.com/keso-os/keso/pkg/image/esp"
+	"github.com/keso-os/keso/pkg/image/gobuild"
+	"github.com/keso-os/keso/pkg/image/iso"
+	"github.com/keso-os/keso/pkg/image/kmod"
+	"github.com/keso-os/keso/pkg/image/netboot"
+	"github.com/keso-os/keso/pkg/image/profile"
+	"github.com/keso-os/keso/pkg/image/raw"
+	"github.com/keso-os/keso/pkg/image/squashfs"
+	"github.com/keso-os/keso/pkg/image/tree"
+)
+
+// Options for Build.
+type Options struct {
+	Profile  *profile.Profile
+	RepoDir  string   // keso module root: Go sources, overlay/, iso/
+	OutDir   string   // e.g. dist/amd64
+	CacheDir string   // content-addressed cache (default fetch.DefaultDir())
+	DebDirs  []string // folders holding the .deb inputs (scripts/fetch-inputs.sh)
+	K3s      string   // k3s binary file; empty = pinned release from the profile
+	Version  string   // overrides the profile's version
+	Epoch    int64    // SOURCE_DATE_EPOCH: every time stamp in every artifact
+	// NetbootURL is the default base URL written into boot.ipxe.
+	NetbootURL string
+	// Outputs overrides the profile's output set.
+	Outputs []string
+	// InitBinary / KesoBinary use prebuilt binaries instead of building
+	// cmd/keso-init and cmd/keso (tests).
+	InitBinary, KesoBinary string
+	// RootSizeMiB overrides the raw disk's root slot size.
+	RootSizeMiB int
+	// Log gets one line per step; nil is quiet.
+	Log io.Writer
+	// Progress shows mksquashfs's progress bar and download progress on Log.
+	Progress bool
+}
+
+// Artifact is one written file.
+type Artifact struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Step is one timed build step.
+type Step struct {
+	Name     string  `json:"name"`
+	Seconds  float64 `json:"seconds"`
+	Output   string  `json:"output,omitempty"`
+	Size     int64   `json:"size,omitempty"`
+	Describe string  `json:"describe,omitempty"`
+}
+
+// Manifest describes what was built.
+type Manifest struct {
+	Arch      string     `json:"arch"`
+	Version   string     `json:"version"`
+	Kernel    string     `json:"kernel"`
+	K3s       string     `json:"k3s"`
+	Epoch     int64      `json:"source_date_epoch"`
+	OutDir    string     `json:"out_dir"`
+	Artifacts []Artifact `json:"artifacts"`
+	Steps     []Step     `json:"steps"`
+	Seconds   float64    `json:"seconds"`
+	// SizeWithoutK3sAndModules is the root squashfs's uncompressed content
+	// minus k3s and kernel modules: "how big is the OS itself".
+	RootContentBytes     int64 `json:"root_content_bytes"`
+	RootK3sBytes         int64 `json:"root_k3s_bytes"`
+	RootModulesBytes     int64 `json:"root_modules_bytes"`
+	RootKernelInitrdByte int64 `json:"root_kernel_initrd_bytes"`
+}
+
+type builder struct {
+	opts  Options
+	prof  *profile.Profile
+	cache *fetch.Cache
+	man   *Manifest
+	work  string
+	epoch time.Time
+	ver   string
+	outs  map[string]bool
+
+	// resolved inputs
+	vmlinuz, modDir, kver string
+	kmods                 *kmod.Tree
+	k3sPath               string
+	initBin, kesoBin, bb  string
+	caBundle              []byte
+	sdboot                string
+	isolinuxDir           string
+	syslinuxDir           string
+	initrd, squash        string
+	rootTree              tree.Tree
+}
+
+// Artifact file names in the output folder.
+func names(arch string) map[string]string {
+	return map[string]string{
+		"squashfs": "keso-" + arch + ".squashfs",
+		"vmlinuz":  "vmlinuz",
+		"initrd":   "initrd",
+		"iso":      "keso-" + arch + ".iso",
+		"raw":      "keso-" + arch + ".img",
+		"netboot":  "netboot",
+	}
+}
+
+// Build writes the artifacts and returns the manifest.
+func Build(ctx context.Context, o Options) (*Manifest, error) {
+	start := time.Now()
+	p := o.Profile
+	if p == nil {
+		return nil, fmt.Errorf("build: no profile")
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = fetch.DefaultDir()
+	}
+	if o.RepoDir == "" {
+		o.RepoDir = "."
+	}
+	b := &builder{opts: o, prof: p, epoch: time.Unix(o.Epoch, 0).UTC(), ver: p.Version, outs: map[string]bool{}}
+	if o.Version != "" {
+		b.ver = o.Version
+	}
+	outs := p.Outputs
+	if len(o.Outputs) > 0 {
+		outs = o.Outputs
+	}
+	for _, x := range outs {
+		b.outs[x] = true
+	}
+	b.outs["squashfs"], b.outs["vmlinuz"], b.outs["initrd"] = true, true, true
+	b.cache = &fetch.Cache{Dir: o.CacheDir}
+	if o.Progress && o.Log != nil {
+		b.cache.Progress = progressBar(o.Log)
+	}
+	b.man = &Manifest{Arch: p.Arch, Version: b.ver, Epoch: o.Epoch, OutDir: o.OutDir}
+	if err := squashfs.Check(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("build: output folder: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(o.CacheDir, "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("build: cache folder: %w", err)
+	}
+	work, err := os.MkdirTemp(filepath.Join(o.CacheDir, "tmp"), "build-"+p.Arch+"-")
+	if err != nil {
+		return nil, fmt.Errorf("build: work folder: %w", err)
+	}
+	b.work = work
+	defer os.RemoveAll(work)
+	b.clean()
+
+	steps := []struct {
+		name string
+		fn   func(context.Context) (string, string, error)
+	}{
+		{"kernel", b.stepKernel},
+		{"k3s", b.stepK3s},
+		{"bootloader", b.stepBootloader},
+		{"go binaries", b.stepGoBinaries},
+		{"u-root userland", b.stepBusybox},
+		{"initrd", b.stepInitrd},
+		{"root squashfs", b.stepSquashfs},
+		{"raw disk", b.stepRaw},
+		{"iso", b.stepISO},
+		{"netboot", b.stepNetboot},
+		{"SHA256SUMS", b.stepSums},
+	}
+	for _, s := range steps {
+		t0 := time.Now()
+		out, desc, err := s.fn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		st := Step{Name: s.name, Seconds: time.Since(t0).Seconds(), Describe: desc}
+		if out != "" {
+			st.Output = out
+			st.Size = duSize(out)
+		}
+		b.man.Steps = append(b.man.Steps, st)
+		b.logStep(st)
+	}
+	arts, err := b.artifacts()
+	if err != nil {
+		return nil, err
+	}
+	b.man.Artifacts = arts
+	b.man.Seconds = time.Since(start).Seconds()
+	mj, _ := json.MarshalIndent(b.man, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.OutDir, "manifest.json"), append(mj, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("build: write manifest: %w", err)
+	}
+	return b.man, nil
+}
+
+func (b *builder) logStep(s Step) {
+	if b.opts.Log == nil {
+		return
+	}
+	line := fmt.Sprintf("%-16s %6.1fs", s.Name, s.Seconds)
+	if s.Output != "" {
+		rel, _ := filepath.Rel(b.opts.OutDir, s.Output)
+		if strings.HasPrefix(rel, "..") {
+			rel = s.Output
+		}
+		line += fmt.Sprintf("  %-24s %s", rel, human(s.Size))
+	}
+	if s.Describe != "" {
+		line += "  (" + s.Describe + ")"
+	}
+	fmt.Fprintln(b.opts.Log, line)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// duSize is the size of a file, or the sum of the files in a folder.
+func duSize(p string) int64 {
+	var n int64
+	filepath.Walk(p, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// clean removes the artifacts a previous build left in the output folder.
+func (b *builder) clean() {
+	for _, n := range names(b.prof.Arch) {
+		os.RemoveAll(filepath.Join(b.opts.OutDir, n))
+	}
+	os.Remove(filepath.Join(b.opts.OutDir, "SHA256SUMS"))
+	os.Remove(filepath.Join(b.opts.OutDir, "manifest.json"))
+}
+
+func (b *builder) out(kind string) string {
+	return filepath.Join(b.opts.OutDir, names(b.prof.Arch)[kind])
+}
+
+func (b *builder) stepKernel(ctx context.Context) (string, string, error) {
+	debPath, desc, err := b.resolveInput(ctx, b.prof.Kernel, b.prof.DebArch())
+	if err != nil {
+		return "", "", err
+	}
+	dir, err := b.unpackDeb(debPath, "kernel", func(n string) bool {
+		return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/")
+	})
+	if err != nil {
+		return "", "", err
+	}
+	b.vmlinuz, b.modDir, b.kver, err = kernelFiles(dir)
+	if err != nil {
+		return "", "", err
+	}
+	b.kmods, err = kmod.Open(b.modDir)
+	if err != nil {
+		return "", "", err
+	}
+	b.man.Kernel = b.kver
+	if err := copyFile(b.vmlinuz, b.out("vmlinuz")); err != nil {
+		return "", "", err
+	}
+	ca, _, err := b.resolveInput(ctx, b.prof.CACertificates, "all")
+	if err != nil {
+		return "", "", err
+	}
+	caDir, err := b.unpackDeb(ca, "ca", func(n string) bool { return strings.HasPrefix(n, "usr/share/ca-certificates/") })
+	if err != nil {
+		return "", "", err
+	}
+	if b.caBundle, err = caBundle(caDir); err != nil {
+		return "", "", err
+	}
+	return b.out("vmlinuz"), desc, nil
+}
+
+func (b *builder) stepK3s(ctx context.Context) (string, string, error) {
+	p, desc, err := b.k3s(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	b.k3sPath = p
+	b.man.K3s = desc
+	return "", desc, nil
+}
+
+func (b *builder) stepBootloader(ctx context.Context) (string, string, error) {
+	var descs []string
+	bl := b.prof.Bootloader
+	if bl.UEFI != nil {
+		p, desc, err := b.resolveInput(ctx, bl.UEFI.Input, b.prof.DebArch())
+		if err != nil {
+			return "", "", err
+		}
+		want := strings.TrimPrefix(bl.UEFI.File, "/")
+		dir, err := b.unpackDeb(p, "uefi", func(n string) bool { return n == want })
+		if err != nil {
+			return "", "", err
+		}
+		b.sdboot = filepath.Join(dir, want)
+		if _, err := os.Stat(b.sdboot); err != nil {
+			return "", "", fmt.Errorf("UEFI loader %s not in %s", want, desc)
+		}
+		descs = append(descs, desc)
+	}
+	if bl.BIOS != nil && b.outs["iso"] {
+		p, desc, err := b.resolveInput(ctx, bl.BIOS.Isolinux, "all")
+		if err != nil {
+			return "", "", err
+		}
+		if b.isolinuxDir, err = b.unpackDeb(p, "isolinux", func(n string) bool { return strings.HasPrefix(n, "usr/lib/ISOLINUX/") }); err != nil {
+			return "", "", err
+		}
+		descs = append(descs, desc)
+		p, desc, err = b.resolveInput(ctx, bl.BIOS.Syslinux, "all")
+		if err != nil {
+			return "", "", err
+		}
+		if b.syslinuxDir, err = b.unpackDeb(p, "syslinux", func(n string) bool { return n == "usr/lib/syslinux/modules/bios/ldlinux.c32" }); err != nil {
+			return "", "", err
+		}
+		descs = append(descs, desc)
+	}
+	return "", strings.Join(descs, ", "), nil
+}
+
+func (b *builder) target() gobuild.Target {
+	a, arm := b.prof.GoArch()
+	return gobuild.Target{GOARCH: a, GOARM: arm}
+}
+
+func (b *builder) stepGoBinaries(ctx context.Context) (string, string, error) {
+	b.initBin, b.kesoBin = b.opts.InitBinary, b.opts.KesoBinary
+	var built []string
+	for _, x := range []struct {
+		dst *string
+		pkg string
+	}{{&b.initBin, "./cmd/keso-init"}, {&b.kesoBin, "./cmd/keso"}} {
+		if *x.dst != "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(b.opts.RepoDir, x.pkg)); err != nil {
+			return "", "", fmt.Errorf("%s not found in %s (is --repo the keso checkout?)", x.pkg, b.opts.RepoDir)
+		}
+		out := filepath.Join(b.work, filepath.Base(x.pkg))
+		if err := gobuild.Binary(ctx, b.opts.RepoDir, x.pkg, out, b.target(), b.ver); err != nil {
+			return "", "", err
+		}
+		*x.dst = out
+		built = append(built, filepath.Base(x.pkg))
+	}
+	return "", strings.Join(built, ", "), nil
+}
+
+func (b *builder) stepBusybox(ctx context.Context) (string, string, error) {
+	p, err := gobuild.Busybox(ctx, b.opts.RepoDir, b.opts.CacheDir, b.target(), gobuild.DefaultCommands)
+	if err != nil {
+		return "", "", err
+	}
+	b.bb = p
+	return p, fmt.Sprintf("%d commands", len(gobuild.DefaultCommands)), nil
+}
+
+// addModules puts a resolved module set under lib/modules/<kver> with its
+// modules.dep and the kernel's modules.builtin.
+func (b *builder) addModules(t tree.Tree, s *kmod.Set) {
+	base := "lib/modules/" + b.kver + "/"
+	for _, n := range s.Order {
+		t.Copy(base+b.kmods.Path[n], 0o644, filepath.Join(b.modDir, filepath.FromSlash(b.kmods.Path[n])))
+	}
+	t.Data(base+"modules.dep", 0o644, b.kmods.ModulesDep(s))
+	if _, err := os.Stat(filepath.Join(b.modDir, "modules.builtin")); err == nil {
+		t.Copy(base+"modules.builtin", 0o644, filepath.Join(b.modDir, "modules.builtin"))
+	}
+}
+
+// InitrdTree is the initrd's content per the boot contract (docs/boot.md).
+func (b *builder) initrdTree() (tree.Tree, error) {
+	s, err := b.kmods.Resolve(b.prof.InitrdModules)
+	if err != nil {
+		return nil, fmt.Errorf("initrd modules: %w", err)
+	}
+	t := tree.Tree{}
+	for _, d := range []string{"dev", "proc", "sys", "run", "sysroot", "tmp", "etc/keso"} {
+		t.Dir(d, 0o755)
+	}
+	t.Dir("tmp", 0o777|fs.ModeSticky)
+	t.Char("dev/console", 0o600, 5, 1)
+	t.Char("dev/null", 0o666, 1, 3)
+	t.Copy("init", 0o755, b.initBin)
+	t.Data("etc/initrd-release", 0o644, osRelease(b.ver))
+	var list bytes.Buffer
+	for _, n := range append(append([]string{}, s.Requested...), s.Builtin...) {
+		fmt.Fprintln(&list, n)
+	}
+	t.Data("etc/keso/initrd-modules", 0o644, list.Bytes())
+	b.addModules(t, s)
+	return t, nil
+}
+
+func osRelease(v string) []byte {
+	return []byte(fmt.Sprintf("NAME=keso\nID=keso\nVERSION=%q\nVERSION_ID=%q\nPRETTY_NAME=\"keso %s\"\nHOME_URL=\"https://github.com/keso-os/keso\"\n", v, v, v))
+}
+
+func (b *builder) stepInitrd(ctx context.Context) (string, string, error) {
+	t, err := b.initrdTree()
+	if err != nil {
+		return "", "", err
+	}
+	f, err := os.Create(b.out("initrd"))
+	if err != nil {
+		return "", "", fmt.Errorf("initrd: %w", err)
+	}
+	defer f.Close()
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err := t.WriteCPIO(zw, b.epoch); err != nil {
+		return "", "", fmt.Errorf("initrd: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return "", "", fmt.Errorf("initrd: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", "", fmt.Errorf("initrd: %w", err)
+	}
+	b.initrd = b.out("initrd")
+	return b.initrd, "newc cpio, gzip", nil
+}
+
+// rootTreePlan is the root file system's content per the boot contract.
+func (b *builder) rootTreePlan() (tree.Tree, error) {
+	all := append(append([]string{}, b.prof.Modules...), b.prof.InitrdModules...)
+	s, err := b.kmods.Resolve(all)
+	if err != nil {
+		return nil, fmt.Errorf("root modules: %w", err)
+	}
+	t := tree.Tree{}
+	for _, d := range []string{"proc", "sys", "dev", "run", "var", "keso/state", "root", "home", "opt", "mnt", "usr/share/keso", "etc/keso", "usr/local/bin", "usr/sbin", "usr/bin"} {
+		t.Dir(d, 0o755)
+	}
+	t.Dir("tmp", 0o777|fs.ModeSticky)
+	t.Dir("root", 0o700)
+	t.Copy("usr/sbin/keso-init", 0o755, b.initBin)
+	t.Symlink("sbin/init", "../usr/sbin/keso-init") // relative: resolvable below /sysroot before switch_root
+	t.Copy("usr/bin/keso", 0o755, b.kesoBin)
+	t.Copy("usr/local/bin/k3s", 0o755, b.k3sPath)
+	t.Copy("bin/u-root", 0o755, b.bb)
+	for _, c := range gobuild.DefaultCommands {
+		t.Symlink("bin/"+c, "u-root")
+	}
+	t.Symlink("bin/sh", "gosh")
+	t.Data("etc/os-release", 0o644, osRelease(b.ver))
+	t.Symlink("usr/lib/os-release", "../../etc/os-release")
+	t.Data("etc/ssl/certs/ca-certificates.crt", 0o644, b.caBundle)
+	t.Data("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
+	t.Data("etc/group", 0o644, []byte("root:x:0:\n"))
+	t.Data("etc/hostname", 0o644, []byte("keso\n"))
+	b.addModules(t, s)
+	t.Copy("boot/vmlinuz", 0o644, b.vmlinuz)
+	t.Copy("boot/initrd", 0o644, b.initrd)
+	ov := filepath.Join(b.opts.RepoDir, "overlay")
+	if _, err := os.Stat(ov); err == nil {
+		if err := t.AddHostDir(ov, ""); err != nil {
+			return nil, fmt.Errorf("overlay: %w", err)
+		}
+	}
+	for p := range t {
+		if filepath.Base(p) == ".gitkeep" {
+			delete(t, p)
+		}
+	}
+	return t, nil
+}
+
+func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
+	t, err := b.rootTreePlan()
+	if err != nil {
+		return "", "", err
+	}
+	b.rootTree = t
+	b.man.RootContentBytes, _ = t.Size()
+	for p, n := range t {
+		if n.Kind != tree.File {
+			continue
+		}
+		sz := duSizeNode(n)
+		switch {
+		case p == "usr/local/bin/k3s":
+			b.man.RootK3sBytes += sz
+		case strings.HasPrefix(p, "lib/modules/"):
+			b.man.RootModulesBytes += sz
+		case strings.HasPrefix(p, "boot/"):
+			b.man.RootKernelInitrdByte += sz
+		}
+	}
+	stage := filepath.Join(b.work, "root")
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return "", "", err
+	}
+	if err := t.WriteDir(stage, b.epoch); err != nil {
+		return "", "", err
+	}
+	var prog io.Writer
+	if b.opts.Progress {
+		prog = b.opts.Log
+	}
+	out := b.out("squashfs")
+	if err := squashfs.Make(ctx, stage, out, squashfs.Options{Compression: b.prof.Compression, Epoch: b.opts.Epoch, Progress: prog}); err != nil {
+		return "", "", err
+	}
+	os.RemoveAll(stage)
+	b.squash = out
+	comp := b.prof.Compression
+	if comp == "" {
+		comp = "zstd"
+	}
+	return out, fmt.Sprintf("%d entries, %s content, %s", len(t), human(b.man.RootContentBytes), comp), nil
+}
+
+func duSizeNode(n *tree.Node) int64 {
+	if n.Data != nil {
+		return int64(len(n.Data))
+	}
+	fi, err := os.Stat(n.Source)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (b *builder) entry(file, title, dir, opts string) esp.Entry {
+	return esp.Entry{File: file, Title: title, Version: 1, Linux: "/keso/" + dir + "/vmlinuz", Initrd: "/keso/" + dir + "/initrd",
+		Options: strings.TrimSpace(opts + " " + b.prof.Cmdline)}
+}
+
+func (b *builder) seed() string {
+	sum, _ := fetch.SumFile(b.squash)
+	return b.prof.Arch + "/" + b.ver + "/" + sum
+}
+
+func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
+	if !b.outs["raw"] {
+		return "", "skipped", nil
+	}
+	loader := b.sdboot
+	var entries []esp.Entry
+	entries = append(entries, b.entry("slot-a.conf", "keso "+b.ver+" (slot a)", "a", "keso.slot=a"))
+	files := map[string]string{"keso/a/vmlinuz": b.vmlinuz, "keso/a/initrd": b.initrd}
+	var t tree.Tree
+	var err error
+	if loader != "" {
+		t, err = esp.Plan(b.prof.Arch, loader, entries, files)
+		if err != nil {
+			return "", "", err
+		}
+	} else {
+		// no UEFI loader for this arch yet: kernel, initrd and entries only
+		t = tree.Tree{}
+		t.Data("loader/loader.conf", 0o644, []byte(esp.LoaderConf))
+		t.Data("loader/entries/slot-a.conf", 0o644, []byte(entries[0].Render()))
+		for p, s := range files {
+			t.Copy(p, 0o644, s)
+		}
+	}
+	fi, err := os.Stat(b.squash)
+	if err != nil {
+		return "", "", err
+	}
+	rootMiB := b.opts.RootSizeMiB
+	if rootMiB == 0 {
+		rootMiB = b.prof.RootSizeMiB
+	}
+	if rootMiB == 0 {
+		rootMiB = int((fi.Size()*5/4+(64<<20)-1)/(64<<20)) * 64
+	}
+	stateMiB := b.prof.StateSizeMiB
+	if stateMiB == 0 {
+		stateMiB = 64
+	}
+	l := raw.Layout{EFIMiB: 256, RootMiB: rootMiB, StateMiB: stateMiB}
+	if err := raw.Write(ctx, b.out("raw"), raw.Options{Arch: b.prof.Arch, Seed: b.seed(), Layout: l, ESP: t,
+		Squashfs: b.squash, Epoch: b.opts.Epoch, TmpDir: b.work}); err != nil {
+		return "", "", err
+	}
+	desc := fmt.Sprintf("GPT: KESO_EFI 256 MiB, KESO_ROOT_A/B %d MiB, KESO_STATE %d MiB", rootMiB, stateMiB)
+	if loader == "" {
+		desc += "; no UEFI loader for " + b.prof.Arch + " yet"
+	}
+	return b.out("raw"), desc, nil
+}
+
+// isolinuxCfg renders iso/isolinux.cfg from the repo.
+func (b *builder) template(name string, data any) ([]byte, error) {
+	p := filepath.Join(b.opts.RepoDir, "iso", name)
+	src, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", p, err)
+	}
+	tm, err := template.New(name).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", p, err)
+	}
+	var buf bytes.Buffer
+	if err := tm.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", p, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (b *builder) stepISO(ctx context.Context) (string, string, error) {
+	if !b.outs["iso"] {
+		return "", "skipped", nil
+	}
+	if b.sdboot == "" {
+		return "", "", fmt.Errorf("iso needs a UEFI loader (bootloader.uefi in the profile)")
+	}
+	// efiboot.img: systemd-boot + the live entry + kernel/initrd copies
+	et, err := esp.Plan(b.prof.Arch, b.sdboot, []esp.Entry{b.entry("live.conf", "keso "+b.ver+" (live)", "live", "keso.live")},
+		map[string]string{"keso/live/vmlinuz": b.vmlinuz, "keso/live/initrd": b.initrd})
+	if err != nil {
+		return "", "", err
+	}
+	size, err := esp.SizeFor(et)
+	if err != nil {
+		return "", "", err
+	}
+	efiboot := filepath.Join(b.work, "efiboot.img")
+	eb, err := file.CreateFromPath(efiboot, size)
+	if err != nil {
+		return "", "", fmt.Errorf("efiboot.img: %w", err)
+	}
+	if err := esp.Write(eb, 0, size, "KESO_EFI", et, b.opts.Epoch); err != nil {
+		eb.Close()
+		return "", "", fmt.Errorf("efiboot.img: %w", err)
+	}
+	eb.Close()
+	files := tree.Tree{}
+	files.Copy(iso.PathSquashfs, 0o644, b.squash)
+	files.Copy(iso.PathKernel, 0o644, b.vmlinuz)
+	files.Copy(iso.PathInitrd, 0o644, b.initrd)
+	files.Copy(iso.PathEFIBoot, 0o644, efiboot)
+	bios := b.prof.Bootloader.BIOS != nil && b.isolinuxDir != ""
+	isohdpfx := ""
+	if bios {
+		cfg, err := b.template("isolinux.cfg", map[string]string{"Version": b.ver, "Cmdline": b.prof.Cmdline})
+		if err != nil {
+			return "", "", err
+		}
+		files.Copy(iso.PathIsolinux, 0o644, filepath.Join(b.isolinuxDir, "usr/lib/ISOLINUX/isolinux.bin"))
+		files.Copy("isolinux/ldlinux.c32", 0o644, filepath.Join(b.syslinuxDir, "usr/lib/syslinux/modules/bios/ldlinux.c32"))
+		files.Data("isolinux/isolinux.cfg", 0o644, cfg)
+		isohdpfx = filepath.Join(b.isolinuxDir, "usr/lib/ISOLINUX/isohdpfx.bin")
+	}
+	err = iso.Write(b.out("iso"), iso.Options{Files: files, BIOS: bios, UEFI: true, Isohdpfx: isohdpfx,
+		EFIBootLen: size, Epoch: b.opts.Epoch, Seed: b.seed(), TmpDir: b.work})
+	if err != nil {
+		return "", "", err
+	}
+	desc := "El Torito UEFI, hybrid MBR/GPT"
+	if bios {
+		desc = "El Torito BIOS+UEFI, hybrid MBR/GPT"
+	}
+	return b.out("iso"), desc, nil
+}
+
+func (b *builder) stepNetboot(ctx context.Context) (string, string, error) {
+	if !b.outs["netboot"] {
+		return "", "skipped", nil
+	}
+	dir := b.out("netboot")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	for src, dst := range map[string]string{b.out("vmlinuz"): "vmlinuz", b.initrd: "initrd", b.squash: "rootfs.squashfs"} {
+		if err := linkOrCopy(src, filepath.Join(dir, dst)); err != nil {
+			return "", "", err
+		}
+	}
+	sum, err := fetch.SumFile(b.squash)
+	if err != nil {
+		return "", "", err
+	}
+	base := b.opts.NetbootURL
+	if base == "" {
+		base = netboot.DefaultBase
+	}
+	if err := os.WriteFile(filepath.Join(dir, "boot.ipxe"), netboot.Script(base, sum, b.prof.Cmdline), 0o644); err != nil {
+		return "", "", err
+	}
+	return dir, "base " + base, nil
+}
+
+// files lists the regular files in the output folder, relative, sorted.
+func (b *builder) files() ([]string, error) {
+	var out []string
+	err := filepath.Walk(b.opts.OutDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(b.opts.OutDir, p)
+		if rel == "SHA256SUMS" || rel == "manifest.json" {
+			return nil
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+func (b *builder) stepSums(ctx context.Context) (string, string, error) {
+	list, err := b.files()
+	if err != nil {
+		return "", "", err
+	}
+	var buf bytes.Buffer
+	seen := map[[2]uint64]string{} // hard links are hashed once
+	for _, f := range list {
+		p := filepath.Join(b.opts.OutDir, f)
+		key, linked := inode(p)
+		s, ok := seen[key]
+		if !ok || !linked {
+			var err error
+			if s, err = fetch.SumFile(p); err != nil {
+				return "", "", err
+			}
+			seen[key] = s
+		}
+		fmt.Fprintf(&buf, "%s  %s\n", s, f)
+	}
+	p := filepath.Join(b.opts.OutDir, "SHA256SUMS")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		return "", "", err
+	}
+	return p, fmt.Sprintf("%d files", len(list)), nil
+}
+
+func (b *builder) artifacts() ([]Artifact, error) {
+	sums, err := os.ReadFile(filepath.Join(b.opts.OutDir, "SHA256SUMS"))
+	if err != nil {
+		return nil, err
+	}
+	var arts []Artifact
+	for _, l := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		sum, rel, ok := strings.Cut(l, "  ")
+		if !ok {
+			continue
+		}
+		p := filepath.Join(b.opts.OutDir, filepath.FromSlash(rel))
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		arts = append(arts, Artifact{Name: rel, Path: p, Size: fi.Size(), SHA256: sum})
+	}
+	return arts, nil
+}
+
+// linkOrCopy hard-links dst to src (same folder tree, no extra space), or copies.
+func linkOrCopy(src, dst string) error {
+	os.Remove(dst)
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer in.Close()
+	os.Remove(dst)
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return out.Close()
+}
+
+// progressBar draws download progress on w.
+func progressBar(w io.Writer) fetch.Progress {
+	last := time.Time{}
+	return func(done, total int64) {
+		if time.Since(last) < 200*time.Millisecond && done != total {
+			return
+		}
+		last = time.Now()
+		if total <= 0 {
+			fmt.Fprintf(w, "\r  download %s", human(done))
+			return
+		}
+		const width = 30
+		n := int(done * width / total)
+		fmt.Fprintf(w, "\r  download [%s%s] %3d%% %s", strings.Repeat("#", n), strings.Repeat(".", width-n), done*100/total, human(total))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
