@@ -9,12 +9,12 @@ package build
 
 import (
 	"bytes"
-	"io/fs"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"

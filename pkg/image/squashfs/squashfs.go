@@ -10,8 +10,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"strconv"
+	"strings"
 )
 
 // Tool is the mksquashfs binary name.
