@@ -1,0 +1,173 @@
+// Package install writes keso's installed layout onto a disk (DESIGN.md):
+// GPT with KESO_EFI (FAT16: systemd-boot, loader.conf, slot A's entry,
+// kernel and initrd), KESO_ROOT_A (the running squashfs, raw), KESO_ROOT_B
+// (empty, the same size) and KESO_STATE (a small ext4 image shipped in the
+// root file system, grown to fill its partition by the initrd on first
+// boot). The config is saved as /keso/config.yaml on the state partition,
+// mode 0600, by SaveConfig once the caller has mounted it.
+//
+// Plan is pure (sizes and refusals); Write does the writing on an open
+// disk (a block device on a node, a file in tests).
+package install
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/image/esp"
+	"github.com/keso-os/keso/pkg/image/raw"
+)
+
+const mib = 1 << 20
+
+// Sizes of the installed layout.
+const (
+	EFIMiB      = 256
+	MinRootMiB  = 1024 // each slot; room for bigger future versions
+	MinStateMiB = 1024
+)
+
+// Layout is the planned partitions of a target disk.
+type Layout struct {
+	Parts     []raw.Part
+	DiskBytes int64
+}
+
+// NeededBytes is the smallest disk keso installs on, for a root squashfs of
+// the given size.
+func NeededBytes(squashfsBytes int64) int64 {
+	return int64(1+EFIMiB+2*rootMiB(squashfsBytes)+MinStateMiB+1) * mib
+}
+
+// rootMiB sizes a slot: at least MinRootMiB, and twice the current image so
+// that a later, bigger version still fits.
+func rootMiB(squashfsBytes int64) int {
+	need := int((2*squashfsBytes + mib - 1) / mib)
+	return max(MinRootMiB, need)
+}
+
+// Plan lays the partitions out on a disk of diskBytes, KESO_STATE taking
+// what is left. It refuses a disk that is too small and says how big it
+// must be.
+func Plan(arch string, diskBytes, squashfsBytes int64) (Layout, error) {
+	need := NeededBytes(squashfsBytes)
+	if diskBytes < need {
+		return Layout{}, fmt.Errorf("the disk holds %d MiB; keso needs at least %d MiB (%d MiB EFI, two %d MiB root slots, %d MiB state)",
+			diskBytes/mib, need/mib, EFIMiB, rootMiB(squashfsBytes), MinStateMiB)
+	}
+	root := rootMiB(squashfsBytes)
+	state := int(diskBytes/mib) - 1 - EFIMiB - 2*root - 1 // 1 MiB head, 1 MiB tail for the backup GPT
+	parts, _ := raw.Plan(arch, raw.Layout{EFIMiB: EFIMiB, RootMiB: root, StateMiB: state})
+	return Layout{Parts: parts, DiskBytes: diskBytes}, nil
+}
+
+// Inputs are the files an install copies, all from the running system.
+type Inputs struct {
+	Arch       string
+	Squashfs   string // the running root image
+	Kernel     string // /boot/vmlinuz
+	Initrd     string // /boot/initrd
+	Loader     string // systemd-boot EFI binary
+	StateImage string // small ext4 image for KESO_STATE
+	// Options is slot A's kernel command line (keso.slot=a is added).
+	Options string
+	// Seed makes the partition GUIDs; give something unique per install
+	// (the disk's serial, or random bytes).
+	Seed  string
+	Epoch int64
+}
+
+// Write writes the layout onto disk (opened read-write; its size is
+// l.DiskBytes). It writes the partition table last but one and the state
+// image last, so an interrupted install leaves a disk that does not look
+// like a keso install (no KESO_* partitions) until everything else is there.
+func Write(disk *os.File, l Layout, in Inputs) error {
+	sq, err := os.Stat(in.Squashfs)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	efi, rootA, rootB, state := l.Parts[0], l.Parts[1], l.Parts[2], l.Parts[3]
+	if sq.Size() > rootA.Bytes() {
+		return fmt.Errorf("install: root image %d bytes does not fit the %d byte slot", sq.Size(), rootA.Bytes())
+	}
+	// Wipe the old partition table areas first: a half-written disk must
+	// not be mistaken for an old install.
+	if err := zero(disk, 0, mib); err != nil {
+		return fmt.Errorf("install: wipe partition table: %w", err)
+	}
+	if err := zero(disk, l.DiskBytes-mib, mib); err != nil {
+		return fmt.Errorf("install: wipe backup partition table: %w", err)
+	}
+	b := file.New(disk, false)
+	entry := esp.Entry{File: bootloader.FileName(bootloader.SlotA, false, 0, 0), Title: "keso (slot A)", Version: 1,
+		Linux: bootloader.KernelPath(bootloader.SlotA), Initrd: bootloader.InitrdPath(bootloader.SlotA),
+		Options: in.Options + " keso.slot=a"}
+	tree, err := esp.Plan(in.Arch, in.Loader, []esp.Entry{entry}, map[string]string{
+		bootloader.KernelPath(bootloader.SlotA)[1:]: in.Kernel,
+		bootloader.InitrdPath(bootloader.SlotA)[1:]: in.Initrd,
+	})
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := esp.Write(b, int64(efi.Start)*512, efi.Bytes(), raw.LabelEFI, tree, in.Epoch); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := copyFile(disk, in.Squashfs, int64(rootA.Start)*512); err != nil {
+		return fmt.Errorf("install: write %s: %w", raw.LabelRootA, err)
+	}
+	if err := zero(disk, int64(rootB.Start)*512, mib); err != nil {
+		return fmt.Errorf("install: clear %s: %w", raw.LabelRootB, err)
+	}
+	table := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, GUID: raw.GUID(in.Seed + "/disk")}
+	for _, p := range l.Parts {
+		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: p.Type,
+			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
+	}
+	if err := table.Write(disk, l.DiskBytes); err != nil {
+		return fmt.Errorf("install: write GPT: %w", err)
+	}
+	if err := copyFile(disk, in.StateImage, int64(state.Start)*512); err != nil {
+		return fmt.Errorf("install: write %s: %w", raw.LabelState, err)
+	}
+	if err := disk.Sync(); err != nil {
+		return fmt.Errorf("install: sync: %w", err)
+	}
+	return nil
+}
+
+// ConfigPath is where the installed config lives on the state partition.
+const ConfigPath = "/keso/config.yaml"
+
+// StateFS is the mounted state partition.
+type StateFS interface {
+	WriteFileAtomic(p string, data []byte, mode os.FileMode) error
+}
+
+// SaveConfig stores the install's config on the state partition, 0600
+// (it may hold the cluster token).
+func SaveConfig(state StateFS, config []byte) error {
+	if err := state.WriteFileAtomic(ConfigPath, config, 0o600); err != nil {
+		return fmt.Errorf("install: save config: %w", err)
+	}
+	return nil
+}
+
+func copyFile(dst io.WriterAt, src string, off int64) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.NewOffsetWriter(dst, off), f)
+	return err
+}
+
+func zero(w io.WriterAt, off, n int64) error {
+	_, err := w.WriteAt(make([]byte, n), off)
+	return err
+}
