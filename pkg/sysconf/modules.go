@@ -1,0 +1,167 @@
+package sysconf
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/phase"
+)
+
+// ModuleLoader loads one kernel module file with parameters; host.Linux
+// implements it (finit_module; "already loaded" is not an error).
+type ModuleLoader interface {
+	LoadModule(path, params string) error
+}
+
+// ModuleLoad is one finit_module call.
+type ModuleLoad struct {
+	At     string // config path of the module that needs it
+	Name   string
+	File   string // node path, /lib/modules/<release>/…
+	Params string // only for the configured module, not its dependencies
+}
+
+// KernelModules is what the planner knows about the running kernel.
+type KernelModules struct {
+	Dir     string            // /lib/modules/<release>
+	Deps    initrd.ModuleDeps // modules.dep
+	Builtin map[string]bool   // modules.builtin
+	Loaded  map[string]bool   // /proc/modules
+}
+
+// ParseModuleSpec splits "name key=value …".
+func ParseModuleSpec(s string) (name, params string) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return "", ""
+	}
+	return initrd.ModuleName(f[0]), strings.Join(f[1:], " ")
+}
+
+// PlanModules lists the loads for the configured modules, dependencies
+// first, each module once; modules already loaded are left out.
+func PlanModules(specs []string, k KernelModules) ([]ModuleLoad, []Failure) {
+	var out []ModuleLoad
+	var fails []Failure
+	planned := map[string]bool{}
+	for i, s := range specs {
+		at := fmt.Sprintf("keso.modules[%d]", i)
+		name, params := ParseModuleSpec(s)
+		switch {
+		case k.Loaded[name]:
+			continue
+		case k.Builtin[name]:
+			if params != "" {
+				fails = append(fails, Failure{at, fmt.Errorf("module %s is built into the kernel: its parameters cannot be set at run time; put them on the kernel command line as %s", name, cmdlineParams(name, params))})
+			}
+			continue
+		}
+		files, missing := initrd.LoadOrder(k.Deps, []string{name})
+		if len(missing) > 0 {
+			fails = append(fails, Failure{at, fmt.Errorf("module %s: not in %s/modules.dep (missing: %s); is it part of this image's kernel?", name, k.Dir, strings.Join(missing, ", "))})
+			continue
+		}
+		for _, f := range files {
+			n := initrd.ModuleName(f)
+			if k.Loaded[n] || planned[n] {
+				continue
+			}
+			planned[n] = true
+			l := ModuleLoad{At: at, Name: n, File: path.Join(k.Dir, f)}
+			if n == name {
+				l.Params = params
+			}
+			out = append(out, l)
+		}
+	}
+	return out, fails
+}
+
+func cmdlineParams(name, params string) string {
+	var out []string
+	for _, p := range strings.Fields(params) {
+		out = append(out, name+"."+p)
+	}
+	return strings.Join(out, " ")
+}
+
+// ParseLoaded reads /proc/modules.
+func ParseLoaded(b []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			out[f[0]] = true
+		}
+	}
+	return out
+}
+
+// ParseBuiltin reads modules.builtin.
+func ParseBuiltin(b []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out[initrd.ModuleName(l)] = true
+		}
+	}
+	return out
+}
+
+// ReadKernelModules reads the running kernel's module tables through fsys.
+func ReadKernelModules(fsys FS) (KernelModules, error) {
+	rel, err := fsys.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return KernelModules{}, fmt.Errorf("kernel release: %w", err)
+	}
+	k := KernelModules{Dir: "/lib/modules/" + strings.TrimSpace(string(rel))}
+	dep, err := readOptional(fsys, k.Dir+"/modules.dep")
+	if err != nil {
+		return k, err
+	}
+	if k.Deps, err = initrd.ParseModulesDep(bytes.NewReader(dep)); err != nil {
+		return k, fmt.Errorf("parse %s/modules.dep: %w", k.Dir, err)
+	}
+	builtin, err := readOptional(fsys, k.Dir+"/modules.builtin")
+	if err != nil {
+		return k, err
+	}
+	k.Builtin = ParseBuiltin(builtin)
+	loaded, err := readOptional(fsys, "/proc/modules")
+	if err != nil {
+		return k, err
+	}
+	k.Loaded = ParseLoaded(loaded)
+	return k, nil
+}
+
+// Modules runs the modules phase.
+func Modules(cfg *cloudconfig.Config, fsys FS, l ModuleLoader, rec *phase.Recorder) {
+	if len(cfg.Keso.Modules) == 0 {
+		return
+	}
+	k, err := ReadKernelModules(fsys)
+	if err != nil {
+		rec.Fail("keso.modules", err)
+		return
+	}
+	plan, fails := PlanModules(cfg.Keso.Modules, k)
+	for _, f := range fails {
+		rec.Fail(f.At, f.Err)
+	}
+	failed := map[string]bool{} // config paths whose chain broke
+	for _, m := range plan {
+		if failed[m.At] {
+			continue
+		}
+		if err := l.LoadModule(fsys.Path(m.File), m.Params); err != nil {
+			rec.Fail(m.At, err)
+			failed[m.At] = true
+			continue
+		}
+		rec.Change("load", m.Name, m.Params)
+	}
+}
