@@ -55,14 +55,14 @@ func Local(files Files) ([]cloudconfig.Source, []error) {
 		case err == nil:
 			out = append(out, cloudconfig.Source{Name: p, Data: b})
 		case !errors.Is(err, fs.ErrNotExist):
-			errs = append(errs, fmt.Errorf("read %s: %w", p, err))
+			errs = append(errs, err) // host.FS names the operation and path
 		}
 	}
 	add(DefaultsPath)
 	add(StateConfigPath)
 	ents, err := files.ReadDir(StateConfigDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("list %s: %w", StateConfigDir, err))
+		errs = append(errs, err)
 	}
 	var names []string
 	for _, e := range ents {
