@@ -214,6 +214,22 @@ type Inputs struct {
 	Budget time.Duration
 	// Log is the console; each thing found or not found is one line.
 	Log io.Writer
+	// BeforeNetwork, if set, is called once, just before the first network
+	// datasource (http, ec2, openstack, nocloud-net), so that the caller
+	// can bring up a default DHCP link only when one is needed. Its error
+	// is reported and the network sources are still tried (they retry
+	// while the network comes up).
+	BeforeNetwork func(ctx context.Context) error
+}
+
+// needsNetwork reports whether a datasource is reached over the network.
+// openstack reads a config drive first, but may fall back to the network.
+func needsNetwork(name string) bool {
+	switch name {
+	case HTTPName, EC2Name, OpenStack, NoCloudNet:
+		return true
+	}
+	return false
 }
 
 // Collected is the result of Collect.
@@ -242,9 +258,10 @@ type Collected struct {
 //
 // The volume and metadata datasources (cdrom, configdrive, openstack, ec2)
 // are tried in order and the first that finds something is used, as on
-// k3OS; the http config_url and a nocloud-net seed are fetched in addition,
-// and their user-data comes after it. Config found in a datasource does not
-// change which datasources are read (no recursion).
+// k3OS; the http config_url and a nocloud-net seed are fetched in addition.
+// Each datasource's sources are appended in the order the datasources were
+// tried. Config found in a datasource does not change which datasources are
+// read (no recursion).
 func Collect(ctx context.Context, in Inputs) Collected {
 	local, readErrs := Local(in.Files)
 	cmd := cloudconfig.Source{Name: CmdlineName, Data: []byte(in.Cmdline), Cmdline: true}
@@ -292,6 +309,12 @@ func Collect(ctx context.Context, in Inputs) Collected {
 		if ctx.Err() != nil {
 			rec.Fail(st.Path, fmt.Errorf("data source %s: not tried: the datasource time budget of %s is used up", st.Name, budget))
 			continue
+		}
+		if needsNetwork(st.Name) && in.BeforeNetwork != nil {
+			if err := in.BeforeNetwork(ctx); err != nil {
+				rec.Fail("", fmt.Errorf("bring up the network for data source %s: %w", st.Name, err))
+			}
+			in.BeforeNetwork = nil
 		}
 		found, err := f.Fetch(ctx)
 		if found.Origin == "" {

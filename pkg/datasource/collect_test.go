@@ -338,3 +338,63 @@ func TestCollectOnNode(t *testing.T) {
 		t.Errorf("log:\n%s", log.String())
 	}
 }
+
+// TestCollectBeforeNetwork: the network hook runs once, only when a
+// network datasource is about to be asked, and after the volume sources.
+func TestCollectBeforeNetwork(t *testing.T) {
+	notFound := func(name string, stubs *stubFetchers) Fetcher {
+		return stubs.fetcher(name, Found{}, fmt.Errorf("nothing: %w", ErrNotFound))
+	}
+	for _, tc := range []struct {
+		name, cmdline string
+		want          []string
+	}{
+		{"volumes-only", "", []string{CDROM, ConfigDrv}},
+		{"with-config-url", "keso.config_url=http://h/x.yaml", []string{CDROM, ConfigDrv, "network-up", HTTPName}},
+		{"ec2-and-url", "keso.data_sources=ec2,cdrom keso.config_url=http://h/x.yaml", []string{"network-up", EC2Name, CDROM, HTTPName}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stubs := &stubFetchers{}
+			got := Collect(context.Background(), Inputs{
+				Files:   localRoot(t, nil),
+				Cmdline: tc.cmdline,
+				Fetchers: Fetchers{
+					ByName: map[string]Fetcher{CDROM: notFound(CDROM, stubs), ConfigDrv: notFound(ConfigDrv, stubs), EC2Name: notFound(EC2Name, stubs)},
+					HTTP:   func(u string) Fetcher { return notFound(HTTPName, stubs) },
+				},
+				BeforeNetwork: func(context.Context) error {
+					stubs.record("network-up")
+					return errors.New("no carrier on any link")
+				},
+			})
+			if c := stubs.calls(); !reflect.DeepEqual(c, tc.want) {
+				t.Errorf("calls %q, want %q", c, tc.want)
+			}
+			netFail := 0
+			for _, f := range got.Report.Failures {
+				if strings.Contains(f.Err, "no carrier") {
+					netFail++
+				}
+			}
+			if wantFail := map[bool]int{true: 1, false: 0}[len(tc.want) > 2]; netFail != wantFail {
+				t.Errorf("network failures reported: %d, want %d (%+v)", netFail, wantFail, got.Report.Failures)
+			}
+		})
+	}
+}
+
+func TestInstallConfig(t *testing.T) {
+	files := localRoot(t, map[string]string{"/run/media/install.yaml": "hostname: installed\n"})
+	for _, loc := range []string{"/run/media/install.yaml", "file:///run/media/install.yaml"} {
+		b, name, err := InstallConfig(context.Background(), files, loc, nil, Retry{})
+		if err != nil || string(b) != "hostname: installed\n" || name != "/run/media/install.yaml" {
+			t.Errorf("InstallConfig(%q) = %q, %q, %v", loc, b, name, err)
+		}
+	}
+	if _, _, err := InstallConfig(context.Background(), files, "/missing.yaml", nil, Retry{}); err == nil {
+		t.Error("InstallConfig(missing file) = nil error")
+	}
+	if _, _, err := InstallConfig(context.Background(), files, "ftp://x/y", nil, Retry{}); err == nil {
+		t.Error("InstallConfig(ftp://) = nil error")
+	}
+}

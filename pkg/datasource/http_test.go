@@ -349,3 +349,14 @@ func TestNoCloudSeedURL(t *testing.T) {
 	}
 	golden(t, "nocloud/seed-found.golden.json", viewFound(got, srv.URL))
 }
+
+func TestInstallConfigHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hostname: over-http\n"))
+	}))
+	defer srv.Close()
+	b, name, err := InstallConfig(context.Background(), nil, srv.URL+"/i.yaml", nil, Retry{})
+	if err != nil || string(b) != "hostname: over-http\n" || name != srv.URL+"/i.yaml" {
+		t.Errorf("InstallConfig = %q, %q, %v", b, name, err)
+	}
+}

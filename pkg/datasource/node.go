@@ -129,3 +129,27 @@ func NodeFetchers(root string) Fetchers {
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },
 	}
 }
+
+// InstallConfig reads the config that `keso install` saves as the installed
+// system's /keso/config.yaml: install.config_url may be an http(s) URL
+// (fetched like keso.config_url, with retries), a file:// URL or an
+// absolute path in the running system (read through files). It returns the
+// bytes and the name to report them under.
+func InstallConfig(ctx context.Context, files Files, location string, client *http.Client, r Retry) ([]byte, string, error) {
+	switch {
+	case strings.HasPrefix(location, "http://"), strings.HasPrefix(location, "https://"):
+		f, err := HTTP{URL: location, Client: client, Retry: r}.Fetch(ctx)
+		if err != nil {
+			return nil, Redact(location), fmt.Errorf("install.config_url: %w", err)
+		}
+		return f.UserData, f.UserDataName, nil
+	case strings.HasPrefix(location, "file://"), strings.HasPrefix(location, "/"):
+		p := strings.TrimPrefix(location, "file://")
+		b, err := files.ReadFile(p)
+		if err != nil {
+			return nil, p, fmt.Errorf("install.config_url: %w", err)
+		}
+		return b, p, nil
+	}
+	return nil, location, fmt.Errorf("install.config_url %q: want an http(s):// or file:// URL or an absolute path", location)
+}
