@@ -227,10 +227,13 @@ func (ss *session) run(argv []string) (bool, func()) {
 			case <-outDone:
 			case <-time.After(waitDelay):
 			}
-			master.Close()
 		}
 		ss.mu.Lock()
 		ss.exited = true
+		if master != nil {
+			master.Close()
+			ss.master = nil
+		}
 		ss.mu.Unlock()
 		ss.exit(err)
 	}
