@@ -54,7 +54,7 @@ func NewNetlink() *Netlink { return &Netlink{h: &netlink.Handle{}} }
 // NewNetlinkAt returns a Netlink for the namespace ns. The caller keeps
 // ownership of ns; Close releases the netlink sockets.
 func NewNetlinkAt(ns netns.NsHandle) (*Netlink, error) {
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in namespace %s: %w", ns, err)
 	}

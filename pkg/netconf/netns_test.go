@@ -26,6 +26,7 @@ import (
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 var nsCounter atomic.Int32
@@ -60,7 +61,7 @@ func newNS(t *testing.T) *testNS {
 	if err != nil {
 		t.Skipf("SKIP: cannot create a network namespace: %v", err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink handle in %s: %v", name, err)
 	}
@@ -193,6 +194,7 @@ func (n *testNS) ipLink(t *testing.T, name string) (string, bool) {
 	if err != nil {
 		t.Fatalf("ip -n %s -d link show %s: %v\n%s", n.name, name, err, out)
 	}
+	t.Logf("ip -d link show %s:\n%s", name, out)
 	return string(out), true
 }
 
