@@ -11,8 +11,16 @@
 //	sysconf.Sysctl(cfg, fsys, rec)                     // /proc/sys/…
 //	sysconf.Modules(cfg, fsys, loader, rec)            // finit_module with parameters, deps from modules.dep
 //	env := sysconf.Environment(cfg, fsys, rec)         // /etc/environment; the map is for k3s and commands
-//	users.Apply(cfg, fsys, users.Options{}, rec)       // package users: rancher, password, SSH keys
+//	users.Apply(cfg, fsys, users.Options{}, rec)       // package users: rancher, password, cached SSH keys
 //	sysconf.Files(cfg, fsys, rec)                      // write_files (after users: owners may be rancher)
+//	datadisk.Apply(cfg, fsys, host.Linux{}, rec)       // package datadisk: keso.disks
+//	… network up …
+//	users.Apply(cfg, fsys, users.Options{Fetcher: users.HTTPFetcher{}}, rec) // refresh github:/gitlab:/URL keys
+//
+// Every function takes the effective config (cloudconfig.Result.Config),
+// host.FS{Root: "/"} on the device, and a *phase.Recorder whose where
+// function is cloudconfig.Result.Position. The kernel seams are host.Linux
+// (HostnameKernel: Hostname/SetHostname; ModuleLoader: LoadModule).
 //
 // Choices:
 //   - Hostname: the config's hostname; else the one already in /etc/hostname

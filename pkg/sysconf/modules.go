@@ -152,6 +152,10 @@ func Modules(cfg *cloudconfig.Config, fsys FS, l ModuleLoader, rec *phase.Record
 	for _, f := range fails {
 		rec.Fail(f.At, f.Err)
 	}
+	if l == nil && len(plan) > 0 {
+		rec.Fail("keso.modules", fmt.Errorf("no module loader (internal error)"))
+		return
+	}
 	failed := map[string]bool{} // config paths whose chain broke
 	for _, m := range plan {
 		if failed[m.At] {
