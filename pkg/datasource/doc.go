@@ -24,9 +24,9 @@
 // # Which datasources, in which order
 //
 // With data_sources empty: cdrom (NoCloud cidata), then configdrive
-// (OpenStack config-2), then http when a config_url is given (kernel
-// command line keso.config_url= or keso.config_url in a local file), then
-// a `ds=nocloud;s=URL/` seed from the kernel command line. The cloud
+// (OpenStack config-2), then a `ds=nocloud;s=URL/` seed from the kernel
+// command line, then http when a config_url is given (kernel command line
+// keso.config_url= or keso.config_url in a local file). The cloud
 // metadata services (ec2/aws, openstack's HTTP service) are only queried
 // when data_sources names them: on a store LAN a request to 169.254.169.254
 // would only wait for its timeout.
