@@ -61,7 +61,10 @@ func (p *fakeProc) Signal(sig os.Signal) error {
 	p.mu.Lock()
 	p.signals = append(p.signals, sig)
 	p.mu.Unlock()
-	if sig == syscall.SIGKILL || !p.ignoreTerm {
+	p.mu.Lock()
+	ignore := p.ignoreTerm
+	p.mu.Unlock()
+	if sig == syscall.SIGKILL || !ignore {
 		select {
 		case p.exit <- errors.New("signal: " + sig.String()):
 		default:
@@ -110,12 +113,29 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// waitHealth waits until the supervisor's health satisfies ok (it is
+// updated right after the fake starter hands the process to the test).
+func waitHealth(t *testing.T, s *Supervisor, ok func(Health) bool) Health {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h := s.Health()
+		if ok(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health %+v never reached the wanted state", h)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestSupervisorBackoff(t *testing.T) {
 	s, st, clk, cancel, done := newSupervised(t)
 	want := []time.Duration{1, 2, 4, 8, 16, 30, 30}
 	for i, w := range want {
 		p := recv(t, st.started, "start")
-		if h := s.Health(); !h.Running || h.PID != p.pid || h.Restarts != i {
+		if h := waitHealth(t, s, func(h Health) bool { return h.Running }); h.PID != p.pid || h.Restarts != i {
 			t.Errorf("run %d: health %+v, want running pid %d with %d restarts", i, h, p.pid, i)
 		}
 		clk.advance(time.Second) // a short run
@@ -149,6 +169,7 @@ func TestSupervisorBackoff(t *testing.T) {
 		a.ch <- clk.Now()
 	}
 	p = recv(t, st.started, "start")
+	waitHealth(t, s, func(h Health) bool { return h.Running })
 	cancel()
 	if err := recv(t, done, "Run to return"); err != nil {
 		t.Errorf("Run: %v", err)
@@ -165,7 +186,10 @@ func TestSupervisorBackoff(t *testing.T) {
 func TestSupervisorKillsAfterTimeout(t *testing.T) {
 	s, st, clk, cancel, done := newSupervised(t)
 	p := recv(t, st.started, "start")
+	p.mu.Lock()
 	p.ignoreTerm = true
+	p.mu.Unlock()
+	waitHealth(t, s, func(h Health) bool { return h.Running })
 	cancel()
 	a := recv(t, clk.afters, "stop timeout")
 	if a.d != 20*time.Second {
@@ -193,7 +217,7 @@ func TestSupervisorRealProcesses(t *testing.T) {
 		}
 		return p
 	}
-	run := func(argv []string, stopTimeout time.Duration, until func(Health) bool) Health {
+	run := func(argv []string, stopTimeout time.Duration, until func(Health) bool) (seen, final Health) {
 		t.Helper()
 		s := &Supervisor{Argv: argv, Env: []string{"PATH=/usr/bin:/bin"}, Starter: ExecStarter{Host: host.Linux{}},
 			MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, StopTimeout: stopTimeout}
@@ -201,7 +225,7 @@ func TestSupervisorRealProcesses(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
 		deadline := time.Now().Add(20 * time.Second)
-		for !until(s.Health()) {
+		for seen = s.Health(); !until(seen); seen = s.Health() {
 			if time.Now().After(deadline) {
 				cancel()
 				t.Fatalf("%v: health %+v never reached the wanted state", argv, s.Health())
@@ -212,25 +236,25 @@ func TestSupervisorRealProcesses(t *testing.T) {
 		if err := recv(t, done, "Run to return"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		return s.Health()
+		return seen, s.Health()
 	}
-	h := run([]string{script("crash", "exit 3")}, time.Second, func(h Health) bool { return h.Restarts >= 3 })
+	h, _ := run([]string{script("crash", "exit 3")}, time.Second, func(h Health) bool { return h.Restarts >= 3 })
 	if h.LastExit != "exit status 3" || h.LastExitCode != 3 || h.Starts < 3 {
 		t.Errorf("crashing k3s: health %+v, want restarts with exit status 3", h)
 	}
-	h = run([]string{script("polite", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")}, 10*time.Second, func(h Health) bool { return h.Running })
+	_, h = run([]string{script("polite", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")}, 10*time.Second, func(h Health) bool { return h.Running })
 	if h.LastExit != "exit status 0" || h.Restarts != 0 || !h.Stopped {
 		t.Errorf("k3s stopping on SIGTERM: health %+v, want exit status 0, no restart", h)
 	}
 	start := time.Now()
-	h = run([]string{script("stubborn", "trap '' TERM\nwhile :; do sleep 0.05; done")}, 300*time.Millisecond, func(h Health) bool { return h.Running })
+	_, h = run([]string{script("stubborn", "trap '' TERM\nwhile :; do sleep 0.05; done")}, 300*time.Millisecond, func(h Health) bool { return h.Running })
 	if h.LastExit != "signal: killed" || h.LastExitCode != -1 {
 		t.Errorf("k3s ignoring SIGTERM: health %+v, want killed", h)
 	}
 	if el := time.Since(start); el < 300*time.Millisecond {
 		t.Errorf("k3s ignoring SIGTERM was killed after %s, before the 300ms stop timeout", el)
 	}
-	h = run([]string{filepath.Join(dir, "missing")}, time.Second, func(h Health) bool { return h.Restarts >= 2 })
+	_, h = run([]string{filepath.Join(dir, "missing")}, time.Second, func(h Health) bool { return h.Restarts >= 2 })
 	if h.Starts != 0 || h.LastExit == "" {
 		t.Errorf("missing binary: health %+v, want no start and the start error", h)
 	}
