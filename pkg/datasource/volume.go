@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -281,6 +282,11 @@ const maxUserData = 16 << 20
 // under Root (Root/sys/class/block, devices at Root/dev/NAME).
 type Devices struct {
 	Root string
+	// Wait, when set, rescans every 200 ms for up to this long when no
+	// device has the label yet (a CD or USB stick whose driver was loaded
+	// moments ago may still be probing). The default is one scan: the
+	// initrd loads the block drivers long before the system stage runs.
+	Wait time.Duration
 }
 
 // blockDevices lists the devices worth probing: each entry of
@@ -319,6 +325,17 @@ func (d Devices) blockDevices() ([]string, error) {
 // FAT label upper-cased). It wraps ErrNotFound when there is none; seen
 // lists what was probed, for the report.
 func (d Devices) Find(labels ...string) (v *Volume, seen []string, err error) {
+	deadline := time.Now().Add(d.Wait)
+	for {
+		v, seen, err = d.find(labels...)
+		if !errors.Is(err, ErrNotFound) || !time.Now().Before(deadline) {
+			return v, seen, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (d Devices) find(labels ...string) (v *Volume, seen []string, err error) {
 	devs, err := d.blockDevices()
 	if err != nil {
 		return nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // needTool skips loudly when a host tool the test drives is missing.
@@ -309,5 +310,39 @@ func TestConfigDrive(t *testing.T) {
 				t.Errorf("meta = %+v, want %+v", got.Meta, wantMeta)
 			}
 		})
+	}
+}
+
+// TestDevicesWait: a seed whose device appears while Find is waiting is
+// found; without Wait, one scan decides.
+func TestDevicesWait(t *testing.T) {
+	needTool(t, "cloud-localds", "genisoimage")
+	dir := t.TempDir()
+	ud := filepath.Join(dir, "ud")
+	writeFile(t, ud, "#cloud-config\n")
+	img := filepath.Join(dir, "seed.iso")
+	run(t, "cloud-localds", img, ud)
+	node := newFakeNode(t)
+	if _, _, err := (Devices{Root: node.root}).Find("cidata"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Find without devices = %v; want ErrNotFound", err)
+	}
+	// Stage the device files, then make sysfs list it after a while.
+	staged := newFakeNode(t)
+	staged.attach("sr0", img)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(300 * time.Millisecond)
+		os.Rename(filepath.Join(staged.root, "dev"), filepath.Join(node.root, "dev"))
+		os.Rename(filepath.Join(staged.root, "sys/class/block/sr0"), filepath.Join(node.root, "sys/class/block/sr0"))
+	}()
+	v, _, err := Devices{Root: node.root, Wait: 10 * time.Second}.Find("cidata")
+	<-done
+	if err != nil {
+		t.Fatalf("Find with Wait: %v", err)
+	}
+	v.Close()
+	if v.Device != "/dev/sr0" {
+		t.Errorf("found %s, want /dev/sr0", v.Device)
 	}
 }
