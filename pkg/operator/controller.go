@@ -1,0 +1,335 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	kesoctl "github.com/keso-os/keso/pkg/generated/controllers/keso.io/v1"
+	batchctl "github.com/rancher/wrangler/v3/pkg/generated/controllers/batch/v1"
+	corectl "github.com/rancher/wrangler/v3/pkg/generated/controllers/core/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+)
+
+// Reconciler holds the operator's clients and caches. Its handlers never
+// modify cached objects: they copy before writing.
+type Reconciler struct {
+	OSVersions kesoctl.OSVersionController
+	Nodes      corectl.NodeController
+	Jobs       batchctl.JobController
+	Kube       kubernetes.Interface
+	Recorder   record.EventRecorder
+	Metrics    *Metrics
+	Job        JobConfig
+	Resync     time.Duration    // requeue interval while nodes are in flight
+	Now        func() time.Time // clock; time.Now in production
+	Log        func(format string, args ...any)
+}
+
+// Register wires the handlers: OSVersion changes reconcile the OSVersion;
+// node and Job changes enqueue the OSVersions they concern.
+func (r *Reconciler) Register(ctx context.Context) {
+	r.OSVersions.OnChange(ctx, "keso-osversion", r.sync)
+	r.Nodes.OnChange(ctx, "keso-osversion-nodes", func(_ string, n *corev1.Node) (*corev1.Node, error) {
+		if n == nil {
+			return nil, nil
+		}
+		list, err := r.OSVersions.Cache().List(labels.Everything())
+		if err != nil {
+			return n, err
+		}
+		for _, o := range list {
+			r.OSVersions.Enqueue(o.Name)
+		}
+		return n, nil
+	})
+	r.Jobs.OnChange(ctx, "keso-osversion-jobs", func(_ string, j *batchv1.Job) (*batchv1.Job, error) {
+		if j != nil && j.Labels[OSVersionLabel] != "" {
+			r.OSVersions.Enqueue(j.Labels[OSVersionLabel])
+		}
+		return j, nil
+	})
+}
+
+func nodeOf(n *corev1.Node) Node {
+	out := Node{
+		Name:          n.Name,
+		Labels:        n.Labels,
+		Version:       VersionFromOSImage(n.Status.NodeInfo.OSImage),
+		Arch:          n.Status.NodeInfo.Architecture,
+		Unschedulable: n.Spec.Unschedulable,
+		BootID:        n.Status.NodeInfo.BootID,
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			out.Ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	out.Claim, out.ClaimErr = ParseClaim(n.Annotations)
+	return out
+}
+
+func rolloutOf(o *kesov1.OSVersion) Rollout {
+	return Rollout{Name: o.Name, Generation: o.Generation, Spec: o.Spec, Resume: o.Annotations[ResumeAnnotation]}
+}
+
+// sync is the level-triggered reconcile of one OSVersion: advance every
+// in-flight node one step, start new nodes when the plan allows, write the
+// status.
+func (r *Reconciler) sync(_ string, osv *kesov1.OSVersion) (*kesov1.OSVersion, error) {
+	if osv == nil || osv.DeletionTimestamp != nil {
+		return osv, nil
+	}
+	now := r.Now()
+	cached, err := r.Nodes.Cache().List(labels.Everything())
+	if err != nil {
+		return osv, fmt.Errorf("list nodes: %w", err)
+	}
+	byName := map[string]*corev1.Node{}
+	nodes := make([]Node, 0, len(cached))
+	for _, n := range cached {
+		byName[n.Name] = n
+		nodes = append(nodes, nodeOf(n))
+	}
+	rollout := rolloutOf(osv)
+	plan := Decide(rollout, nodes, now)
+
+	failed := plan.Halted != nil
+	var errs []error
+	for _, name := range plan.InFlight {
+		f, err := r.advance(osv, byName[name], now)
+		failed = failed || f
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !failed && len(errs) == 0 && len(plan.Start) > 0 {
+		if err := r.start(osv, rollout, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.writeStatus(osv, plan); err != nil {
+		errs = append(errs, err)
+	}
+	r.observe(osv.Name, plan.Status)
+	switch {
+	case len(plan.InFlight) > 0 || len(plan.Start) > 0:
+		r.OSVersions.EnqueueAfter(osv.Name, r.Resync)
+	case !plan.NextWindow.IsZero():
+		r.OSVersions.EnqueueAfter(osv.Name, plan.NextWindow.Sub(now)+time.Second)
+	}
+	return osv, errors.Join(errs...)
+}
+
+// start claims the nodes the plan says to start. It decides again on a
+// fresh, uncached list of nodes, so a stale cache can never make it exceed
+// the concurrency; each claim is an optimistic-concurrency update of the
+// node (annotation + cordon in one write), so two writers never both win.
+func (r *Reconciler) start(osv *kesov1.OSVersion, rollout Rollout, now time.Time) error {
+	live, err := r.Nodes.List(metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	byName := map[string]*corev1.Node{}
+	nodes := make([]Node, 0, len(live.Items))
+	for i := range live.Items {
+		n := &live.Items[i]
+		byName[n.Name] = n
+		nodes = append(nodes, nodeOf(n))
+	}
+	plan := Decide(rollout, nodes, now)
+	if plan.Halted != nil {
+		return nil
+	}
+	for _, name := range plan.Start {
+		n := byName[name].DeepCopy()
+		info := nodeOf(n)
+		c := Claim{
+			OSVersion: osv.Name, Target: osv.Spec.Version, From: info.Version,
+			Phase: kesov1.NodeDraining, Since: now, Started: now, BootID: info.BootID,
+			Cordoned: !n.Spec.Unschedulable, Generation: osv.Generation, Resume: rollout.Resume,
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[ClaimAnnotation] = c.Encode()
+		n.Spec.Unschedulable = true
+		if _, err := r.Nodes.Update(n); err != nil {
+			return fmt.Errorf("claim node %s: %w", name, err)
+		}
+		r.Log("osversion %s: node %s: started upgrade %s → %s", osv.Name, name, info.Version, osv.Spec.Version)
+		r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeStarted", "node %s: cordoned, upgrading %s → %s", name, info.Version, osv.Spec.Version)
+	}
+	return nil
+}
+
+// advance moves one in-flight node one step. It reports whether the node
+// failed (so nothing new starts in this pass).
+func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.Time) (bool, error) {
+	info := nodeOf(node)
+	c := *info.Claim
+	var job JobState
+	if j, err := r.Jobs.Cache().Get(r.Job.Namespace, JobName(node.Name, c.Target)); err == nil {
+		job = JobStateOf(j)
+	} else if !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	var drain DrainPlan
+	if c.Phase == kesov1.NodeDraining && info.Unschedulable && DrainEnabled(osv.Spec) {
+		pods, err := r.Kube.CoreV1().Pods("").List(context.TODO(), metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node.Name).String(),
+		})
+		if err != nil {
+			return false, fmt.Errorf("list pods on node %s: %w", node.Name, err)
+		}
+		drain = PlanDrain(pods.Items, osv.Spec.Drain)
+	}
+	act := Advance(osv.Spec, c, info, job, drain, now)
+	switch act.Kind {
+	case ActWait:
+		return false, nil
+	case ActCordon:
+		n := node.DeepCopy()
+		n.Spec.Unschedulable = true
+		_, err := r.Nodes.Update(n)
+		return false, wrap("cordon node", node.Name, err)
+	case ActDrain:
+		return false, r.evict(osv, node.Name, drain)
+	case ActCreateJob:
+		j := UpgradeJob(osv, info, r.Job)
+		if _, err := r.Jobs.Create(j); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("create Job %s/%s for node %s: %w", j.Namespace, j.Name, node.Name, err)
+		}
+		if c.Phase != kesov1.NodeUpgrading {
+			c.Phase, c.Since, c.Message = kesov1.NodeUpgrading, now, "Job "+j.Name
+			if err := r.updateClaim(node, c, nil); err != nil {
+				return false, err
+			}
+			r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeUpgrading", "node %s: drained, Job %s started", node.Name, j.Name)
+		}
+		return false, nil
+	case ActSucceed:
+		c.Phase, c.Since, c.Message = kesov1.NodeUpgraded, now, ""
+		uncordon := c.Cordoned
+		if err := r.updateClaim(node, c, func(n *corev1.Node) {
+			if uncordon {
+				n.Spec.Unschedulable = false
+			}
+		}); err != nil {
+			return false, err
+		}
+		r.Metrics.Duration.WithLabelValues(osv.Name).Observe(now.Sub(c.Started).Seconds())
+		r.Log("osversion %s: node %s: upgraded to %s", osv.Name, node.Name, c.Target)
+		r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeUpgraded", "node %s: Ready on %s, uncordoned", node.Name, c.Target)
+		return false, nil
+	case ActFail:
+		c.Phase, c.Since, c.Message = kesov1.NodeFailed, now, act.Reason
+		if err := r.updateClaim(node, c, nil); err != nil {
+			return false, err
+		}
+		reason, _, _ := strings.Cut(act.Reason, ":")
+		r.Metrics.Failures.WithLabelValues(osv.Name, reason).Inc()
+		r.Log("osversion %s: node %s: FAILED: %s; rollout halted", osv.Name, node.Name, act.Reason)
+		r.Recorder.Eventf(osv, corev1.EventTypeWarning, "Halted", "node %s failed: %s; rollout halted until the spec changes or annotation %s changes", node.Name, act.Reason, ResumeAnnotation)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (r *Reconciler) updateClaim(node *corev1.Node, c Claim, mutate func(*corev1.Node)) error {
+	n := node.DeepCopy()
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	n.Annotations[ClaimAnnotation] = c.Encode()
+	if mutate != nil {
+		mutate(n)
+	}
+	_, err := r.Nodes.Update(n)
+	return wrap("update claim on node", node.Name, err)
+}
+
+// evict asks the Eviction API to remove each pod; a PodDisruptionBudget
+// that forbids it (429) is retried on the next pass.
+func (r *Reconciler) evict(osv *kesov1.OSVersion, node string, d DrainPlan) error {
+	for _, id := range d.Evict {
+		ns, name, _ := strings.Cut(id, "/")
+		err := r.Kube.CoreV1().Pods(ns).EvictV1(context.TODO(), &policyv1.Eviction{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		})
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+		case apierrors.IsTooManyRequests(err):
+			r.Log("osversion %s: node %s: eviction of %s refused for now (PodDisruptionBudget): %v", osv.Name, node, id, err)
+		default:
+			return fmt.Errorf("evict pod %s from node %s: %w", id, node, err)
+		}
+	}
+	return nil
+}
+
+// writeStatus updates the OSVersion's status when it changed, keeping a
+// condition's lastTransitionTime while its status stays the same.
+func (r *Reconciler) writeStatus(osv *kesov1.OSVersion, plan Plan) error {
+	st := plan.Status
+	for i := range st.Conditions {
+		for _, old := range osv.Status.Conditions {
+			if old.Type == st.Conditions[i].Type && old.Status == st.Conditions[i].Status {
+				st.Conditions[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	for i := range st.Nodes {
+		for _, old := range osv.Status.Nodes {
+			if old.Name == st.Nodes[i].Name && old.Phase == st.Nodes[i].Phase && st.Nodes[i].Message == "starting" {
+				st.Nodes[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	if equality.Semantic.DeepEqual(st, osv.Status) {
+		return nil
+	}
+	if osv.Status.State != st.State {
+		typ := corev1.EventTypeNormal
+		if st.State == StateHalted || st.State == StateInvalid {
+			typ = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(osv, typ, "Rollout"+st.State, "%s: %d of %d nodes on %s", st.State, st.Upgraded, st.Total, osv.Spec.Version)
+	}
+	o := osv.DeepCopy()
+	o.Status = st
+	_, err := r.OSVersions.UpdateStatus(o)
+	return wrap("update status of OSVersion", osv.Name, err)
+}
+
+func (r *Reconciler) observe(name string, st kesov1.OSVersionStatus) {
+	counts := map[kesov1.NodePhase]int{}
+	for _, n := range st.Nodes {
+		counts[n.Phase]++
+	}
+	for _, p := range []kesov1.NodePhase{kesov1.NodePending, kesov1.NodeDraining, kesov1.NodeUpgrading, kesov1.NodeUpgraded, kesov1.NodeFailed} {
+		r.Metrics.Nodes.WithLabelValues(name, string(p)).Set(float64(counts[p]))
+	}
+}
+
+func wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
+var _ = json.Marshal

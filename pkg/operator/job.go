@@ -1,0 +1,148 @@
+package operator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// Labels on upgrade Jobs and their pods.
+const (
+	JobLabel       = "keso.io/upgrade-node"
+	OSVersionLabel = "keso.io/osversion"
+)
+
+// JobConfig is what the Job template needs from the operator's settings.
+type JobConfig struct {
+	Namespace string // where Jobs run (the operator's namespace)
+	Image     string // the keso image (the operator's own image)
+}
+
+var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// JobName is the upgrade Job's name for a node and version: deterministic,
+// so creating it twice is harmless, and at most 63 characters.
+func JobName(node, version string) string {
+	sum := sha256.Sum256([]byte(node + "\x00" + version))
+	base := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(node), "-"), "-")
+	if len(base) > 40 {
+		base = strings.TrimRight(base[:40], "-")
+	}
+	return "keso-upgrade-" + base + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// ImageURL expands the spec's image template for an architecture.
+func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
+	return strings.NewReplacer("{arch}", arch, "{version}", spec.Version).Replace(spec.Image)
+}
+
+// UpgradeJob is the Job that upgrades node n to osv's version. The template:
+//
+//   - pinned to the node by a required node affinity on metadata.name (like
+//     a DaemonSet pod), tolerating every taint, so the cordon does not keep
+//     it off its node;
+//   - one privileged container from the keso image running
+//     `keso upgrade --url URL --sha256 HEX --version V --reboot`;
+//   - the host's /dev (to write the inactive root slot and the ESP), /keso
+//     (keso's state: config and slot records) and /run/keso (the boot
+//     agent's runtime state) mounted at the same paths;
+//   - hostPID, so the reboot request reaches the host's PID 1;
+//   - restartPolicy Never and backoffLimit 0: a failure is reported, not
+//     retried behind the operator's back; activeDeadlineSeconds is the
+//     upgrade timeout;
+//   - no service account token: the Job needs no API access;
+//   - owned by the OSVersion, so deleting it removes its Jobs.
+func UpgradeJob(osv *kesov1.OSVersion, n Node, cfg JobConfig) *batchv1.Job {
+	spec := osv.Spec
+	name := JobName(n.Name, spec.Version)
+	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name}
+	hostPath := func(name, path string) (corev1.Volume, corev1.VolumeMount) {
+		t := corev1.HostPathDirectory
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}},
+			corev1.VolumeMount{Name: name, MountPath: path}
+	}
+	var vols []corev1.Volume
+	var mounts []corev1.VolumeMount
+	for _, hp := range [][2]string{{"dev", "/dev"}, {"state", "/keso"}, {"run", "/run/keso"}} {
+		v, m := hostPath(hp[0], hp[1])
+		vols = append(vols, v)
+		mounts = append(mounts, m)
+	}
+	deadline := int64(UpgradeTimeout(spec).Seconds())
+	return &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: cfg.Namespace, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: kesov1.SchemeGroupVersion.String(), Kind: "OSVersion",
+				Name: osv.Name, UID: osv.UID, Controller: ptr.To(true),
+			}},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To[int32](0),
+			ActiveDeadlineSeconds:   &deadline,
+			TTLSecondsAfterFinished: ptr.To[int32](24 * 3600),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                 corev1.RestartPolicyNever,
+					HostPID:                       true,
+					AutomountServiceAccountToken:  ptr.To(false),
+					PriorityClassName:             "system-node-critical",
+					TerminationGracePeriodSeconds: ptr.To[int64](30),
+					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+							NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+								MatchFields: []corev1.NodeSelectorRequirement{{
+									Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{n.Name},
+								}},
+							}},
+						},
+					}},
+					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					Containers: []corev1.Container{{
+						Name:            "upgrade",
+						Image:           cfg.Image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Command: []string{"/keso", "upgrade",
+							"--url", ImageURL(spec, n.Arch),
+							"--sha256", spec.SHA256[n.Arch],
+							"--version", spec.Version,
+							"--reboot"},
+						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+						VolumeMounts:    mounts,
+					}},
+					Volumes: vols,
+				},
+			},
+		},
+	}
+}
+
+// JobStateOf reads a Job's outcome.
+func JobStateOf(j *batchv1.Job) JobState {
+	if j == nil {
+		return JobState{}
+	}
+	s := JobState{Exists: true}
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			s.Succeeded = true
+		case batchv1.JobFailed:
+			s.Failed = true
+			s.Message = strings.TrimSpace(c.Reason + " " + c.Message)
+		}
+	}
+	return s
+}

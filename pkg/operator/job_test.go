@@ -1,0 +1,60 @@
+package operator
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestJobName(t *testing.T) {
+	a, b := JobName("node-1", "1.1.0"), JobName("node-1", "1.2.0")
+	if a == b || a != JobName("node-1", "1.1.0") {
+		t.Errorf("JobName not deterministic per (node, version): %q %q", a, b)
+	}
+	long := JobName(strings.Repeat("Very.Long_Name.", 20), "1.1.0")
+	if len(long) > 63 || strings.ContainsAny(long, "._ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		t.Errorf("JobName(long) = %q (%d chars), want a DNS label of at most 63", long, len(long))
+	}
+}
+
+// TestUpgradeJobTemplate compares the Job template with the golden file
+// testdata/upgrade-job.yaml, which docs/operator.md shows. Regenerate with
+// KESO_UPDATE_GOLDEN=1 go test ./pkg/operator -run TestUpgradeJobTemplate.
+func TestUpgradeJobTemplate(t *testing.T) {
+	osv := &kesov1.OSVersion{
+		ObjectMeta: metav1.ObjectMeta{Name: "stores-1.1.0", UID: "0c1d7a3e-0000-4000-8000-000000000001"},
+		Spec:       spec(func(s *kesov1.OSVersionSpec) { s.SHA256["arm64"] = strings.Repeat("f", 64) }),
+	}
+	j := UpgradeJob(osv, Node{Name: "store-0042", Arch: "arm64"}, JobConfig{Namespace: "keso-system", Image: "docker.io/keso-os/keso:1.1.0"})
+	got, err := yaml.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "upgrade-job.yaml")
+	if os.Getenv("KESO_UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden file: %v (create it with KESO_UPDATE_GOLDEN=1)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("Job template differs from %s:\ngot:\n%s", golden, got)
+	}
+	c := j.Spec.Template.Spec.Containers[0]
+	for _, want := range []string{"https://example.org/keso-1.1.0-arm64.squashfs", strings.Repeat("f", 64)} {
+		if !strings.Contains(strings.Join(c.Command, " "), want) {
+			t.Errorf("command %v lacks %q", c.Command, want)
+		}
+	}
+	if !*c.SecurityContext.Privileged || j.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchFields[0].Values[0] != "store-0042" {
+		t.Errorf("Job not privileged or not pinned to store-0042")
+	}
+}

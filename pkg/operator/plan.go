@@ -1,0 +1,291 @@
+package operator
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Node is what the planner needs to know about a node.
+type Node struct {
+	Name          string
+	Labels        map[string]string
+	Version       string // from status.nodeInfo.osImage; "" when not keso
+	Arch          string // status.nodeInfo.architecture (amd64, arm64, arm)
+	Ready         bool
+	Unschedulable bool
+	BootID        string
+	Claim         *Claim // nil when the node carries none
+	ClaimErr      error  // the annotation could not be parsed
+}
+
+// Rollout is one OSVersion, reduced to what the planner needs.
+type Rollout struct {
+	Name       string
+	Generation int64
+	Spec       kesov1.OSVersionSpec
+	Resume     string // the keso.io/resume annotation
+}
+
+// Plan is the planner's decision for one OSVersion at one moment.
+type Plan struct {
+	// Selected are the selected nodes, sorted by name.
+	Selected []Node
+	// Start are the nodes to claim now, in order.
+	Start []string
+	// InFlight are the nodes this rollout is upgrading.
+	InFlight []string
+	// Halted is set when a node failed for this spec generation and resume
+	// token: its name and the reason.
+	Halted *Halt
+	// State summarises the plan for the status and `kubectl get`.
+	State string
+	// Reason says why nothing starts (paused, window, halted), or "".
+	Reason string
+	// NextWindow is when the maintenance window opens next (zero when open
+	// or when there is none).
+	NextWindow time.Time
+	// Status is the status the OSVersion should carry.
+	Status kesov1.OSVersionStatus
+}
+
+// Halt names the node that halted a rollout and why.
+type Halt struct {
+	Node, Reason string
+}
+
+// States of a rollout (status.state).
+const (
+	StateInvalid     = "Invalid"
+	StatePaused      = "Paused"
+	StateWaiting     = "Waiting"
+	StateProgressing = "Progressing"
+	StateHalted      = "Halted"
+	StateComplete    = "Complete"
+)
+
+// Validate checks what the schema cannot: the selector, the window, the
+// checksums for every architecture among the selected nodes.
+func Validate(spec kesov1.OSVersionSpec, selected []Node) error {
+	if _, err := Selector(spec.NodeSelector); err != nil {
+		return err
+	}
+	if _, err := ParseWindow(spec.Window); err != nil {
+		return err
+	}
+	if spec.MaxUnavailable != nil {
+		if _, err := intstr.GetScaledValueFromIntOrPercent(spec.MaxUnavailable, 100, false); err != nil {
+			return fmt.Errorf("maxUnavailable: %w", err)
+		}
+	}
+	var missing []string
+	seen := map[string]bool{}
+	for _, n := range selected {
+		if n.Arch == "" || seen[n.Arch] {
+			continue
+		}
+		seen[n.Arch] = true
+		if spec.SHA256[n.Arch] == "" {
+			missing = append(missing, n.Arch)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("sha256 has no entry for arch %s of selected nodes", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Selector converts the spec's node selector; nil selects everything.
+func Selector(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil {
+		return labels.Everything(), nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	if err != nil {
+		return nil, fmt.Errorf("nodeSelector: %w", err)
+	}
+	return sel, nil
+}
+
+// Slots is how many more nodes may start now.
+func Slots(spec kesov1.OSVersionSpec, selected []Node, inFlight int) int {
+	if spec.MaxUnavailable == nil {
+		c := 1
+		if spec.Concurrency != nil && *spec.Concurrency > 0 {
+			c = int(*spec.Concurrency)
+		}
+		return max(c-inFlight, 0)
+	}
+	limit, err := intstr.GetScaledValueFromIntOrPercent(spec.MaxUnavailable, len(selected), false)
+	if err != nil {
+		return 0
+	}
+	limit = max(limit, 1)
+	unavailable := 0
+	for _, n := range selected {
+		if !n.Ready || n.Unschedulable || n.Claim.InFlight() {
+			unavailable++
+		}
+	}
+	return max(limit-unavailable, 0)
+}
+
+// Decide computes the plan for rollout r over all nodes at time now. It is
+// pure: the same inputs give the same plan. Nodes start in name order.
+func Decide(r Rollout, nodes []Node, now time.Time) Plan {
+	var p Plan
+	sel, selErr := Selector(r.Spec.NodeSelector)
+	if selErr == nil {
+		for _, n := range nodes {
+			if sel.Matches(labels.Set(n.Labels)) {
+				p.Selected = append(p.Selected, n)
+			}
+		}
+	}
+	sort.Slice(p.Selected, func(i, j int) bool { return p.Selected[i].Name < p.Selected[j].Name })
+
+	validErr := selErr
+	if validErr == nil {
+		validErr = Validate(r.Spec, p.Selected)
+	}
+
+	var eligible []string
+	for _, n := range p.Selected {
+		c := n.Claim
+		mine := c != nil && c.OSVersion == r.Name
+		switch {
+		case mine && c.InFlight():
+			p.InFlight = append(p.InFlight, n.Name)
+		case mine && c.Phase == kesov1.NodeFailed && c.Generation == r.Generation && c.Resume == r.Resume:
+			if p.Halted == nil {
+				p.Halted = &Halt{Node: n.Name, Reason: c.Message}
+			}
+		case SameVersion(n.Version, r.Spec.Version):
+			// Done.
+		case c.InFlight():
+			// Another OSVersion is upgrading this node; leave it alone.
+		case !n.Ready:
+			// Cannot run a Job on it; it stays Pending until Ready.
+		default:
+			eligible = append(eligible, n.Name)
+		}
+	}
+
+	win, _ := ParseWindow(r.Spec.Window)
+	switch {
+	case validErr != nil:
+		p.State, p.Reason = StateInvalid, validErr.Error()
+	case p.Halted != nil:
+		p.State, p.Reason = StateHalted, fmt.Sprintf("node %s: %s", p.Halted.Node, p.Halted.Reason)
+	case r.Spec.Paused:
+		p.State, p.Reason = StatePaused, "spec.paused is true"
+	case !win.Open(now) && len(eligible) > 0:
+		p.NextWindow = win.NextOpen(now)
+		p.State, p.Reason = StateWaiting, "outside the maintenance window; opens "+p.NextWindow.UTC().Format(time.RFC3339)
+	default:
+		n := min(Slots(r.Spec, p.Selected, len(p.InFlight)), len(eligible))
+		p.Start = eligible[:n]
+		p.State = StateProgressing
+	}
+	if p.State == StateWaiting && len(p.InFlight) > 0 {
+		p.State = StateProgressing
+	}
+	p.Status = status(r, p, validErr, now)
+	if p.State == StateProgressing && p.Status.Upgraded == p.Status.Total && len(p.InFlight) == 0 {
+		p.State = StateComplete
+		p.Status.State = StateComplete
+		setComplete(&p.Status, r.Generation, now)
+	}
+	return p
+}
+
+// status computes the OSVersion status from the plan. Condition times are
+// now; the applier keeps the old time when a condition's status is unchanged.
+func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionStatus {
+	st := kesov1.OSVersionStatus{
+		ObservedGeneration: r.Generation,
+		Total:              int32(len(p.Selected)),
+		State:              p.State,
+		Resumed:            r.Resume,
+	}
+	starting := map[string]bool{}
+	for _, n := range p.Start {
+		starting[n] = true
+	}
+	for _, n := range p.Selected {
+		ns := kesov1.NodeStatus{Name: n.Name, FromVersion: n.Version, Phase: kesov1.NodePending}
+		c := n.Claim
+		mine := c != nil && c.OSVersion == r.Name
+		switch {
+		case mine && c.InFlight(), mine && c.Phase == kesov1.NodeFailed && c.Generation == r.Generation && c.Resume == r.Resume:
+			ns.Phase, ns.FromVersion, ns.Message = c.Phase, c.From, c.Message
+			ns.LastTransitionTime = metav1.NewTime(c.Since)
+		case SameVersion(n.Version, r.Spec.Version):
+			ns.Phase = kesov1.NodeUpgraded
+			if mine {
+				ns.FromVersion = c.From
+				ns.LastTransitionTime = metav1.NewTime(c.Since)
+			}
+			st.Upgraded++
+		case starting[n.Name]:
+			ns.Phase, ns.Message = kesov1.NodeDraining, "starting"
+			ns.LastTransitionTime = metav1.NewTime(now)
+		case c.InFlight():
+			ns.Message = "being upgraded by OSVersion " + c.OSVersion
+		case !n.Ready:
+			ns.Message = "node is not Ready"
+		}
+		if n.ClaimErr != nil {
+			ns.Message = n.ClaimErr.Error()
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	cond := func(t string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		st.Conditions = append(st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg,
+			ObservedGeneration: r.Generation, LastTransitionTime: metav1.NewTime(now),
+		})
+	}
+	if validErr != nil {
+		cond(kesov1.ConditionValidated, false, "Invalid", validErr.Error())
+	} else {
+		cond(kesov1.ConditionValidated, true, "Valid", "spec is valid")
+	}
+	progressing := len(p.InFlight)+len(p.Start) > 0
+	cond(kesov1.ConditionProgressing, progressing, p.State, progressMessage(p, st))
+	cond(kesov1.ConditionComplete, false, "NodesPending", fmt.Sprintf("%d of %d nodes on %s", st.Upgraded, st.Total, r.Spec.Version))
+	if p.Halted != nil {
+		cond(kesov1.ConditionHalted, true, "NodeFailed", p.Reason)
+	} else {
+		cond(kesov1.ConditionHalted, false, "NotHalted", "no node failed")
+	}
+	return st
+}
+
+func progressMessage(p Plan, st kesov1.OSVersionStatus) string {
+	msg := fmt.Sprintf("%d of %d upgraded, %d in progress", st.Upgraded, st.Total, len(p.InFlight)+len(p.Start))
+	if p.Reason != "" {
+		msg += "; " + p.Reason
+	}
+	return msg
+}
+
+func setComplete(st *kesov1.OSVersionStatus, gen int64, now time.Time) {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == kesov1.ConditionComplete {
+			st.Conditions[i].Status = metav1.ConditionTrue
+			st.Conditions[i].Reason = "AllNodesUpgraded"
+		}
+	}
+}
