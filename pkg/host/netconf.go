@@ -315,6 +315,15 @@ func (n *Netlink) SetIPv6RA(name string, on bool) error {
 	})
 }
 
+// DHCPOptions say what a DHCPv4 exchange sends and how the lease's routes
+// are installed.
+type DHCPOptions struct {
+	// Metric of the routes from the lease (default route included).
+	Metric int
+	// Hostname is sent as option 12 (servers register it in DNS); "" sends none.
+	Hostname string
+}
+
 // DHCPv4Lease is what a DHCPv4 server gave a link, already applied to it
 // (address and routes). Unlike Linux.DHCP (the initrd's), it does not
 // write /etc/resolv.conf: the network phase merges DNS from every source.
@@ -323,20 +332,30 @@ type DHCPv4Lease struct {
 	Address string // CIDR
 	Router  string
 	// Routes are the routes installed, "dst via gw" ("default via 10.0.2.2").
-	Routes    []string
-	DNS       []string
-	Search    []string
-	NTP       []string
-	Server    string
+	Routes []string
+	DNS    []string
+	Search []string
+	NTP    []string
+	Server string
+	// LeaseTime is how long the lease is valid from Obtained (0: the
+	// server gave no time, treated as infinite).
 	LeaseTime time.Duration
+	Obtained  time.Time
+
+	raw *nclient4.Lease // for renewals
 }
 
-// DHCPv4 runs a DHCPv4 exchange on the (up) link until it gets a lease or
-// ctx ends, then adds the address and the routes: the classless static
-// routes (option 121) when offered, else a default route via the router,
-// with the given metric.
-func (n *Netlink) DHCPv4(ctx context.Context, name string, metric int) (DHCPv4Lease, error) {
-	out := DHCPv4Lease{Link: name}
+func (o DHCPOptions) modifiers() []dhcpv4.Modifier {
+	m := []dhcpv4.Modifier{dhcpv4.WithRequestedOptions(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter,
+		dhcpv4.OptionDomainNameServer, dhcpv4.OptionDomainName, dhcpv4.OptionDNSDomainSearchList,
+		dhcpv4.OptionClasslessStaticRoute, dhcpv4.OptionNTPServers)}
+	if o.Hostname != "" {
+		m = append(m, dhcpv4.WithOption(dhcpv4.OptHostName(o.Hostname)))
+	}
+	return m
+}
+
+func (n *Netlink) dhcpClient(name string) (*nclient4.Client, error) {
 	var c *nclient4.Client
 	err := n.do(func() error {
 		var err error
@@ -345,19 +364,52 @@ func (n *Netlink) DHCPv4(ctx context.Context, name string, metric int) (DHCPv4Le
 		return err
 	})
 	if err != nil {
-		return out, fmt.Errorf("dhcp on %s: %w", name, err)
+		return nil, fmt.Errorf("dhcp on %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// DHCPv4 runs a DHCPv4 exchange on the (up) link until it gets a lease or
+// ctx ends, then adds the address and the routes: the classless static
+// routes (option 121) when offered, else a default route via the router,
+// with opts.Metric.
+func (n *Netlink) DHCPv4(ctx context.Context, name string, opts DHCPOptions) (DHCPv4Lease, error) {
+	c, err := n.dhcpClient(name)
+	if err != nil {
+		return DHCPv4Lease{Link: name}, err
 	}
 	defer c.Close()
-	req := dhcpv4.WithRequestedOptions(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter,
-		dhcpv4.OptionDomainNameServer, dhcpv4.OptionDomainName, dhcpv4.OptionDNSDomainSearchList,
-		dhcpv4.OptionClasslessStaticRoute, dhcpv4.OptionNTPServers)
-	l, err := c.Request(ctx, req)
+	l, err := c.Request(ctx, opts.modifiers()...)
 	if err != nil {
 		if ctx.Err() != nil {
-			return out, fmt.Errorf("dhcp on %s: no lease: %w", name, ctx.Err())
+			return DHCPv4Lease{Link: name}, fmt.Errorf("dhcp on %s: no lease: %w", name, ctx.Err())
 		}
-		return out, fmt.Errorf("dhcp on %s: %w", name, err)
+		return DHCPv4Lease{Link: name}, fmt.Errorf("dhcp on %s: %w", name, err)
 	}
+	return n.applyLease(name, l, "", opts)
+}
+
+// RenewDHCPv4 renews old (DHCPREQUEST to its server) and applies the
+// answer; an address that changed replaces the old one.
+func (n *Netlink) RenewDHCPv4(ctx context.Context, old DHCPv4Lease, opts DHCPOptions) (DHCPv4Lease, error) {
+	if old.raw == nil {
+		return old, fmt.Errorf("renew dhcp lease on %s: not a lease from this client", old.Link)
+	}
+	c, err := n.dhcpClient(old.Link)
+	if err != nil {
+		return old, err
+	}
+	defer c.Close()
+	l, err := c.Renew(ctx, old.raw, opts.modifiers()...)
+	if err != nil {
+		return old, fmt.Errorf("renew dhcp lease %s on %s: %w", old.Address, old.Link, err)
+	}
+	return n.applyLease(old.Link, l, old.Address, opts)
+}
+
+// applyLease configures the link from an acknowledged lease.
+func (n *Netlink) applyLease(name string, l *nclient4.Lease, oldAddr string, opts DHCPOptions) (DHCPv4Lease, error) {
+	out := DHCPv4Lease{Link: name, raw: l, Obtained: time.Now()}
 	ack := l.ACK
 	mask := ack.SubnetMask()
 	if mask == nil {
@@ -369,6 +421,9 @@ func (n *Netlink) DHCPv4(ctx context.Context, name string, metric int) (DHCPv4Le
 		out.Server = sid.String()
 	}
 	out.LeaseTime = ack.IPAddressLeaseTime(0)
+	if out.LeaseTime == 0xffffffff*time.Second {
+		out.LeaseTime = 0 // RFC 2131: infinite
+	}
 	for _, d := range ack.DNS() {
 		out.DNS = append(out.DNS, d.String())
 	}
@@ -384,6 +439,11 @@ func (n *Netlink) DHCPv4(ctx context.Context, name string, metric int) (DHCPv4Le
 	if err := n.ReplaceAddr(name, out.Address); err != nil {
 		return out, fmt.Errorf("dhcp on %s: %w", name, err)
 	}
+	if oldAddr != "" && oldAddr != out.Address {
+		if err := n.DelAddr(name, oldAddr); err != nil {
+			return out, fmt.Errorf("dhcp on %s: drop the old lease: %w", name, err)
+		}
+	}
 	if routes := ack.ClasslessStaticRoute(); len(routes) > 0 {
 		// RFC 3442: with option 121 the router option is ignored.
 		for _, r := range routes {
@@ -395,19 +455,35 @@ func (n *Netlink) DHCPv4(ctx context.Context, name string, metric int) (DHCPv4Le
 				to = "default"
 				out.Router = via
 			}
-			if err := n.ReplaceRoute(name, to, via, metric); err != nil {
+			if err := n.ReplaceRoute(name, to, via, opts.Metric); err != nil {
 				return out, fmt.Errorf("dhcp on %s: %w", name, err)
 			}
 			out.Routes = append(out.Routes, strings.TrimSpace(to+" via "+via))
 		}
 	} else if rs := ack.Router(); len(rs) > 0 {
 		out.Router = rs[0].String()
-		if err := n.ReplaceRoute(name, "default", out.Router, metric); err != nil {
+		if err := n.ReplaceRoute(name, "default", out.Router, opts.Metric); err != nil {
 			return out, fmt.Errorf("dhcp on %s: %w", name, err)
 		}
 		out.Routes = append(out.Routes, "default via "+out.Router)
 	}
 	return out, nil
+}
+
+// DelAddr removes the address (CIDR) from the link.
+func (n *Netlink) DelAddr(name, cidr string) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return fmt.Errorf("address %s: %w", cidr, err)
+	}
+	if err := n.h.AddrDel(l, a); err != nil {
+		return fmt.Errorf("remove address %s from %s: %w", cidr, name, err)
+	}
+	return nil
 }
 
 // SetClock steps the system clock to t (settimeofday). The network phase's

@@ -33,10 +33,15 @@ type Netlinker interface {
 // Lease is a DHCPv4 lease, already applied to its link.
 type Lease = host.DHCPv4Lease
 
-// DHCPer gets a DHCPv4 lease on an up link and applies it (address, routes
-// with the given metric). It must return when ctx ends (host.Netlink).
+// DHCPOptions say what a DHCPv4 exchange sends (hostname) and the metric
+// of the lease's routes.
+type DHCPOptions = host.DHCPOptions
+
+// DHCPer gets a DHCPv4 lease on an up link and applies it (address,
+// routes), and renews it. Both must return when ctx ends (host.Netlink).
 type DHCPer interface {
-	DHCPv4(ctx context.Context, link string, metric int) (Lease, error)
+	DHCPv4(ctx context.Context, link string, opts DHCPOptions) (Lease, error)
+	RenewDHCPv4(ctx context.Context, lease Lease, opts DHCPOptions) (Lease, error)
 }
 
 // FS is where resolv.conf is written (host.FS).
@@ -81,7 +86,11 @@ const pollInterval = 100 * time.Millisecond
 // recorded with its config path and the other actions still run. It
 // returns within plan.WaitOnline (plus a little) however the network
 // behaves.
+//
+// Leases are renewed in the background until ctx ends: give Apply the
+// boot agent's lifetime context, not a per-phase one.
 func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec *phase.Recorder) Result {
+	life := ctx
 	ctx, cancel := context.WithTimeout(ctx, plan.WaitOnline)
 	failed := map[string]bool{} // links that could not be created
 	for _, a := range plan.Actions {
@@ -136,7 +145,8 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 				}
 				rec.Change("auto-dhcp", link, "first link with a carrier")
 			}
-			lease, err := dhcpBounded(ctx, dh, link, a.Metric)
+			opts := DHCPOptions{Metric: a.Metric, Hostname: plan.Hostname}
+			lease, err := dhcpBounded(ctx, dh, link, opts)
 			if err != nil {
 				if a.Optional {
 					err = fmt.Errorf("%w (optional link: boot did not wait for it)", err)
@@ -152,6 +162,10 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 			if a.Optional {
 				st.write() // boot may have gone on already
 			}
+			go keepLease(life, dh, a.Path, lease, opts, rec, func(l Lease) {
+				st.add(i, l)
+				st.write()
+			})
 		}(i, a)
 	}
 	mandatory.Wait()
@@ -247,14 +261,14 @@ func leaseDetail(l Lease) string {
 // dhcpBounded runs dh.DHCPv4 but gives up when ctx ends even if the
 // implementation does not (a DHCP server that never answers must not hang
 // boot).
-func dhcpBounded(ctx context.Context, dh DHCPer, link string, metric int) (Lease, error) {
+func dhcpBounded(ctx context.Context, dh DHCPer, link string, opts DHCPOptions) (Lease, error) {
 	type res struct {
 		l   Lease
 		err error
 	}
 	ch := make(chan res, 1)
 	go func() {
-		l, err := dh.DHCPv4(ctx, link, metric)
+		l, err := dh.DHCPv4(ctx, link, opts)
 		ch <- res{l, err}
 	}()
 	select {
@@ -267,6 +281,53 @@ func dhcpBounded(ctx context.Context, dh DHCPer, link string, metric int) (Lease
 			return r.l, r.err
 		case <-time.After(time.Second):
 			return Lease{}, fmt.Errorf("dhcp on %s: no lease: %w", link, ctx.Err())
+		}
+	}
+}
+
+// keepLease renews the lease at half its time, then retries at half the
+// time left, and once it has expired asks for a new lease from scratch;
+// the address is kept meanwhile (a store whose DHCP server is down keeps
+// working). got is called with each renewed lease. It returns when ctx
+// ends or the lease is infinite.
+func keepLease(ctx context.Context, dh DHCPer, path string, lease Lease, opts DHCPOptions, rec *phase.Recorder, got func(Lease)) {
+	clamp := func(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
+	for lease.LeaseTime > 0 {
+		expiry := lease.Obtained.Add(lease.LeaseTime)
+		next := lease.Obtained.Add(lease.LeaseTime / 2)
+		reported := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(next)):
+			}
+			actx, cancel := context.WithTimeout(ctx, clamp(lease.LeaseTime/4, time.Second, 30*time.Second))
+			nl, err := dh.RenewDHCPv4(actx, lease, opts)
+			if err != nil && time.Now().After(expiry) {
+				nl, err = dh.DHCPv4(actx, lease.Link, opts)
+			}
+			cancel()
+			if err == nil {
+				if nl.Address != lease.Address {
+					rec.Change("dhcp", nl.Link, "new lease "+leaseDetail(nl))
+				}
+				lease = nl
+				got(nl)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !reported { // once per lease, not every retry
+				rec.Fail(path, fmt.Errorf("%w (keeping %s, retrying)", err, lease.Address))
+				reported = true
+			}
+			wait := clamp(time.Until(expiry)/2, time.Second, time.Minute)
+			if time.Now().After(expiry) {
+				wait = clamp(lease.LeaseTime/4, time.Second, time.Minute)
+			}
+			next = time.Now().Add(wait)
 		}
 	}
 }

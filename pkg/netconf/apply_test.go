@@ -132,13 +132,35 @@ func (f *fakeNet) Calls() []string {
 }
 
 // fakeDHCP answers per link: a lease after a delay, an error, or never.
+// Renewals answer from renew[link] in turn, or fail when it is empty.
 type fakeDHCP struct {
 	leases map[string]Lease
 	delay  map[string]time.Duration
 	deaf   map[string]bool // ignores ctx too: only Apply's own bound saves boot
+
+	mu        sync.Mutex
+	renew     map[string][]Lease
+	calls     []string
+	hostnames []string
 }
 
-func (d *fakeDHCP) DHCPv4(ctx context.Context, link string, metric int) (Lease, error) {
+func (d *fakeDHCP) log(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, s)
+}
+
+func (d *fakeDHCP) Calls() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.calls...)
+}
+
+func (d *fakeDHCP) DHCPv4(ctx context.Context, link string, opts DHCPOptions) (Lease, error) {
+	d.log("dhcp " + link)
+	d.mu.Lock()
+	d.hostnames = append(d.hostnames, opts.Hostname)
+	d.mu.Unlock()
 	if d.deaf[link] {
 		select {} // a broken client that never returns
 	}
@@ -150,10 +172,26 @@ func (d *fakeDHCP) DHCPv4(ctx context.Context, link string, metric int) (Lease, 
 	select {
 	case <-time.After(d.delay[link]):
 		l.Link = link
+		l.Obtained = time.Now()
 		return l, nil
 	case <-ctx.Done():
 		return Lease{}, fmt.Errorf("dhcp on %s: no lease: %w", link, ctx.Err())
 	}
+}
+
+func (d *fakeDHCP) RenewDHCPv4(ctx context.Context, old Lease, opts DHCPOptions) (Lease, error) {
+	d.log("renew " + old.Link + " " + old.Address)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.renew[old.Link]
+	if len(q) == 0 {
+		return old, fmt.Errorf("renew dhcp lease %s on %s: no answer", old.Address, old.Link)
+	}
+	l := q[0]
+	d.renew[old.Link] = q[1:]
+	l.Link = old.Link
+	l.Obtained = time.Now()
+	return l, nil
 }
 
 func upNIC(name string, index int, mac string) Link {
@@ -432,4 +470,76 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestApplyRenew: a lease is renewed at half its time; a changed address
+// and name servers reach resolv.conf; a failing renewal is reported once,
+// and after expiry a new lease is asked for from scratch.
+func TestApplyRenew(t *testing.T) {
+	config := `hostname: store-7
+keso:
+  network:
+    interfaces:
+      - {name: eth0, dhcp: true}
+`
+	fn := newFakeNet(lo(), upNIC("eth0", 2, ""))
+	fd := &fakeDHCP{
+		leases: map[string]Lease{"eth0": {Address: "10.0.0.5/24", DNS: []string{"10.0.0.1"}, LeaseTime: 400 * time.Millisecond}},
+		renew: map[string][]Lease{"eth0": {
+			{Address: "10.0.0.5/24", DNS: []string{"10.0.0.1"}, LeaseTime: 400 * time.Millisecond},
+			{Address: "10.0.0.6/24", DNS: []string{"10.0.0.2"}, LeaseTime: 400 * time.Millisecond},
+			// then renewals fail: expiry, then a new exchange
+		}},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	var console bytes.Buffer
+	var cmu sync.Mutex
+	rec := phase.NewRecorder("network", lockedWriter{&cmu, &console}, nil)
+	res := Run(ctx, load(t, t.Name(), config), fn, fd, host.FS{Root: root}, rec)
+	<-res.Background
+	deadline := time.Now().Add(5 * time.Second)
+	sawNew := false // resolv.conf had the renewed lease's name server
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(filepath.Join(root, "etc", "resolv.conf")); strings.Contains(string(b), "nameserver 10.0.0.2\n") {
+			sawNew = true
+		}
+		n := 0
+		for _, c := range fd.Calls() {
+			if c == "dhcp eth0" {
+				n++
+			}
+		}
+		if n >= 2 && sawNew {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	calls := fd.Calls()
+	if len(calls) < 5 {
+		t.Fatalf("dhcp calls: %v", calls)
+	}
+	diffLines(t, "first dhcp calls", calls[:4], []string{"dhcp eth0", "renew eth0 10.0.0.5/24", "renew eth0 10.0.0.5/24", "renew eth0 10.0.0.6/24"})
+	if !contains(calls[4:], "dhcp eth0") {
+		t.Errorf("no new exchange after the lease expired: %v", calls)
+	}
+	if !sawNew {
+		t.Errorf("resolv.conf never had the renewed lease's name server 10.0.0.2")
+	}
+	cmu.Lock()
+	out := console.String()
+	cmu.Unlock()
+	if !strings.Contains(out, "keso: network: dhcp eth0 (new lease 10.0.0.6/24, dns 10.0.0.2)") {
+		t.Errorf("console lacks the new lease:\n%s", out)
+	}
+	if n := strings.Count(out, "renew dhcp lease 10.0.0.6/24 on eth0: no answer (keeping 10.0.0.6/24, retrying)"); n != 1 {
+		t.Errorf("the failing renewal was reported %d times, want once:\n%s", n, out)
+	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if len(fd.hostnames) == 0 || fd.hostnames[0] != "store-7" {
+		t.Errorf("hostname sent: %q, want store-7", fd.hostnames)
+	}
 }

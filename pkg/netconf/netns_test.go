@@ -210,7 +210,9 @@ func runNetconf(t *testing.T, n *testNS, config string) (Result, phase.Report, s
 	var console strings.Builder // the Recorder serialises its writes
 	rec := phase.NewRecorder("network", &console, nil)
 	start := time.Now()
-	res := Run(context.Background(), cfg, nl, nl, host.FS{Root: root}, rec)
+	ctx, cancel := context.WithCancel(context.Background()) // ends lease renewals
+	t.Cleanup(cancel)
+	res := Run(ctx, cfg, nl, nl, host.FS{Root: root}, rec)
 	took := time.Since(start)
 	<-res.Background
 	t.Logf("console:\n%s", console.String())
@@ -296,7 +298,7 @@ func TestKernelBondVLAN(t *testing.T) {
 	for _, kind := range []string{"bond", "vlan"} {
 		if err := supports(t, kind); err != nil {
 			t.Skipf("SKIP: this kernel cannot create %s links (%v): it lacks CONFIG_BONDING / CONFIG_VLAN_8021Q "+
-				"(the test runs in the QEMU kernel test, TestKernelInQEMU)", kind, err)
+				"(it runs inside the VM of TestQEMUKernel, on Debian's kernel)", kind, err)
 		}
 	}
 	n := newNS(t)
@@ -367,9 +369,17 @@ func TestKernelBondVLAN(t *testing.T) {
 	}
 }
 
+// dhcpStats is what the test's DHCP server saw.
+type dhcpStats struct {
+	renewals  atomic.Int32 // REQUESTs from a client that has the address (ciaddr set)
+	hostname  atomic.Value // option 12 of the last request
+	leaseTime time.Duration
+}
+
 // dhcpServer answers DISCOVER and REQUEST on link in ns with lease ip/24,
 // router .1 and two name servers.
-func dhcpServer(t *testing.T, n *testNS, link string, ip net.IP) {
+func dhcpServer(t *testing.T, n *testNS, link string, ip net.IP, leaseTime time.Duration) *dhcpStats {
+	st := &dhcpStats{leaseTime: leaseTime}
 	t.Helper()
 	srvIP := net.IPv4(ip[12], ip[13], ip[14], 1).To4()
 	if err := n.h.AddrAdd(n.link(t, link), &netlink.Addr{IPNet: &net.IPNet{IP: srvIP, Mask: net.CIDRMask(24, 32)}}); err != nil {
@@ -382,9 +392,13 @@ func dhcpServer(t *testing.T, n *testNS, link string, ip net.IP) {
 			typ = dhcpv4.MessageTypeOffer
 		case dhcpv4.MessageTypeRequest:
 			typ = dhcpv4.MessageTypeAck
+			if !m.ClientIPAddr.IsUnspecified() {
+				st.renewals.Add(1)
+			}
 		default:
 			return
 		}
+		st.hostname.Store(m.HostName())
 		r, err := dhcpv4.NewReplyFromRequest(m,
 			dhcpv4.WithMessageType(typ),
 			dhcpv4.WithYourIP(ip),
@@ -394,7 +408,7 @@ func dhcpServer(t *testing.T, n *testNS, link string, ip net.IP) {
 			dhcpv4.WithOption(dhcpv4.OptRouter(srvIP)),
 			dhcpv4.WithOption(dhcpv4.OptDNS(net.IPv4(ip[12], ip[13], ip[14], 53), net.IPv4(ip[12], ip[13], ip[14], 54))),
 			dhcpv4.WithOption(dhcpv4.OptDomainName("store.example")),
-			dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(time.Hour)),
+			dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(st.leaseTime)),
 		)
 		if err != nil {
 			t.Errorf("dhcp reply: %v", err)
@@ -415,6 +429,7 @@ func dhcpServer(t *testing.T, n *testNS, link string, ip net.IP) {
 		}
 	}()
 	t.Cleanup(func() { srv.Close() })
+	return st
 }
 
 // TestKernelDHCP: a real DHCPv4 exchange over a veth pair between two
@@ -431,8 +446,9 @@ func TestKernelDHCP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dhcpServer(t, server, "srv0", net.IPv4(10, 77, 0, 50))
-	config := `keso:
+	stats := dhcpServer(t, server, "srv0", net.IPv4(10, 77, 0, 50), 4*time.Second)
+	config := `hostname: store-7
+keso:
   dns_nameservers: [10.0.0.53]
   network:
     wait_online: 4s
@@ -461,6 +477,18 @@ func TestKernelDHCP(t *testing.T) {
 	if resolv != want {
 		t.Errorf("resolv.conf:\ngot  %q\nwant %q", resolv, want)
 	}
+	if got, _ := stats.hostname.Load().(string); got != "store-7" {
+		t.Errorf("hostname sent to the DHCP server: %q, want store-7", got)
+	}
+	// The 4s lease is renewed after about 2s.
+	deadline := time.Now().Add(6 * time.Second)
+	for stats.renewals.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if stats.renewals.Load() == 0 {
+		t.Errorf("the lease was not renewed within 6s (lease time 4s)")
+	}
+	diffLines(t, "eth0 addresses after renewal", client.addrs(t, "eth0"), []string{"10.77.0.50/24"})
 }
 
 // TestKernelAutoDHCP: with no network block, the first link with a
@@ -476,7 +504,7 @@ func TestKernelAutoDHCP(t *testing.T) {
 	if err := server.h.LinkSetUp(server.link(t, "srv1")); err != nil {
 		t.Fatal(err)
 	}
-	dhcpServer(t, server, "srv1", net.IPv4(10, 88, 0, 7))
+	dhcpServer(t, server, "srv1", net.IPv4(10, 88, 0, 7), time.Hour)
 	res, rep, resolv, took := runNetconf(t, client, "hostname: auto\n")
 	t.Logf("applied in %s", took)
 	diffLines(t, "failures", failures(rep), nil)

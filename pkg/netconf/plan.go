@@ -171,6 +171,8 @@ type Plan struct {
 	Nameservers []string
 	// NameserversPath is the config path reported when resolv.conf fails.
 	NameserversPath string
+	// Hostname is sent to DHCP servers (option 12).
+	Hostname string
 }
 
 // Problem is a config entry that cannot be applied to the observed links.
@@ -215,7 +217,7 @@ func NewPlan(cfg cloudconfig.Config, observed []Link) (Plan, []Problem) {
 	for _, l := range observed {
 		p.byName[l.Name] = l
 	}
-	out := Plan{WaitOnline: DefaultWaitOnline, NameserversPath: "keso.dns_nameservers"}
+	out := Plan{WaitOnline: DefaultWaitOnline, NameserversPath: "keso.dns_nameservers", Hostname: cfg.Hostname}
 	p.dns = append(p.dns, cfg.Keso.DNSNameservers...)
 	lo := []Action{{Op: OpUp, Link: "lo", Path: "keso.network"}}
 	if _, ok := p.byName["lo"]; !ok {
