@@ -77,10 +77,11 @@ type Server struct {
 	// Log receives one line per notable event (console); nil discards.
 	Log io.Writer
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	config *ssh.ServerConfig
-	keys   []ssh.Signer
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	handshake chan struct{} // bounds handshakes in progress
+	config    *ssh.ServerConfig
+	keys      []ssh.Signer
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -142,6 +143,7 @@ func (s *Server) Setup() error {
 		cfg.AddHostKey(k)
 	}
 	s.config, s.keys = cfg, keys
+	s.handshake = make(chan struct{}, maxHandshakes)
 	return nil
 }
 
@@ -200,6 +202,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("sshd: accept on %s: %w", ln.Addr(), err)
 		}
 		tempDelay = 0
+		select {
+		case s.handshake <- struct{}{}:
+		default:
+			// Too many unauthenticated connections (a scan or a flood):
+			// drop this one rather than run out of memory.
+			c.Close()
+			continue
+		}
 		s.track(c, true)
 		go func() {
 			defer s.track(c, false)
@@ -273,9 +283,14 @@ func (s *Server) checkPassword(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissio
 	return &ssh.Permissions{Extensions: map[string]string{"user": name, "auth": "password"}}, nil
 }
 
+// maxHandshakes bounds connections that have not finished authenticating
+// (OpenSSH's MaxStartups plays the same role).
+const maxHandshakes = 32
+
 func (s *Server) handleConn(c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	sc, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	<-s.handshake
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			s.logf("%s: handshake: %v", c.RemoteAddr(), err)
