@@ -3,7 +3,9 @@ package initrd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,6 +79,9 @@ func ISOLabel(path string) (label string, ok bool, err error) {
 	defer f.Close()
 	buf := make([]byte, labelOffset+labelLen)
 	if _, err := f.ReadAt(buf, pvdOffset); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return "", false, nil // too small to hold one
+		}
 		return "", false, err
 	}
 	if buf[0] != 1 || string(buf[1:6]) != "CD001" {

@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,6 +154,12 @@ func (s *Stage) Layers(info *Info) error {
 		if d, ok := FindPartLabel(devs, StatePartLabel); ok {
 			dev := s.devPath(d.Name)
 			stateDir = filepath.Join(Sysroot, StateDir)
+			if g, err := s.growPartition(d.Name, StatePartLabel); err != nil {
+				s.logf("state: not growing the %s partition: %v", StatePartLabel, err)
+			} else if g != nil {
+				info.StatePart = []uint64{g.OldEnd, g.NewEnd}
+				s.logf("state: grew partition %s to the end of the disk (LBA %d-%d, was -%d)", d.Name, g.Start, g.NewEnd, g.OldEnd)
+			}
 			if err := s.Host.Mount(dev, s.path(stateDir), "ext4", host.MountNoSuid|host.MountNoDev, ""); err != nil {
 				return fmt.Errorf("state partition %s: %w", StatePartLabel, err)
 			}
@@ -214,4 +221,55 @@ func prefixOverlay(data, root string) string {
 		}
 	}
 	return strings.Join(opts, ",")
+}
+
+// growPartition extends the partition part (labelled label) to the end of
+// its disk when the disk is larger than the image that was written to it.
+// It returns nil, nil when there is nothing to do.
+func (s *Stage) growPartition(part, label string) (*GPTGrow, error) {
+	real, err := filepath.EvalSymlinks(s.path("/sys/class/block/" + part))
+	if err != nil {
+		return nil, err
+	}
+	disk := filepath.Base(filepath.Dir(real))
+	ss := 512
+	if b, err := os.ReadFile(s.path("/sys/class/block/" + disk + "/queue/logical_block_size")); err == nil {
+		fmt.Sscan(strings.TrimSpace(string(b)), &ss)
+	}
+	var size512 uint64
+	b, err := os.ReadFile(s.path("/sys/class/block/" + disk + "/size"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &size512); err != nil {
+		return nil, fmt.Errorf("size of %s: %w", disk, err)
+	}
+	diskPath := s.devPath(disk)
+	f, err := os.OpenFile(diskPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, 1<<20)
+	n, err := f.ReadAt(head, 0)
+	if n < 34*ss {
+		return nil, fmt.Errorf("read partition table of %s: %v", diskPath, err)
+	}
+	g, err := PlanGPTGrow(head[:n], ss, size512*512/uint64(ss), label)
+	if errors.Is(err, ErrGPTNoGrow) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", diskPath, err)
+	}
+	for _, w := range g.Writes {
+		if _, err := f.WriteAt(w.Data, w.Offset); err != nil {
+			return nil, fmt.Errorf("write partition table of %s: %w", diskPath, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("write partition table of %s: %w", diskPath, err)
+	}
+	err = s.Host.ResizePartition(diskPath, g.Partition, int64(g.Start)*int64(ss), int64(g.NewEnd-g.Start+1)*int64(ss))
+	return g, err
 }

@@ -23,6 +23,7 @@ type Host interface {
 	AttachLoop(file string) (string, error)
 	BlockSize(path string) (int64, error)
 	GrowExt4(mountpoint string, deviceBytes int64) (before, after uint64, err error)
+	ResizePartition(disk string, partno int, start, length int64) error
 	Links() ([]host.Link, error)
 	LinkUp(name string) error
 	DHCP(ctx context.Context, link string, timeout time.Duration) (*host.Lease, error)
@@ -57,11 +58,12 @@ const (
 type Info struct {
 	Mode        Mode     `json:"mode"`
 	Slot        string   `json:"slot,omitempty"`
-	Root        string   `json:"root"`                         // device, ISO file or URL the root came from
-	RootDevice  string   `json:"root_device"`                  // what is mounted on /
-	State       string   `json:"state,omitempty"`              // KESO_STATE device, if any
-	StateGrown  []uint64 `json:"state_grown_blocks,omitempty"` // blocks before, after
-	Lease       string   `json:"lease,omitempty"`              // netboot: link and address
+	Root        string   `json:"root"`                           // device, ISO file or URL the root came from
+	RootDevice  string   `json:"root_device"`                    // what is mounted on /
+	State       string   `json:"state,omitempty"`                // KESO_STATE device, if any
+	StateGrown  []uint64 `json:"state_grown_blocks,omitempty"`   // blocks before, after
+	StatePart   []uint64 `json:"state_partition_lbas,omitempty"` // end LBA before, after, when the GPT was grown
+	Lease       string   `json:"lease,omitempty"`                // netboot: link and address
 	ModulesSkip []string `json:"modules_skipped,omitempty"`
 	Cmdline     string   `json:"cmdline"`
 }

@@ -1,0 +1,274 @@
+package initrd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keso-os/keso/pkg/host"
+)
+
+// fakeHost records side effects; "mounting" a squashfs on /sysroot copies
+// in a tiny root so the stage's checks pass.
+type fakeHost struct {
+	root     string
+	mounts   []string
+	modules  []string
+	loops    []string
+	links    []host.Link
+	failLoad map[string]bool
+	switched string
+}
+
+func (f *fakeHost) rel(p string) string {
+	if !strings.HasPrefix(p, f.root) {
+		return p
+	}
+	return "/" + strings.TrimPrefix(strings.TrimPrefix(p, f.root), "/")
+}
+
+func (f *fakeHost) Mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	data = strings.ReplaceAll(data, f.root, "")
+	f.mounts = append(f.mounts, fmt.Sprintf("%s %s %s %s", f.rel(source), f.rel(target), fstype, data))
+	if fstype == "squashfs" {
+		os.MkdirAll(filepath.Join(target, "sbin"), 0o755)
+		os.Symlink("/usr/sbin/keso-init", filepath.Join(target, "sbin/init"))
+	}
+	return nil
+}
+func (f *fakeHost) LoadModule(path, params string) error {
+	if f.failLoad[ModuleName(path)] {
+		return fmt.Errorf("load module %s: finit_module: exec format error", path)
+	}
+	f.modules = append(f.modules, ModuleName(path))
+	return nil
+}
+func (f *fakeHost) AttachLoop(file string) (string, error) {
+	f.loops = append(f.loops, f.rel(file))
+	return "/dev/loop0", nil
+}
+func (f *fakeHost) BlockSize(path string) (int64, error) { return 256 << 20, nil }
+func (f *fakeHost) GrowExt4(mp string, n int64) (uint64, uint64, error) {
+	return 1000, uint64(n / 4096), nil
+}
+func (f *fakeHost) ResizePartition(disk string, partno int, start, length int64) error { return nil }
+func (f *fakeHost) Links() ([]host.Link, error)                                        { return f.links, nil }
+func (f *fakeHost) LinkUp(name string) error                                           { return nil }
+func (f *fakeHost) DHCP(ctx context.Context, link string, timeout time.Duration) (*host.Lease, error) {
+	return &host.Lease{Link: link, Address: "10.0.2.15/24", Router: "10.0.2.2"}, nil
+}
+func (f *fakeHost) SwitchRoot(newRoot, init string, argv, env []string) error {
+	f.switched = f.rel(newRoot) + " " + init
+	return fmt.Errorf("fake switch root")
+}
+
+// fakeSys writes sysfs uevent files and /dev nodes (plain files) under root.
+func fakeSys(t *testing.T, root string, devs map[string]string, content map[string][]byte) {
+	t.Helper()
+	for name, uevent := range devs {
+		d := filepath.Join(root, "sys/class/block", name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "uevent"), []byte(uevent), 0o644)
+		os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+		os.WriteFile(filepath.Join(root, "dev", name), content[name], 0o644)
+	}
+}
+
+func newStage(t *testing.T) (*Stage, *fakeHost, *bytes.Buffer) {
+	root := t.TempDir()
+	fh := &fakeHost{root: root}
+	var log bytes.Buffer
+	now := time.Unix(0, 0)
+	st := &Stage{Host: fh, Root: root, Log: &log, KernelRelease: "6.1.0-test",
+		Now: func() time.Time { return now }, Sleep: func(d time.Duration) { now = now.Add(d) }}
+	return st, fh, &log
+}
+
+func TestStageDiskMode(t *testing.T) {
+	st, fh, log := newStage(t)
+	fakeSys(t, st.Root, map[string]string{
+		"sr0":  "DEVNAME=sr0\nDEVTYPE=disk\n",
+		"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
+		"vda1": "DEVNAME=vda1\nDEVTYPE=partition\nPARTNAME=KESO_EFI\n",
+		"vda3": "DEVNAME=vda3\nDEVTYPE=partition\nPARTNAME=KESO_ROOT_B\n",
+		"vda4": "DEVNAME=vda4\nDEVTYPE=partition\nPARTNAME=KESO_STATE\n",
+	}, nil)
+	os.MkdirAll(filepath.Join(st.Root, "lib/modules/6.1.0-test"), 0o755)
+	os.WriteFile(filepath.Join(st.Root, "lib/modules/6.1.0-test/modules.dep"), []byte(depSample), 0o644)
+	os.MkdirAll(filepath.Join(st.Root, "etc/keso"), 0o755)
+	os.WriteFile(filepath.Join(st.Root, "etc/keso/initrd-modules"), []byte("virtio_blk\nsquashfs\next4\n"), 0o644)
+	fh.failLoad = map[string]bool{"squashfs": true}
+
+	plan := Plan{Mode: ModeDisk, Slot: "b", RootWait: 5 * time.Second}
+	err := st.Run(context.Background(), "keso.slot=b", plan)
+	if err == nil || err.Error() != "fake switch root" {
+		t.Fatalf("Run = %v, want the fake switch root error", err)
+	}
+	if got, want := strings.Join(fh.modules, " "), "virtio_ring virtio virtio_blk"; got != want {
+		t.Errorf("modules loaded = %q, want %q", got, want)
+	}
+	wantMounts := []string{
+		"/dev/vda3 /sysroot squashfs ",
+		"/dev/vda4 /sysroot/keso/state ext4 ",
+		"tmpfs /sysroot/tmp tmpfs mode=1777",
+		"/sysroot/keso/state/var /sysroot/var  ",
+		"overlay /sysroot/etc overlay lowerdir=/sysroot/etc,upperdir=/sysroot/keso/state/etc-overlay/upper,workdir=/sysroot/keso/state/etc-overlay/work",
+	}
+	if got, want := strings.Join(fh.mounts, "\n"), strings.Join(wantMounts, "\n"); got != want {
+		t.Errorf("mounts\n got:\n%s\n want:\n%s", got, want)
+	}
+	if fh.switched != "/sysroot /sbin/init" {
+		t.Errorf("switch root = %q", fh.switched)
+	}
+	var info Info
+	b, err := os.ReadFile(filepath.Join(st.Root, InfoFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &info)
+	if info.Mode != ModeDisk || info.Slot != "b" || info.State != "/dev/vda4" && !strings.HasSuffix(info.State, "/dev/vda4") {
+		t.Errorf("info = %+v", info)
+	}
+	if got := strings.Join(info.ModulesSkip, " "); got != "ext4 squashfs" {
+		t.Errorf("skipped modules = %q, want %q", got, "ext4 squashfs")
+	}
+	if !strings.Contains(log.String(), "module squashfs: load module") {
+		t.Errorf("log does not report the failed module:\n%s", log)
+	}
+}
+
+func TestStageRootNotFound(t *testing.T) {
+	st, _, log := newStage(t)
+	fakeSys(t, st.Root, map[string]string{
+		"sr0":  "DEVNAME=sr0\nDEVTYPE=disk\n",
+		"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
+		"vda2": "DEVNAME=vda2\nDEVTYPE=partition\nPARTNAME=KESO_ROOT_B\n",
+	}, nil)
+	os.Remove(filepath.Join(st.Root, "dev/sr0")) // no medium: unreadable
+	err := st.FindRoot(context.Background(), Plan{Mode: ModeAuto, RootWait: 3 * time.Second}, &Info{})
+	want := `root not found after 3s: looked for GPT partition labelled KESO_ROOT_A or an ISO 9660 volume labelled KESO; found: sr0 (unreadable: no such file or directory), vda, vda2 (partlabel KESO_ROOT_B)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got  %v\n want %s", err, want)
+	}
+	if !strings.Contains(log.String(), "looking for") {
+		t.Errorf("log: %s", log)
+	}
+}
+
+func TestStageLiveMode(t *testing.T) {
+	if _, err := exec.LookPath("xorriso"); err != nil {
+		t.Skip("xorriso is not installed: run scripts/deps.sh")
+	}
+	st, fh, _ := newStage(t)
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "keso"), 0o755)
+	os.WriteFile(filepath.Join(tree, "keso/root.squashfs"), []byte("sq"), 0o644)
+	iso := filepath.Join(t.TempDir(), "x.iso")
+	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-V", "KESO", "-o", iso, tree).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, out)
+	}
+	other := filepath.Join(t.TempDir(), "o.iso")
+	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-V", "CIDATA", "-o", other, tree).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, out)
+	}
+	isoData, _ := os.ReadFile(iso)
+	otherData, _ := os.ReadFile(other)
+	if label, ok, err := ISOLabel(iso); err != nil || !ok || label != "KESO" {
+		t.Fatalf("ISOLabel = %q %v %v, want KESO", label, ok, err)
+	}
+	fakeSys(t, st.Root, map[string]string{"sr0": "DEVNAME=sr0\n", "sr1": "DEVNAME=sr1\n", "vda": "DEVNAME=vda\n"},
+		map[string][]byte{"sr0": otherData, "sr1": isoData})
+	// The fake mount of the ISO does not show its files: put the squashfs where the mount would.
+	os.MkdirAll(filepath.Join(st.Root, MediaDir, "keso"), 0o755)
+	os.WriteFile(filepath.Join(st.Root, MediaDir, LiveSquashfs), []byte("sq"), 0o644)
+	var info Info
+	if err := st.FindRoot(context.Background(), Plan{Mode: ModeLive, RootWait: time.Second}, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode != ModeLive || !strings.HasSuffix(info.Root, "/dev/sr1:/keso/root.squashfs") || info.RootDevice != "/dev/loop0" {
+		t.Errorf("info = %+v", info)
+	}
+	if got := strings.Join(fh.mounts, "\n"); got != "/dev/sr1 /run/keso/media iso9660 \n/dev/loop0 /sysroot squashfs " {
+		t.Errorf("mounts:\n%s", got)
+	}
+}
+
+func TestFetch(t *testing.T) {
+	payload := bytes.Repeat([]byte("keso root "), 100000)
+	sum := sha256.Sum256(payload)
+	good := hex.EncodeToString(sum[:])
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		switch r.URL.Path {
+		case "/flaky":
+			// First answer: promise everything, send half and cut; then honour Range.
+			if calls == 1 {
+				w.Header().Set("Content-Length", fmt.Sprint(len(payload)))
+				w.Write(payload[:len(payload)/2])
+				return
+			}
+			http.ServeContent(w, r, "r", time.Time{}, bytes.NewReader(payload))
+		case "/ok":
+			http.ServeContent(w, r, "r", time.Time{}, bytes.NewReader(payload))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		path, sha, wantErr string
+		wantCalls          int
+	}{
+		{path: "/ok", sha: good, wantCalls: 1},
+		{path: "/ok", sha: "", wantCalls: 1},
+		{path: "/flaky", sha: good, wantCalls: 2},
+		{path: "/ok", sha: strings.Repeat("0", 64), wantErr: "has sha256 " + good + ", but keso.root_sha256 wants 0000", wantCalls: 1},
+		{path: "/missing", wantErr: "404 Not Found", wantCalls: 1},
+	}
+	for _, tt := range tests {
+		st, _, log := newStage(t)
+		calls = 0
+		dst := filepath.Join(st.Root, "run/keso/rootfs.squashfs")
+		err := st.Fetch(context.Background(), srv.URL+tt.path, dst, tt.sha)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error = %v, want %q", tt.path, err, tt.wantErr)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v\n%s", tt.path, err, log)
+		} else if got, _ := os.ReadFile(dst); !bytes.Equal(got, payload) {
+			t.Errorf("%s: downloaded %d bytes differ from the %d served", tt.path, len(got), len(payload))
+		}
+		if calls != tt.wantCalls {
+			t.Errorf("%s: %d requests, want %d\n%s", tt.path, calls, tt.wantCalls, log)
+		}
+		if tt.path == "/flaky" && !strings.Contains(log.String(), "resuming at") {
+			t.Errorf("flaky download did not resume:\n%s", log)
+		}
+	}
+}
+
+func TestNetbootNoCarrier(t *testing.T) {
+	st, fh, _ := newStage(t)
+	fh.links = []host.Link{{Name: "eth1"}, {Name: "eth0"}}
+	err := st.FindRoot(context.Background(), Plan{Mode: ModeNetboot, URL: "http://x/r"}, &Info{})
+	want := "netboot: looked for a network link with a carrier for 20s; found eth0, eth1, none with a carrier (cable?)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got  %v\n want %s", err, want)
+	}
+}
