@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"strings"
 	"sync"
 	"syscall"
@@ -161,10 +160,10 @@ func (ss *session) start(command, kind string) (bool, func()) {
 	if kind == "shell" {
 		argv = []string{u.Shell}
 	}
+	// argv[0] stays the shell's full path: u-root's multi-call binary finds
+	// the command from it (following the /bin/sh symlink), so the login
+	// shell convention "-sh" would not run at all.
 	ok, run := ss.run(argv)
-	if ok && kind == "shell" {
-		ss.cmd.Args[0] = "-" + path.Base(u.Shell) // login shell
-	}
 	if ok {
 		ss.srv.logf("%s: %s %q", u.Name, kind, command)
 	}

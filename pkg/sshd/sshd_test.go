@@ -259,8 +259,8 @@ func TestPTYWindowChange(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	fmt.Fprintln(in, "echo size=$(stty size)")
-	waitFor("size=40 100")
+	fmt.Fprintln(in, "echo size=$(stty size) zero=$0")
+	waitFor("size=40 100 zero=/bin/sh")
 	if err := s.WindowChange(50, 120); err != nil {
 		t.Fatal(err)
 	}
