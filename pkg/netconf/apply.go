@@ -61,22 +61,68 @@ type Result struct {
 	Background <-chan struct{}
 }
 
-// Run observes the links, plans, reports every plan problem as a failure
-// with its config path, and applies the plan. It is what the system stage
-// calls; nl and dh are usually one *host.Netlink.
-func Run(ctx context.Context, cfg cloudconfig.Config, nl Netlinker, dh DHCPer, fsys FS, rec *phase.Recorder) Result {
-	links, err := nl.Links()
-	if err != nil {
-		rec.Fail("keso.network", err)
-		done := make(chan struct{})
-		close(done)
-		return Result{Background: done}
+// NTPServers returns the NTP servers the leases offered (option 42), in
+// order, without duplicates: a fallback when ntp_servers is empty.
+func (r Result) NTPServers() []string {
+	var all []string
+	for _, l := range r.Leases {
+		all = append(all, l.NTP...)
 	}
-	plan, probs := NewPlan(cfg, links)
+	return dedup(all)
+}
+
+// LinkSettle is how long Run waits for links the config names that do not
+// exist yet (USB NICs enumerate after the driver loads), at most
+// wait_online.
+var LinkSettle = 10 * time.Second
+
+// Run observes the links, plans, reports every plan problem as a failure
+// with its config path, and applies the plan. When the config names links
+// that do not exist yet, it re-observes for up to LinkSettle first. It is
+// what the system stage calls; nl and dh are usually one *host.Netlink.
+// ctx should live as long as the boot agent: DHCP leases are renewed in
+// the background until it ends.
+func Run(ctx context.Context, cfg cloudconfig.Config, nl Netlinker, dh DHCPer, fsys FS, rec *phase.Recorder) Result {
+	var (
+		plan   Plan
+		probs  []Problem
+		start  = time.Now()
+		waited bool
+	)
+	for {
+		links, err := nl.Links()
+		if err != nil {
+			rec.Fail("keso.network", err)
+			done := make(chan struct{})
+			close(done)
+			return Result{Background: done}
+		}
+		plan, probs = NewPlan(cfg, links)
+		if !anyMissing(probs) || time.Since(start) >= min(LinkSettle, plan.WaitOnline) || ctx.Err() != nil {
+			break
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * pollInterval):
+		}
+	}
+	if waited {
+		rec.Change("waited", "links", fmt.Sprintf("%s for links the config names to appear", time.Since(start).Round(time.Millisecond)))
+	}
 	for _, p := range probs {
 		rec.Fail(p.Path, p.Err)
 	}
 	return Apply(ctx, plan, nl, dh, fsys, rec)
+}
+
+func anyMissing(ps []Problem) bool {
+	for _, p := range ps {
+		if p.Missing {
+			return true
+		}
+	}
+	return false
 }
 
 // pollInterval is how often carriers are checked while waiting.

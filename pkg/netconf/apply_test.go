@@ -299,7 +299,7 @@ func TestApplyDeafDHCP(t *testing.T) {
 	for _, deaf := range []bool{false, true} {
 		t.Run(fmt.Sprintf("client-ignores-ctx=%v", deaf), func(t *testing.T) {
 			fn := newFakeNet(lo(), upNIC("eth0", 2, ""), upNIC("eth1", 3, ""), upNIC("eth2", 4, ""))
-			fd := &fakeDHCP{leases: map[string]Lease{"eth2": {Address: "10.2.0.9/24", DNS: []string{"10.2.0.1"}, Search: []string{"store.example"}}},
+			fd := &fakeDHCP{leases: map[string]Lease{"eth2": {Address: "10.2.0.9/24", DNS: []string{"10.2.0.1"}, Search: []string{"store.example"}, NTP: []string{"10.2.0.123", "10.2.0.123"}}},
 				deaf: map[string]bool{"eth0": deaf}}
 			a := apply(t, config, fn, fd)
 			if a.took > 2*time.Second {
@@ -318,6 +318,7 @@ func TestApplyDeafDHCP(t *testing.T) {
 			if len(a.res.Leases) != 1 || a.res.Leases[0].Link != "eth2" {
 				t.Errorf("leases: got %+v, want eth2's", a.res.Leases)
 			}
+			diffLines(t, "ntp servers from DHCP", a.res.NTPServers(), []string{"10.2.0.123"})
 		})
 	}
 }
@@ -541,5 +542,67 @@ keso:
 	defer fd.mu.Unlock()
 	if len(fd.hostnames) == 0 || fd.hostnames[0] != "store-7" {
 		t.Errorf("hostname sent: %q, want store-7", fd.hostnames)
+	}
+}
+
+// lateNet is a fakeNet whose eth1 appears only after a while (a USB NIC).
+type lateNet struct {
+	*fakeNet
+	appear time.Time
+}
+
+func (l *lateNet) Links() ([]Link, error) {
+	ls, err := l.fakeNet.Links()
+	if time.Now().Before(l.appear) {
+		var out []Link
+		for _, x := range ls {
+			if x.Name != "eth1" {
+				out = append(out, x)
+			}
+		}
+		return out, err
+	}
+	return ls, err
+}
+
+// TestRunWaitsForLateLinks: Run re-observes while the config names links
+// that do not exist yet, up to LinkSettle.
+func TestRunWaitsForLateLinks(t *testing.T) {
+	defer func(d time.Duration) { LinkSettle = d }(LinkSettle)
+	LinkSettle = 2 * time.Second
+	config := `keso:
+  network:
+    wait_online: 3s
+    interfaces:
+      - {name: eth1, addresses: [10.1.0.5/24]}
+`
+	for _, tt := range []struct {
+		name    string
+		after   time.Duration
+		wantErr string
+	}{
+		{"appears after 300ms", 300 * time.Millisecond, ""},
+		{"never appears", time.Hour, `keso.network.interfaces[0].name: no network interface is named "eth1" (links seen: eth0)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fn := &lateNet{newFakeNet(lo(), upNIC("eth0", 2, ""), upNIC("eth1", 3, "")), time.Now().Add(tt.after)}
+			rec := phase.NewRecorder("network", nil, nil)
+			start := time.Now()
+			res := Run(context.Background(), load(t, t.Name(), config), fn, &fakeDHCP{}, host.FS{Root: t.TempDir()}, rec)
+			<-res.Background
+			took := time.Since(start)
+			rep := rec.Done()
+			if tt.wantErr == "" {
+				diffLines(t, "failures", failures(rep), nil)
+				if !contains(fn.Calls(), "addr eth1 10.1.0.5/24") || took < tt.after {
+					t.Errorf("eth1 not configured after it appeared (took %s): %v", took, fn.Calls())
+				}
+				return
+			}
+			diffLines(t, "failures", failures(rep), []string{tt.wantErr})
+			if took < LinkSettle || took > LinkSettle+time.Second {
+				t.Errorf("took %s, want about LinkSettle (%s)", took, LinkSettle)
+			}
+		})
 	}
 }

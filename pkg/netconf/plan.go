@@ -179,6 +179,9 @@ type Plan struct {
 type Problem struct {
 	Path string
 	Err  error
+	// Missing: the entry names a link that does not exist (yet: a USB NIC
+	// may still be probing). Run waits a little for such links.
+	Missing bool
 }
 
 func (p Problem) Error() string { return p.Path + ": " + p.Err.Error() }
@@ -200,6 +203,10 @@ type planner struct {
 
 func (p *planner) problem(path, format string, args ...any) {
 	p.probs = append(p.probs, Problem{Path: path, Err: fmt.Errorf(format, args...)})
+}
+
+func (p *planner) missing(path, format string, args ...any) {
+	p.probs = append(p.probs, Problem{Path: path, Err: fmt.Errorf(format, args...), Missing: true})
 }
 
 // physical reports whether l is a link a prefix or the no-config default
@@ -233,7 +240,7 @@ func NewPlan(cfg cloudconfig.Config, observed []Link) (Plan, []Problem) {
 			}
 		}
 		if len(cands) == 0 {
-			p.problem("keso.network", "no network interface to run DHCP on (links seen: %s)", p.seen())
+			p.missing("keso.network", "no network interface to run DHCP on (links seen: %s)", p.seen())
 		} else {
 			p.dhcp = append(p.dhcp, Action{Op: OpAutoDHCP, Path: "keso.network", Candidates: cands, Metric: 1024})
 			p.waits = append(p.waits, WaitLink{Path: "keso.network"})
@@ -314,7 +321,7 @@ func (p *planner) network(n *cloudconfig.Network) {
 					if e.Name != "" {
 						what += " and name " + e.Name
 					}
-					p.problem(ip+".mac", "no network interface has %s (links seen: %s)", what, p.seen())
+					p.missing(ip+".mac", "no network interface has %s (links seen: %s)", what, p.seen())
 					continue
 				}
 			case glob:
@@ -324,12 +331,12 @@ func (p *planner) network(n *cloudconfig.Network) {
 					}
 				}
 				if len(hits) == 0 {
-					p.problem(ip+".name", "no unconfigured network interface matches %q (links seen: %s)", e.Name, p.seen())
+					p.missing(ip+".name", "no unconfigured network interface matches %q (links seen: %s)", e.Name, p.seen())
 					continue
 				}
 			default:
 				if _, ok := p.byName[e.Name]; !ok {
-					p.problem(ip+".name", "no network interface is named %q (links seen: %s)", e.Name, p.seen())
+					p.missing(ip+".name", "no network interface is named %q (links seen: %s)", e.Name, p.seen())
 					continue
 				}
 				hits = []string{e.Name}
@@ -366,7 +373,7 @@ func (p *planner) network(n *cloudconfig.Network) {
 			l, exists := p.byName[m]
 			switch {
 			case !exists:
-				p.problem(mp, "no network interface is named %q (links seen: %s)", m, p.seen())
+				p.missing(mp, "no network interface is named %q (links seen: %s)", m, p.seen())
 				ok = false
 			case l.Kind == "bond" || l.Kind == "vlan" || l.Loopback:
 				p.problem(mp, "%s is a %s link and cannot be a bond member", m, l.Kind)
@@ -456,7 +463,7 @@ func (p *planner) network(n *cloudconfig.Network) {
 		parent, exists := p.byName[v.Link]
 		_, isBond := names[v.Link]
 		if !exists && !isBond {
-			p.problem(vp+".link", "no network interface or bond is named %q (links seen: %s)", v.Link, p.seen())
+			p.missing(vp+".link", "no network interface or bond is named %q (links seen: %s)", v.Link, p.seen())
 			continue
 		}
 		if exists && !isBond && members[v.Link] != "" {
