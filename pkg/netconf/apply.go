@@ -147,7 +147,7 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 		if failed[a.Link] {
 			continue
 		}
-		if dep := a.Parent + a.Master; failed[dep] {
+		if failed[a.Parent] || failed[a.Master] {
 			if a.Op == OpCreateVLAN {
 				failed[a.Link] = true
 				rec.Fail(a.Path, fmt.Errorf("create vlan %s: its parent %s could not be set up", a.Link, a.Parent))
@@ -181,34 +181,33 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 		}
 		wg.Add(1)
 		go func(i int, a Action) {
-			defer wg.Done()
-			link := a.Link
-			if a.Op == OpAutoDHCP {
-				var err error
-				if link, err = firstCarrier(ctx, nl, a.Candidates, rec); err != nil {
-					rec.Fail(a.Path, err)
-					return
-				}
-				rec.Change("auto-dhcp", link, "first link with a carrier")
-			}
 			opts := DHCPOptions{Metric: a.Metric, Hostname: plan.Hostname}
-			lease, err := dhcpBounded(ctx, dh, link, opts)
+			got := func(l Lease) {
+				mu.Lock()
+				online[l.Link] = true
+				mu.Unlock()
+				st.add(i, l)
+			}
+			lease, err := acquire(ctx, nl, dh, a, opts, rec, true)
 			if err != nil {
 				if a.Optional {
 					err = fmt.Errorf("%w (optional link: boot did not wait for it)", err)
 				}
-				rec.Fail(a.Path, err)
+				rec.Fail(a.Path, fmt.Errorf("%w; retrying in the background", err))
+				wg.Done()
+				retryLease(life, nl, dh, a, opts, rec, func(l Lease) {
+					got(l)
+					st.write()
+				})
 				return
 			}
-			rec.Change("dhcp", link, leaseDetail(lease))
-			mu.Lock()
-			online[link] = true
-			mu.Unlock()
-			st.add(i, lease)
+			rec.Change("dhcp", lease.Link, leaseDetail(lease))
+			got(lease)
 			if a.Optional {
 				st.write() // boot may have gone on already
 			}
-			go keepLease(life, dh, a.Path, lease, opts, rec, func(l Lease) {
+			wg.Done()
+			keepLease(life, dh, a.Path, lease, opts, rec, func(l Lease) {
 				st.add(i, l)
 				st.write()
 			})
@@ -331,6 +330,47 @@ func dhcpBounded(ctx context.Context, dh DHCPer, link string, opts DHCPOptions) 
 	}
 }
 
+// RetryBackoff is the first pause before DHCP is tried again on a link
+// that got no lease in time; it doubles up to a minute.
+var RetryBackoff = 5 * time.Second
+
+// acquire gets a first lease for a DHCP or auto-DHCP action.
+func acquire(ctx context.Context, nl Netlinker, dh DHCPer, a Action, opts DHCPOptions, rec *phase.Recorder, first bool) (Lease, error) {
+	link := a.Link
+	if a.Op == OpAutoDHCP {
+		var err error
+		if link, err = firstCarrier(ctx, nl, a.Candidates, rec, first); err != nil {
+			return Lease{}, err
+		}
+		rec.Change("auto-dhcp", link, "first link with a carrier")
+	}
+	return dhcpBounded(ctx, dh, link, opts)
+}
+
+// retryLease tries again, with a growing pause, until a lease comes or ctx
+// ends: a store whose DHCP server was down at boot recovers by itself.
+// The lease is then kept like any other.
+func retryLease(ctx context.Context, nl Netlinker, dh DHCPer, a Action, opts DHCPOptions, rec *phase.Recorder, got func(Lease)) {
+	pause := RetryBackoff
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		l, err := acquire(actx, nl, dh, a, opts, rec, false)
+		cancel()
+		if err == nil {
+			rec.Change("dhcp", l.Link, leaseDetail(l)+", after retrying")
+			got(l)
+			keepLease(ctx, dh, a.Path, l, opts, rec, got)
+			return
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
+
 // keepLease renews the lease at half its time, then retries at half the
 // time left, and once it has expired asks for a new lease from scratch;
 // the address is kept meanwhile (a store whose DHCP server is down keeps
@@ -378,10 +418,14 @@ func keepLease(ctx context.Context, dh DHCPer, path string, lease Lease, opts DH
 	}
 }
 
-// firstCarrier brings every candidate up and returns the first (in the
-// candidates' order) that has a carrier, waiting until ctx ends.
-func firstCarrier(ctx context.Context, nl Netlinker, cands []string, rec *phase.Recorder) (string, error) {
+// firstCarrier brings every candidate up (when up is set) and returns the
+// first (in the candidates' order) that has a carrier, waiting until ctx
+// ends.
+func firstCarrier(ctx context.Context, nl Netlinker, cands []string, rec *phase.Recorder, up bool) (string, error) {
 	for _, c := range cands {
+		if !up {
+			break
+		}
 		if err := nl.SetUp(c); err != nil {
 			rec.Fail("keso.network", err)
 			continue

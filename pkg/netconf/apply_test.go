@@ -136,7 +136,8 @@ func (f *fakeNet) Calls() []string {
 type fakeDHCP struct {
 	leases map[string]Lease
 	delay  map[string]time.Duration
-	deaf   map[string]bool // ignores ctx too: only Apply's own bound saves boot
+	deaf   map[string]bool      // ignores ctx too: only Apply's own bound saves boot
+	from   map[string]time.Time // the server answers only from then on
 
 	mu        sync.Mutex
 	renew     map[string][]Lease
@@ -165,6 +166,13 @@ func (d *fakeDHCP) DHCPv4(ctx context.Context, link string, opts DHCPOptions) (L
 		select {} // a broken client that never returns
 	}
 	l, ok := d.leases[link]
+	if from := d.from[link]; ok && time.Now().Before(from) {
+		select { // the client retransmits; the server answers once it is back
+		case <-time.After(time.Until(from)):
+		case <-ctx.Done():
+			return Lease{}, fmt.Errorf("dhcp on %s: no lease: %w", link, ctx.Err())
+		}
+	}
 	if !ok {
 		<-ctx.Done() // a server that never answers
 		return Lease{}, fmt.Errorf("dhcp on %s: no lease: %w", link, ctx.Err())
@@ -215,7 +223,9 @@ func apply(t *testing.T, config string, fn *fakeNet, fd *fakeDHCP) applied {
 	var cmu sync.Mutex
 	rec := phase.NewRecorder("network", lockedWriter{&cmu, &console}, nil)
 	start := time.Now()
-	res := Run(context.Background(), cfg, fn, fd, host.FS{Root: root}, rec)
+	ctx, cancel := context.WithCancel(context.Background()) // ends background DHCP
+	t.Cleanup(cancel)
+	res := Run(ctx, cfg, fn, fd, host.FS{Root: root}, rec)
 	took := time.Since(start)
 	<-res.Background
 	b, err := os.ReadFile(filepath.Join(root, "etc", "resolv.conf"))
@@ -346,7 +356,9 @@ func TestApplyOptionalDHCP(t *testing.T) {
 	root := t.TempDir()
 	rec := phase.NewRecorder("network", nil, nil)
 	start := time.Now()
-	res := Run(context.Background(), cfg, fn, fd, host.FS{Root: root}, rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := Run(ctx, cfg, fn, fd, host.FS{Root: root}, rec)
 	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Errorf("Apply waited %s for an optional link", took)
 	}
@@ -397,7 +409,9 @@ func TestApplyAutoDHCPNoCarrier(t *testing.T) {
 	p, _ := NewPlan(cfg, fn.links)
 	p.WaitOnline = 300 * time.Millisecond
 	rec := phase.NewRecorder("network", nil, nil)
-	res := Apply(context.Background(), p, fn, &fakeDHCP{}, host.FS{Root: t.TempDir()}, rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := Apply(ctx, p, fn, &fakeDHCP{}, host.FS{Root: t.TempDir()}, rec)
 	<-res.Background
 	fs := failures(rec.Done())
 	if len(fs) != 1 || !strings.HasPrefix(fs[0], "keso.network: no network interface got a carrier (tried eth0)") {
@@ -588,7 +602,9 @@ func TestRunWaitsForLateLinks(t *testing.T) {
 			fn := &lateNet{newFakeNet(lo(), upNIC("eth0", 2, ""), upNIC("eth1", 3, "")), time.Now().Add(tt.after)}
 			rec := phase.NewRecorder("network", nil, nil)
 			start := time.Now()
-			res := Run(context.Background(), load(t, t.Name(), config), fn, &fakeDHCP{}, host.FS{Root: t.TempDir()}, rec)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res := Run(ctx, load(t, t.Name(), config), fn, &fakeDHCP{}, host.FS{Root: t.TempDir()}, rec)
 			<-res.Background
 			took := time.Since(start)
 			rep := rec.Done()
@@ -604,5 +620,51 @@ func TestRunWaitsForLateLinks(t *testing.T) {
 				t.Errorf("took %s, want about LinkSettle (%s)", took, LinkSettle)
 			}
 		})
+	}
+}
+
+// TestApplyRetry: a link whose DHCP server was down at boot is reported,
+// then gets its lease in the background when the server comes back.
+func TestApplyRetry(t *testing.T) {
+	defer func(d time.Duration) { RetryBackoff = d }(RetryBackoff)
+	RetryBackoff = 200 * time.Millisecond
+	config := `keso:
+  network:
+    wait_online: 300ms
+    interfaces:
+      - {name: eth0, dhcp: true}
+`
+	fn := newFakeNet(lo(), upNIC("eth0", 2, ""))
+	fd := &fakeDHCP{
+		leases: map[string]Lease{"eth0": {Address: "10.0.0.5/24", DNS: []string{"10.0.0.1"}}},
+		from:   map[string]time.Time{"eth0": time.Now().Add(600 * time.Millisecond)},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	var console bytes.Buffer
+	var cmu sync.Mutex
+	rec := phase.NewRecorder("network", lockedWriter{&cmu, &console}, nil)
+	res := Run(ctx, load(t, t.Name(), config), fn, fd, host.FS{Root: root}, rec)
+	<-res.Background
+	fs := failures(rec.Done())
+	if len(fs) != 1 || !strings.HasSuffix(fs[0], "; retrying in the background") {
+		t.Errorf("failures: %q", fs)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var resolv []byte
+	for time.Now().Before(deadline) {
+		if resolv, _ = os.ReadFile(filepath.Join(root, "etc", "resolv.conf")); len(resolv) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(string(resolv), "nameserver 10.0.0.1\n") {
+		t.Errorf("resolv.conf after the late lease: %q", resolv)
+	}
+	cmu.Lock()
+	defer cmu.Unlock()
+	if !strings.Contains(console.String(), "keso: network: dhcp eth0 (10.0.0.5/24, dns 10.0.0.1, after retrying)") {
+		t.Errorf("console:\n%s", console.String())
 	}
 }

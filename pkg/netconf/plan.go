@@ -2,39 +2,57 @@
 // `keso.network` block (and `dns_nameservers`) of the cloud-config into an
 // ordered list of actions on the links it observes (NewPlan, pure), and
 // applies them through rtnetlink and a DHCPv4 client (Apply, thin). Run does
-// both for the system stage.
+// both for the system stage:
+//
+//	nl := host.NewNetlink()
+//	res := netconf.Run(ctx, cfg, nl, nl, host.FS{Root: "/"}, rec)
 //
 // What NewPlan decides:
 //   - Interfaces match by kernel name, by name prefix ("en*"), or by MAC.
 //     Exact names and MACs claim links first; a prefix then takes every
 //     physical link (kind "device" or "veth") nobody claimed. A name or MAC
-//     that matches no link is a problem with the config path.
+//     that matches no link is a problem with the config path; so is a bond
+//     member with addressing of its own, a VLAN on a missing parent or on a
+//     bond member, a default VLAN name over 15 characters, a name clash, an
+//     off-link gateway. The entry with a problem is left out, the rest is
+//     planned.
 //   - With no `network` block at all, Apply brings every physical link up
 //     and runs DHCP on the first one (kernel order) that has a carrier
-//     (k3OS behaviour).
+//     (k3OS behaviour). A `network` block without DHCP anywhere gets none.
 //   - Order: loopback up; physical links (IPv6 RA sysctl, MTU, up); bonds
 //     (create, members down then enslaved, MTU, up); VLANs (create on their
 //     parent, which is brought up, MTU, up); then every static address, then
 //     every route (gateway first, metric 0 for the first gateway, 1 for the
-//     next…), then DHCP, then /etc/resolv.conf.
+//     next…), then DHCP, then /etc/resolv.conf. Bonds and VLANs that exist
+//     already are not created again (nor their mode changed); members
+//     already enslaved are left alone, so applying twice is harmless.
 //   - `ipv6_ra: true` sets accept_ra=2 and autoconf=1 (SLAAC by the kernel,
 //     even with forwarding on); on a configured link without it both are 0.
 //     Unconfigured links keep the kernel's defaults.
 //   - DHCP default routes get metric 1024+n (n counts DHCP links in plan
 //     order), so two DHCP links both keep a default route and the first wins.
+//     The hostname is sent as option 12.
 //   - resolv.conf lists `dns_nameservers`, then each link's `dns`, then what
 //     DHCP offered, without duplicates; search domains come from DHCP. It is
 //     not written when no name server is known at all.
 //
-// What Apply does at run time: one Change per action, one Failure per action
-// that failed (named by its config path); an action on a link whose creation
-// failed is skipped. DHCP runs concurrently on every DHCP link, bounded by
-// wait_online (default 60s). Apply returns when every link that is not
-// optional has a carrier (and a lease, with DHCP) or when wait_online ends,
-// whichever comes first; a link still offline then is a failure, and the
-// other links stay configured. DHCP on optional links goes on in the
-// background until the same deadline and updates resolv.conf when it gets a
-// lease (Result.Background closes when it is over).
+// What Run and Apply do at run time: when the config names links that do
+// not exist yet (a USB NIC still probing), Run re-observes for up to
+// LinkSettle (10s). Apply logs one Change per action and one Failure per
+// action that failed (named by its config path); an action on a link whose
+// creation failed is skipped. DHCP runs concurrently on every DHCP link,
+// its first exchange bounded by wait_online (default 60s). Apply returns
+// when every link that is not optional has a carrier (and a lease, with
+// DHCP) or when wait_online ends, whichever comes first; a link still
+// offline then is a failure, and the other links stay configured. DHCP on
+// optional links goes on in the background until the same deadline
+// (Result.Background closes then). A link that got no lease is retried in
+// the background (5s, doubling up to a minute), and every lease is renewed
+// at half its time, then at half the time left, and asked for afresh once
+// it has expired — the address is kept meanwhile, so a store whose DHCP
+// server is down keeps running. Late leases and renewals that change the
+// address or the name servers rewrite resolv.conf. All of that stops when
+// the ctx given to Run ends.
 package netconf
 
 import (
