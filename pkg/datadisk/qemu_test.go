@@ -190,7 +190,7 @@ func TestQEMURealKernel(t *testing.T) {
 	case <-vm.Exited():
 	case <-time.After(30 * time.Second):
 	}
-	vm.Stop()
+	vm.Kill()
 	console := vm.Console()
 	if strings.Contains(console, "GUEST-ERROR") {
 		t.Errorf("guest reported an error:\n%s", console)
