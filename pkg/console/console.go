@@ -18,9 +18,17 @@
 //
 // Use (in keso-init's system stage, one goroutine per console):
 //
-//	tty, _ := host.Linux{}.OpenTerminal("/dev/ttyS0")
-//	c := &console.Console{FS: host.FS{Root: "/"}, Runner: console.HostRunner{}, Hostname: name, Issue: summary}
-//	for ctx.Err() == nil { c.Serve(ctx, tty) } // Serve returns on EOF/hangup
+//	for _, dev := range console.Devices(fsys) {      // from /sys/class/tty/console/active
+//		go func() {
+//			c := &console.Console{FS: fsys, Runner: console.HostRunner{}, Hostname: name, Issue: summary, Rescue: debug}
+//			for ctx.Err() == nil {
+//				tty, err := host.Linux{}.OpenTerminal(dev)
+//				if err != nil { log; sleep; continue }
+//				c.Serve(ctx, tty) // returns on EOF/hangup
+//				tty.Close()
+//			}
+//		}()
+//	}
 package console
 
 import (
