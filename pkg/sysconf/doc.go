@@ -5,15 +5,18 @@
 // path, which the Recorder maps to file:line), never stopping at the first.
 // Running a phase twice changes nothing the second time.
 //
-// Entry points, in the order the system stage should call them:
+// Entry points, in the order the system stage should call them (modules
+// before sysctl, so that net.bridge.* exists once br_netfilter is loaded;
+// disks and users before files, so that write_files can land on a data
+// disk and be owned by rancher):
 //
 //	name := sysconf.Hostname(cfg, fsys, kernel, rec)   // /etc/hostname, /etc/hosts, sethostname(2)
-//	sysconf.Sysctl(cfg, fsys, rec)                     // /proc/sys/…
 //	sysconf.Modules(cfg, fsys, loader, rec)            // finit_module with parameters, deps from modules.dep
+//	sysconf.Sysctl(cfg, fsys, rec)                     // /proc/sys/…
+//	datadisk.Apply(cfg, fsys, host.Linux{}, rec)       // package datadisk: keso.disks
 //	env := sysconf.Environment(cfg, fsys, rec)         // /etc/environment; the map is for k3s and commands
 //	users.Apply(cfg, fsys, users.Options{}, rec)       // package users: rancher, password, cached SSH keys
-//	sysconf.Files(cfg, fsys, rec)                      // write_files (after users: owners may be rancher)
-//	datadisk.Apply(cfg, fsys, host.Linux{}, rec)       // package datadisk: keso.disks
+//	sysconf.Files(cfg, fsys, rec)                      // write_files
 //	… network up …
 //	users.Apply(cfg, fsys, users.Options{Fetcher: users.HTTPFetcher{}}, rec) // refresh github:/gitlab:/URL keys
 //
