@@ -24,15 +24,18 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/deb"
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/image/cpio"
 	"github.com/keso-os/keso/pkg/image/kmod"
+	"github.com/keso-os/keso/pkg/phase"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // vmModules are the modules the VM loads (with their dependencies): the
-// ones a keso image needs for bonds and VLANs, plus veth for the tests.
-var vmModules = []string{"veth", "bonding", "8021q", "af_packet", "ipv6"}
+// ones a keso image needs for bonds, VLANs and a virtio NIC, plus veth for
+// the tests.
+var vmModules = []string{"veth", "bonding", "8021q", "af_packet", "ipv6", "virtio_pci", "virtio_net"}
 
 // vmMarker is printed by the VM's init with m.Run's exit code.
 const vmMarker = "KESO-NETCONF-VM: exit "
@@ -89,6 +92,59 @@ func TestKernelClock(t *testing.T) {
 	testClock(t)
 }
 
+// TestKernelVirtio configures the VM's own virtio NIC: DHCP from QEMU's
+// user network (10.0.2.15 from 10.0.2.2; with restrict=on slirp offers no
+// router and no DNS) and SLAAC from its router advertisements (fec0::/64).
+// Only inside the VM.
+func TestKernelVirtio(t *testing.T) {
+	if !inVM() {
+		t.Skip("SKIP on the host: configures the machine's own NIC; it runs inside TestQEMUKernel's VM")
+	}
+	cfg := load(t, t.Name(), `hostname: vm
+keso:
+  dns_nameservers: [10.0.2.3]
+  network:
+    wait_online: 30s
+    interfaces:
+      - {name: "e*", dhcp: true, ipv6_ra: true}
+`)
+	nl := host.NewNetlink()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	var console strings.Builder
+	rec := phase.NewRecorder("network", &console, nil)
+	start := time.Now()
+	res := Run(ctx, cfg, nl, nl, host.FS{Root: root}, rec)
+	t.Logf("applied in %s:\n%s", time.Since(start).Round(time.Millisecond), console.String())
+	diffLines(t, "failures", failures(rec.Done()), nil)
+	if len(res.Leases) != 1 || res.Leases[0].Link != "eth0" || res.Leases[0].Address != "10.0.2.15/24" || res.Leases[0].Server != "10.0.2.2" || res.Leases[0].LeaseTime != 24*time.Hour {
+		t.Fatalf("leases: %+v, want 10.0.2.15/24 for 24h from 10.0.2.2 on eth0", res.Leases)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "etc", "resolv.conf"))
+	if err != nil || !strings.Contains(string(b), "nameserver 10.0.2.3\n") {
+		t.Errorf("resolv.conf: %q, %v", b, err)
+	}
+	// SLAAC: the kernel configures an address from QEMU's fec0::/64 prefix.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		l, _ := netlink.LinkByName("eth0")
+		as, _ := netlink.AddrList(l, netlink.FAMILY_V6)
+		var got []string
+		for _, a := range as {
+			got = append(got, a.IPNet.String())
+			if strings.HasPrefix(a.IPNet.String(), "fec0::") {
+				t.Logf("SLAAC address %s after %s", a.IPNet, time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SLAAC address from fec0::/64 on eth0 within 15s (addresses: %v)", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func cacheDir() string {
 	if d := os.Getenv("KESO_CACHE"); d != "" {
 		return d
@@ -115,7 +171,7 @@ func cloudKernel(t *testing.T) (vmlinuz string, tree *kmod.Tree) {
 		return deb.CompareVersions(vi, vj) < 0
 	})
 	pkg := matches[len(matches)-1]
-	dir := filepath.Join(cacheDir(), "test", "netconf-kernel", strings.TrimSuffix(filepath.Base(pkg), ".deb"))
+	dir := filepath.Join(cacheDir(), "test", "netconf-kernel", strings.TrimSuffix(filepath.Base(pkg), ".deb")+"-v2")
 	if _, err := os.Stat(filepath.Join(dir, ".done")); err != nil {
 		tmp := dir + fmt.Sprintf(".tmp%d", os.Getpid())
 		os.RemoveAll(tmp)
@@ -123,6 +179,7 @@ func cloudKernel(t *testing.T) (vmlinuz string, tree *kmod.Tree) {
 			return strings.HasPrefix(name, "boot/vmlinuz-") ||
 				(strings.HasPrefix(name, "lib/modules/") && (strings.HasSuffix(name, "/modules.builtin") ||
 					strings.Contains(name, "/kernel/net/") || strings.Contains(name, "/kernel/drivers/net/") ||
+					strings.Contains(name, "/kernel/drivers/virtio/") ||
 					strings.Contains(name, "/kernel/lib/") || strings.Contains(name, "/kernel/crypto/")))
 		}
 		if err := deb.Extract(pkg, tmp, keep); err != nil {
@@ -264,7 +321,10 @@ func TestQEMUKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	args := []string{"-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
-		"-kernel", vmlinuz, "-initrd", initrdPath, "-append", "console=ttyS0 panic=-1 quiet loglevel=3"}
+		"-kernel", vmlinuz, "-initrd", initrdPath,
+		// One NIC on QEMU's user network with restrict=on: its DHCP server
+		// and router advertisements work, nothing leaves the VM.
+		"-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56", "-append", "console=ttyS0 panic=-1 quiet loglevel=3"}
 	if runtime.GOARCH == "amd64" {
 		args = append(args, "-cpu", "max")
 	}
@@ -285,7 +345,7 @@ func TestQEMUKernel(t *testing.T) {
 		t.Fatalf("the VM's tests did not pass (no %q on the console)", vmMarker+"0")
 	}
 	// Every real-kernel test must have run, not skipped, inside the VM.
-	for _, name := range []string{"TestKernelStatic", "TestKernelBondVLAN", "TestKernelDHCP", "TestKernelAutoDHCP", "TestKernelClock"} {
+	for _, name := range []string{"TestKernelStatic", "TestKernelBondVLAN", "TestKernelDHCP", "TestKernelAutoDHCP", "TestKernelClock", "TestKernelVirtio"} {
 		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` \(`).MatchString(console) {
 			t.Errorf("%s did not PASS inside the VM", name)
 		}
