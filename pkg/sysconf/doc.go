@@ -41,7 +41,9 @@
 //   - Modules: "name param=value …"; dependencies come from
 //     /lib/modules/<release>/modules.dep (pkg/initrd's resolver) and are
 //     loaded first without parameters. Loaded modules (/proc/modules) are
-//     skipped; a module built into the kernel (modules.builtin) is skipped,
+//     skipped, and if the config gives parameters that differ from
+//     /sys/module/<name>/parameters that is a failure saying to use the
+//     kernel command line; a module built into the kernel (modules.builtin) is skipped,
 //     and if parameters were given that is a failure that says to put them
 //     on the kernel command line as name.param=value.
 //   - Environment: /etc/environment with KEY="value" lines, sorted.

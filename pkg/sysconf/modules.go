@@ -31,6 +31,9 @@ type KernelModules struct {
 	Deps    initrd.ModuleDeps // modules.dep
 	Builtin map[string]bool   // modules.builtin
 	Loaded  map[string]bool   // /proc/modules
+	// Params of loaded modules that the config gives parameters for:
+	// module → parameter → value from /sys/module/<name>/parameters.
+	Params map[string]map[string]string
 }
 
 // ParseModuleSpec splits "name key=value …".
@@ -53,6 +56,9 @@ func PlanModules(specs []string, k KernelModules) ([]ModuleLoad, []Failure) {
 		name, params := ParseModuleSpec(s)
 		switch {
 		case k.Loaded[name]:
+			if err := checkLoadedParams(name, params, k.Params[name]); err != nil {
+				fails = append(fails, Failure{at, err})
+			}
 			continue
 		case k.Builtin[name]:
 			if params != "" {
@@ -79,6 +85,42 @@ func PlanModules(specs []string, k KernelModules) ([]ModuleLoad, []Failure) {
 		}
 	}
 	return out, fails
+}
+
+// checkLoadedParams compares wanted parameters with those of a module that
+// is already loaded (they can only be given at load time).
+func checkLoadedParams(name, params string, cur map[string]string) error {
+	var differ []string
+	for _, p := range strings.Fields(params) {
+		k, v, _ := strings.Cut(p, "=")
+		got, ok := cur[k]
+		if !ok || !sameParam(got, v) {
+			if !ok {
+				got = "?"
+			}
+			differ = append(differ, k+"="+got)
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	return fmt.Errorf("module %s is already loaded with %s; parameters apply only when a module is loaded: put %s on the kernel command line", name, strings.Join(differ, " "), cmdlineParams(name, params))
+}
+
+// sameParam compares a parameter as the kernel shows it with the
+// configured value; booleans read back as Y or N.
+func sameParam(got, want string) bool {
+	got = strings.TrimSpace(got)
+	if got == want {
+		return true
+	}
+	switch got {
+	case "Y":
+		return want == "1" || strings.EqualFold(want, "y") || strings.EqualFold(want, "true") || want == ""
+	case "N":
+		return want == "0" || strings.EqualFold(want, "n") || strings.EqualFold(want, "false")
+	}
+	return false
 }
 
 func cmdlineParams(name, params string) string {
@@ -111,8 +153,10 @@ func ParseBuiltin(b []byte) map[string]bool {
 	return out
 }
 
-// ReadKernelModules reads the running kernel's module tables through fsys.
-func ReadKernelModules(fsys FS) (KernelModules, error) {
+// ReadKernelModules reads the running kernel's module tables through fsys,
+// and the current parameters of loaded modules that specs give parameters
+// for.
+func ReadKernelModules(fsys FS, specs []string) (KernelModules, error) {
 	rel, err := fsys.ReadFile("/proc/sys/kernel/osrelease")
 	if err != nil {
 		return KernelModules{}, fmt.Errorf("kernel release: %w", err)
@@ -135,6 +179,21 @@ func ReadKernelModules(fsys FS) (KernelModules, error) {
 		return k, err
 	}
 	k.Loaded = ParseLoaded(loaded)
+	k.Params = map[string]map[string]string{}
+	for _, s := range specs {
+		name, params := ParseModuleSpec(s)
+		if !k.Loaded[name] || params == "" {
+			continue
+		}
+		cur := map[string]string{}
+		for _, p := range strings.Fields(params) {
+			key, _, _ := strings.Cut(p, "=")
+			if b, err := fsys.ReadFile("/sys/module/" + name + "/parameters/" + key); err == nil {
+				cur[key] = strings.TrimSpace(string(b))
+			}
+		}
+		k.Params[name] = cur
+	}
 	return k, nil
 }
 
@@ -143,7 +202,7 @@ func Modules(cfg *cloudconfig.Config, fsys FS, l ModuleLoader, rec *phase.Record
 	if len(cfg.Keso.Modules) == 0 {
 		return
 	}
-	k, err := ReadKernelModules(fsys)
+	k, err := ReadKernelModules(fsys, cfg.Keso.Modules)
 	if err != nil {
 		rec.Fail("keso.modules", err)
 		return

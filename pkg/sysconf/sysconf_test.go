@@ -231,8 +231,11 @@ func TestModules(t *testing.T) {
 	root := t.TempDir()
 	const dir = "/lib/modules/6.1.0-test"
 	put(t, root, map[string]string{
-		"/proc/sys/kernel/osrelease": "6.1.0-test\n",
-		"/proc/modules":              "loop 32768 0 - Live 0x0\n",
+		"/proc/sys/kernel/osrelease":                   "6.1.0-test\n",
+		"/proc/modules":                                "loop 32768 0 - Live 0x0\nnf_conntrack 1 0 - Live 0x0\nkvm 1 0 - Live 0x0\n",
+		"/sys/module/loop/parameters/max_loop":         "8\n",
+		"/sys/module/nf_conntrack/parameters/hashsize": "65536\n",
+		"/sys/module/kvm/parameters/ignore_msrs":       "Y\n",
 		dir + "/modules.dep": "kernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko kernel/net/802/stp.ko kernel/net/llc/llc.ko\n" +
 			"kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko kernel/net/llc/llc.ko\n" +
 			"kernel/net/802/stp.ko: kernel/net/llc/llc.ko\n" +
@@ -247,6 +250,7 @@ func TestModules(t *testing.T) {
 	l := &fakeLoader{root: root, fail: map[string]bool{"bad": true}}
 	cfg := &cloudconfig.Config{Keso: cloudconfig.System{Modules: []string{
 		"br_netfilter", "vxlan udp_port=4789", "loop max_loop=8", "ext4", "rng-core default_quality=700", "nosuch", "bad", "bridge",
+		"nf_conntrack hashsize=131072", "kvm ignore_msrs=1",
 	}}}
 	rec := phase.NewRecorder("modules", nil, nil)
 	Modules(cfg, fsys, l, rec)
@@ -266,8 +270,11 @@ func TestModules(t *testing.T) {
 	for _, f := range r.Failures {
 		paths = append(paths, f.Path)
 	}
-	if got := strings.Join(paths, " "); got != "keso.modules[4] keso.modules[5] keso.modules[6]" {
-		t.Errorf("failures at %q, want rng-core (built-in with params), nosuch, bad: %+v", got, r.Failures)
+	if got := strings.Join(paths, " "); got != "keso.modules[4] keso.modules[5] keso.modules[8] keso.modules[6]" {
+		t.Errorf("failures at %q, want rng-core (built-in with params), nosuch, nf_conntrack (loaded with other params), bad: %+v", got, r.Failures)
+	}
+	if f := r.Failures[2].Err; !strings.Contains(f, "already loaded with hashsize=65536") || !strings.Contains(f, "nf_conntrack.hashsize=131072") {
+		t.Errorf("loaded-module failure: %s", f)
 	}
 	if !strings.Contains(r.Failures[0].Err, "rng_core.default_quality=700") {
 		t.Errorf("built-in failure should say the command-line form: %s", r.Failures[0].Err)
