@@ -5,6 +5,12 @@
 //
 //	datadisk.Apply(cfg, fsys, datadisk.Real{}, rec)
 //
+// Devices: a path under /dev, or a label. keso has no udev, so
+// /dev/disk/by-id and by-label links exist only if something else makes
+// them; a label is found by reading the superblock of every block device
+// listed in /sys/class/block (RAM disks excepted), and two devices with the
+// same label are an error rather than a guess.
+//
 // Safety rule: a device is formatted only when it is empty — its first
 // 72 KiB are all zero bytes. Detect recognises ext2/3/4, xfs, btrfs, vfat,
 // iso9660, squashfs, swap, LUKS, LVM, and GPT and MBR partition tables;
