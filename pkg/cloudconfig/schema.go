@@ -274,4 +274,8 @@ type Upgrade struct {
 	// PublicKeys are extra ed25519 keys (base64 of 32 bytes) trusted to
 	// sign images, besides the ones built into the image.
 	PublicKeys []string `yaml:"public_keys,omitempty"`
+	// HealthTimeout is how long a trial boot of a new version may take to
+	// become healthy (k3s running, node Ready) before the agent gives the
+	// try up and reboots, as a Go duration (default 10m).
+	HealthTimeout string `yaml:"health_timeout,omitempty"`
 }

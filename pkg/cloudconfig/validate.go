@@ -363,6 +363,12 @@ func (v *validator) system(s *System) {
 		if s.Upgrade.Channel != "" && !v.url(b+".upgrade.channel", s.Upgrade.Channel, "https", "http", "file") {
 			s.Upgrade.Channel = ""
 		}
+		if t := s.Upgrade.HealthTimeout; t != "" {
+			if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+				v.fail(b+".upgrade.health_timeout", "%s.upgrade.health_timeout: %q is not a positive duration like 10m", b, t)
+				s.Upgrade.HealthTimeout = ""
+			}
+		}
 		s.Upgrade.PublicKeys = keep(v, s.Upgrade.PublicKeys, b+".upgrade.public_keys", func(p string, x *string) bool {
 			if _, err := ParsePublicKey(*x); err != nil {
 				v.fail(p, "%s: %v", p, err)
