@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // FindPartition returns the device node (/dev/vda2) of the partition whose
@@ -75,4 +77,18 @@ func (Linux) MountPointOf(dev string) string {
 		}
 	}
 	return ""
+}
+
+// RereadPartitions asks the kernel to read dev's partition table again
+// (BLKRRPART), after an install wrote a new one.
+func (Linux) RereadPartitions(dev string) error {
+	f, err := os.Open(dev)
+	if err != nil {
+		return fmt.Errorf("re-read partitions of %s: %w", dev, err)
+	}
+	defer f.Close()
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0); err != nil {
+		return fmt.Errorf("re-read partitions of %s: BLKRRPART: %w", dev, err)
+	}
+	return nil
 }

@@ -1,0 +1,391 @@
+// Package agent is the boot agent's system stage after the root is
+// mounted: it gathers the cloud-config from every source, applies it in
+// named phases (each one's failures reported against the config's
+// file:line, none stopping the others), starts the SSH server and the
+// console logins, hands the node to k3s and supervises it, gates a trial
+// boot of a new version on the node's health, keeps /run/keso/status.json
+// current, and on a power request stops everything in order (pkg/power).
+//
+// Phase order:
+//
+//	datasource  config from image defaults, state, cidata/config-2/IMDS/http, cmdline
+//	init_cmd    before anything else is configured
+//	hostname, modules, sysctl, disks, environment, users (cached keys), files
+//	boot_cmd    after local setup, before the network
+//	sshd + console logins start here, so a box with a broken network
+//	            config is still reachable on its console (and by SSH on any
+//	            address that did come up)
+//	network     links, addresses, routes, DHCP, resolv.conf, wait-online
+//	ntp         clock from ntp_servers (or DHCP's) before k3s needs it
+//	users       again, fetching github:/gitlab:/URL keys now that there is a network
+//	install     live mode with install.device and install.silent: install and power off/reboot
+//	check       what k3s needs from the kernel (keso check)
+//	k3s         config file, modules, cgroup2, shared /; then the supervisor
+//	run_cmd     after k3s started; then user-data scripts
+//	upgrade     on a trial boot, commit the slot once healthy or give the try up
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keso-os/keso/pkg/check"
+	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/cmdline"
+	"github.com/keso-os/keso/pkg/console"
+	"github.com/keso-os/keso/pkg/crypt"
+	"github.com/keso-os/keso/pkg/datadisk"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/netconf"
+	"github.com/keso-os/keso/pkg/ntp"
+	"github.com/keso-os/keso/pkg/phase"
+	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/runcmd"
+	"github.com/keso-os/keso/pkg/sshd"
+	"github.com/keso-os/keso/pkg/status"
+	"github.com/keso-os/keso/pkg/sysconf"
+	"github.com/keso-os/keso/pkg/users"
+)
+
+// Boot is what the initrd stage found.
+type Boot struct {
+	Mode    string // live, disk, netboot
+	Slot    string
+	Version string
+}
+
+// EffectiveConfig is where the merged config is kept for `keso` commands.
+const EffectiveConfig = "/run/keso/config.yaml"
+
+// Agent runs the system stage. Host is the real machine; the agent is
+// exercised by the QEMU end-to-end tests, its parts by their own tests.
+type Agent struct {
+	FS      host.FS
+	Host    host.Linux
+	Log     io.Writer
+	Boot    Boot
+	Cmdline string
+
+	st      status.Status
+	stMu    sync.Mutex
+	where   func(string) string
+	reqs    chan *power.Request
+	cfg     cloudconfig.Config
+	env     []string
+	mods    *moduleLoader
+	started []power.Stopper
+	scripts []cloudconfig.Script
+}
+
+// Run applies the config and supervises the node until a power request;
+// then it stops everything and performs it. It returns only if the final
+// reboot or power-off fails.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.reqs = make(chan *power.Request, 8)
+	a.st = status.Status{Version: a.Boot.Version, Mode: a.Boot.Mode, Slot: a.Boot.Slot}
+	a.mods = newModuleLoader(a.FS, a.Host)
+	params := cmdline.Parse(a.Cmdline)
+	_, debug := params.Get("keso.debug")
+
+	go a.Host.ReapOrphans(ctx, 2*time.Second)
+	a.watchPower(ctx)
+	// evdev and the ACPI button driver make the power button an input event.
+	for _, m := range []string{"evdev", "button"} {
+		a.mods.Load(m)
+	}
+
+	a.loadConfig(ctx)
+	cfg := &a.cfg
+	cmdEnv := []string{"PATH=" + sshd.DefaultPath, "HOME=/root"}
+	a.phase("init_cmd", func(rec *phase.Recorder) { a.commands(ctx, "init_cmd", cfg.InitCmd, cmdEnv, rec) })
+	var hostname string
+	a.phase("hostname", func(rec *phase.Recorder) { hostname = sysconf.Hostname(cfg, a.FS, a.Host, rec) })
+	a.phase("modules", func(rec *phase.Recorder) { sysconf.Modules(cfg, a.FS, a.Host, rec) })
+	a.phase("sysctl", func(rec *phase.Recorder) { sysconf.Sysctl(cfg, a.FS, rec) })
+	a.phase("disks", func(rec *phase.Recorder) { datadisk.Apply(cfg, a.FS, a.Host, rec) })
+	var envMap map[string]string
+	a.phase("environment", func(rec *phase.Recorder) { envMap = sysconf.Environment(cfg, a.FS, rec) })
+	for _, k := range sortedKeys(envMap) {
+		cmdEnv = append(cmdEnv, k+"="+envMap[k])
+	}
+	a.env = cmdEnv
+	a.phase("users", func(rec *phase.Recorder) { users.Apply(cfg, a.FS, users.Options{}, rec) })
+	a.phase("files", func(rec *phase.Recorder) { sysconf.Files(cfg, a.FS, rec) })
+	a.phase("boot_cmd", func(rec *phase.Recorder) { a.commands(ctx, "boot_cmd", cfg.BootCmd, cmdEnv, rec) })
+
+	a.startSSH(ctx)
+	a.startConsoles(ctx, hostname, debug)
+
+	var net netconf.Result
+	nl := host.NewNetlink()
+	a.phase("network", func(rec *phase.Recorder) { net = netconf.Run(ctx, *cfg, nl, nl, a.FS, rec) })
+	a.phase("ntp", func(rec *phase.Recorder) {
+		servers := cfg.Keso.NTPServers
+		if len(servers) == 0 {
+			servers = net.NTPServers()
+		}
+		if len(servers) == 0 {
+			rec.Skip("no ntp_servers and none from DHCP")
+			return
+		}
+		nctx, ncancel := context.WithTimeout(ctx, 20*time.Second)
+		defer ncancel()
+		ntp.Sync(nctx, servers, ntp.Client{}, a.Host, rec)
+	})
+	a.phase("users-online", func(rec *phase.Recorder) {
+		users.Apply(cfg, a.FS, users.Options{Fetcher: users.HTTPFetcher{}}, rec)
+	})
+	a.addresses()
+
+	if a.Boot.Mode == "live" && cfg.Keso.Install != nil && cfg.Keso.Install.Device != "" {
+		if req := a.install(ctx); req != nil {
+			return a.shutdown(req)
+		}
+	}
+
+	rep := check.Run(a.FS)
+	a.update(func(s *status.Status) {
+		s.Checks = map[string]string{}
+		for _, r := range rep.Results {
+			s.Checks[r.Name] = fmt.Sprintf("%s: %s", r.Status, r.Detail)
+		}
+	})
+
+	sup := a.startK3s(ctx)
+	a.phase("run_cmd", func(rec *phase.Recorder) {
+		a.commands(ctx, "run_cmd", cfg.RunCmd, cmdEnv, rec)
+		for i, s := range a.scripts {
+			a.script(ctx, i, s, rec)
+		}
+	})
+	a.trial(ctx, sup)
+	a.summary(hostname)
+
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case req := <-a.reqs:
+			return a.shutdown(req)
+		case <-tick.C:
+			a.refresh(sup)
+		}
+	}
+}
+
+// phase runs one named phase and records its report in the status.
+func (a *Agent) phase(name string, f func(rec *phase.Recorder)) {
+	rec := phase.NewRecorder(name, a.Log, a.where)
+	f(rec)
+	rep := rec.Done()
+	a.update(func(s *status.Status) { s.Phases = append(s.Phases, rep) })
+}
+
+// update changes the status and writes it.
+func (a *Agent) update(f func(s *status.Status)) {
+	a.stMu.Lock()
+	defer a.stMu.Unlock()
+	f(&a.st)
+	a.st.Updated = time.Now().UTC()
+	if err := status.Write(a.FS, a.st); err != nil {
+		fmt.Fprintf(a.Log, "keso: status: %v\n", err)
+	}
+}
+
+func (a *Agent) commands(ctx context.Context, name string, cmds []cloudconfig.Command, env []string, rec *phase.Recorder) {
+	if len(cmds) == 0 {
+		return
+	}
+	runcmd.Run(ctx, name, cmds, runcmd.Exec{}, runcmd.Options{Env: env, Console: a.Log}, rec)
+}
+
+// watchPower turns signals and the power button into power requests:
+// SIGINT (ctrl-alt-del, and `keso reboot`) and SIGTERM reboot; SIGUSR2 and
+// SIGPWR (and `keso poweroff`) power off, as busybox init does.
+func (a *Agent) watchPower(ctx context.Context) {
+	// Let ctrl-alt-del reach PID 1 as SIGINT instead of rebooting at once.
+	syscall.Reboot(syscall.LINUX_REBOOT_CMD_CAD_OFF)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPWR)
+	button := a.Host.PowerButton(ctx)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				switch s {
+				case syscall.SIGUSR2, syscall.SIGPWR:
+					a.reqs <- &power.Request{Action: power.PowerOff, Reason: "signal " + s.String()}
+				default:
+					a.reqs <- &power.Request{Action: power.Reboot, Reason: "signal " + s.String()}
+				}
+			case <-button:
+				a.reqs <- &power.Request{Action: power.PowerOff, Reason: "power button"}
+			}
+		}
+	}()
+}
+
+func (a *Agent) shutdown(req *power.Request) error {
+	a.update(func(s *status.Status) { s.K3s.Running = false })
+	return power.Handle(req, a.started, hostSystem{a.Host}, power.DefaultTimeout, a.Log)
+}
+
+// hostSystem adapts host.Linux to power.System.
+type hostSystem struct{ l host.Linux }
+
+func (h hostSystem) MountInfo() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	return string(b), err
+}
+func (h hostSystem) Unmount(t string) error { return h.l.Unmount(t) }
+func (h hostSystem) RemountReadOnly(t string) error {
+	return syscall.Mount("", t, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, "")
+}
+func (h hostSystem) Sync()           { syscall.Sync() }
+func (h hostSystem) Reboot() error   { return h.l.Reboot() }
+func (h hostSystem) PowerOff() error { return h.l.PowerOff() }
+
+// stopper adapts a cancel function and a done channel to power.Stopper.
+type stopper struct {
+	name   string
+	cancel func()
+	done   <-chan struct{}
+}
+
+func (s stopper) Name() string { return s.name }
+func (s stopper) Stop(ctx context.Context) error {
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("did not stop in time")
+	}
+}
+
+func (a *Agent) startSSH(ctx context.Context) {
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	srv := &sshd.Server{Config: sshd.ConfigFrom(a.cfg), FS: a.FS, Host: a.Host, Passwords: shadowChecker{a.FS}, Log: a.Log,
+		SFTPCommand: []string{"/usr/sbin/keso-init", "sftp-server"}}
+	go func() {
+		defer close(done)
+		for sctx.Err() == nil {
+			if err := srv.ListenAndServe(sctx); err != nil && sctx.Err() == nil {
+				fmt.Fprintf(a.Log, "keso: sshd: %v; restarting in 5s\n", err)
+				select {
+				case <-time.After(5 * time.Second):
+				case <-sctx.Done():
+				}
+			}
+		}
+	}()
+	a.started = append(a.started, stopper{"sshd", cancel, done})
+}
+
+// shadowChecker checks console/SSH passwords against /etc/shadow.
+type shadowChecker struct{ fs host.FS }
+
+func (s shadowChecker) CheckPassword(user, password string) error {
+	b, err := s.fs.ReadFile("/etc/shadow")
+	if err != nil {
+		return err
+	}
+	hash, ok := users.ShadowHash(b, user)
+	if !ok {
+		return fmt.Errorf("no such user")
+	}
+	return crypt.Verify(hash, password)
+}
+
+func (a *Agent) startConsoles(ctx context.Context, hostname string, debug bool) {
+	for _, dev := range console.Devices(a.FS) {
+		go func() {
+			c := &console.Console{FS: a.FS, Runner: console.HostRunner{}, Hostname: hostname, Issue: a.issue(), Rescue: debug}
+			for ctx.Err() == nil {
+				tty, err := a.Host.OpenTerminal(dev)
+				if err != nil {
+					time.Sleep(5 * time.Second)
+					continue
+				}
+				c.Issue = a.issue()
+				c.Serve(ctx, tty)
+				tty.Close()
+			}
+		}()
+	}
+}
+
+func (a *Agent) issue() string {
+	a.stMu.Lock()
+	defer a.stMu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "keso %s (%s mode", a.st.Version, a.st.Mode)
+	if a.st.Slot != "" {
+		fmt.Fprintf(&b, ", slot %s", strings.ToUpper(a.st.Slot))
+	}
+	b.WriteString(")")
+	if len(a.st.Addresses) > 0 {
+		fmt.Fprintf(&b, "  ssh rancher@%s", a.st.Addresses[0])
+	}
+	return b.String() + "\n"
+}
+
+// addresses records the node's global addresses in the status.
+func (a *Agent) addresses() {
+	var out []string
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, ad := range addrs {
+			if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.IsGlobalUnicast() {
+				out = append(out, ipn.IP.String())
+			}
+		}
+	}
+	a.update(func(s *status.Status) { s.Addresses = out })
+}
+
+func (a *Agent) summary(hostname string) {
+	a.stMu.Lock()
+	st := a.st
+	a.stMu.Unlock()
+	failed := 0
+	for _, p := range st.Phases {
+		failed += len(p.Failures)
+	}
+	fmt.Fprintf(a.Log, "\nkeso %s on %s: %s mode", st.Version, hostname, st.Mode)
+	if st.Slot != "" {
+		fmt.Fprintf(a.Log, ", slot %s", strings.ToUpper(st.Slot))
+	}
+	fmt.Fprintf(a.Log, "; %d phases, %d failures, %d config errors\n", len(st.Phases), failed, len(st.Errors))
+	for _, ad := range st.Addresses {
+		fmt.Fprintf(a.Log, "keso: ssh rancher@%s\n", ad)
+	}
+	fmt.Fprintln(a.Log, "keso: ready")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/k3s"
+	"github.com/keso-os/keso/pkg/phase"
+	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/status"
+)
+
+// startK3s prepares the node and starts the supervisor. It returns nil
+// when k3s cannot start at all (no binary), which the status says.
+func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
+	h := k3s.Plan(a.cfg)
+	ok := true
+	a.phase("k3s", func(rec *phase.Recorder) {
+		if err := k3s.Prepare(a.FS, a.Host, a.mods, h, rec); err != nil {
+			rec.Fail("", err)
+			ok = false
+		}
+	})
+	a.update(func(s *status.Status) { s.K3s.Role = h.Role })
+	if !ok {
+		return nil
+	}
+	sup := &k3s.Supervisor{Argv: h.Argv, Env: h.Env, Starter: k3s.ExecStarter{Host: a.Host, Out: a.Log}, Log: a.Log}
+	kctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sup.Run(kctx)
+	}()
+	// k3s stops first at shutdown.
+	a.started = append([]power.Stopper{stopper{"k3s", cancel, done}}, a.started...)
+	return sup
+}
+
+// refresh copies k3s's health into the status.
+func (a *Agent) refresh(sup *k3s.Supervisor) {
+	if sup == nil {
+		return
+	}
+	h := sup.Health()
+	a.update(func(s *status.Status) {
+		s.K3s.Running, s.K3s.Restarts, s.K3s.LastExit = h.Running, h.Restarts, h.LastExit
+	})
+}
+
+// moduleLoader loads modules by name with their dependencies from
+// modules.dep, skipping loaded ones (k3s.Prepare's Modules seam).
+type moduleLoader struct {
+	fs   host.FS
+	host interface{ LoadModule(path, params string) error }
+	once sync.Once
+	dir  string
+	deps initrd.ModuleDeps
+}
+
+func newModuleLoader(fs host.FS, h interface{ LoadModule(path, params string) error }) *moduleLoader {
+	return &moduleLoader{fs: fs, host: h}
+}
+
+func (m *moduleLoader) init() {
+	rel, err := m.fs.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return
+	}
+	m.dir = "/lib/modules/" + strings.TrimSpace(string(rel))
+	data, err := m.fs.ReadFile(m.dir + "/modules.dep")
+	if err != nil {
+		return
+	}
+	m.deps, _ = initrd.ParseModulesDep(bytes.NewReader(data))
+}
+
+// Load loads name and what it needs.
+func (m *moduleLoader) Load(name string) error {
+	m.once.Do(m.init)
+	files, missing := initrd.LoadOrder(m.deps, []string{name})
+	loaded := map[string]bool{}
+	if b, err := m.fs.ReadFile("/proc/modules"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				loaded[f[0]] = true
+			}
+		}
+	}
+	for _, f := range files {
+		if loaded[initrd.ModuleName(f)] {
+			continue
+		}
+		if err := m.host.LoadModule(m.fs.Path(m.dir+"/"+f), ""); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("load module %s: %w", name, err)
+		}
+	}
+	if len(missing) > 0 && len(files) == 0 {
+		if _, err := m.fs.Stat("/sys/module/" + initrd.ModuleName(name)); err == nil {
+			return nil // built in
+		}
+		return fmt.Errorf("load module %s: not in modules.dep and not built in", name)
+	}
+	return nil
+}

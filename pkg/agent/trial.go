@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/k3s"
+	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/status"
+	"github.com/keso-os/keso/pkg/upgrade"
+)
+
+// Health gate defaults.
+const (
+	DefaultHealthTimeout = 10 * time.Minute
+	// healthStable is how long k3s must have run without exiting.
+	healthStable = 30 * time.Second
+)
+
+// withESP mounts the EFI system partition, runs f on it and unmounts it.
+// The ESP stays unmounted otherwise, so a power cut cannot catch it dirty.
+func (a *Agent) withESP(f func(esp host.FS) error) error {
+	dev, err := a.Host.FindPartition("KESO_EFI")
+	if err != nil {
+		return err
+	}
+	for _, m := range []string{"vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"} {
+		a.mods.Load(m)
+	}
+	mp := a.FS.Path("/run/keso/esp")
+	if err := a.Host.Mount(dev, mp, "vfat", 0, ""); err != nil {
+		return err
+	}
+	defer func() {
+		syncFS()
+		if err := a.Host.Unmount(mp); err != nil {
+			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
+		}
+	}()
+	return f(host.FS{Root: mp})
+}
+
+// trial assesses the boot (disk mode): it records a rollback that happened,
+// and on a trial boot starts the health gate that commits the slot once the
+// node is healthy, or gives this try up (reboot) at the deadline.
+func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
+	slot := bootloader.Slot(a.Boot.Slot)
+	if a.Boot.Mode != "disk" || !slot.Valid() {
+		return
+	}
+	var bs upgrade.BootStatus
+	err := a.withESP(func(esp host.FS) error {
+		var err error
+		bs, err = upgrade.Assess(esp, a.FS, slot, a.Boot.Version, time.Now())
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(a.Log, "keso: upgrade: assess boot: %v\n", err)
+		return
+	}
+	if r := bs.LastRollback; r != nil {
+		fmt.Fprintf(a.Log, "keso: upgrade: last rollback: %s → %s: %s\n", r.FromVersion, r.ToVersion, r.Reason)
+	}
+	a.update(func(s *status.Status) { s.Upgrade = &bs })
+	if !bs.Trial {
+		return
+	}
+	timeout := DefaultHealthTimeout
+	if u := a.cfg.Keso.Upgrade; u != nil && u.HealthTimeout != "" {
+		if d, err := time.ParseDuration(u.HealthTimeout); err == nil {
+			timeout = d
+		}
+	}
+	stable := min(healthStable, timeout/3)
+	fmt.Fprintf(a.Log, "keso: upgrade: trial boot of slot %s (%d tries left): committing when healthy, within %s\n", slot, bs.TriesLeft, timeout)
+	a.update(func(s *status.Status) { s.Health = "pending" })
+	go func() {
+		deadline := time.Now().Add(timeout)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			ok, why := a.healthy(sup, stable)
+			if ok {
+				err := a.withESP(func(esp host.FS) error {
+					return upgrade.MarkHealthy(esp, a.FS, slot, a.Boot.Version, time.Now())
+				})
+				if err != nil {
+					fmt.Fprintf(a.Log, "keso: upgrade: commit slot %s: %v\n", slot, err)
+					continue
+				}
+				fmt.Fprintf(a.Log, "keso: upgrade: slot %s is healthy: committed\n", slot)
+				a.update(func(s *status.Status) {
+					s.Health = "healthy"
+					if s.Upgrade != nil {
+						s.Upgrade.Trial, s.Upgrade.Committed, s.Upgrade.TriesLeft = false, true, 0
+					}
+				})
+				return
+			}
+			if time.Now().After(deadline) {
+				reason := fmt.Sprintf("not healthy within %s: %s", timeout, why)
+				fmt.Fprintf(a.Log, "keso: upgrade: slot %s %s; giving this try up\n", slot, reason)
+				upgrade.RecordFailure(a.FS, reason)
+				a.update(func(s *status.Status) { s.Health = "failed: " + reason })
+				a.reqs <- &power.Request{Action: power.Reboot, Reason: "trial boot failed: " + reason}
+				return
+			}
+		}
+	}()
+}
+
+// healthy is the trial's health check: every phase ran (they have, by the
+// time the gate starts), k3s has run for stable without exiting, and, when
+// k3s wrote a kubeconfig, the node reports Ready.
+func (a *Agent) healthy(sup *k3s.Supervisor, stable time.Duration) (bool, string) {
+	if sup == nil {
+		return false, "k3s cannot start (see the k3s phase)"
+	}
+	h := sup.Health()
+	if !h.Running {
+		if h.LastExit != "" {
+			return false, fmt.Sprintf("k3s is not running (%d restarts, last exit: %s)", h.Restarts, h.LastExit)
+		}
+		return false, "k3s is not running"
+	}
+	if up := time.Since(h.StartedAt); up < stable {
+		return false, fmt.Sprintf("k3s up for %s of %s (%d restarts, last exit: %s)", up.Round(time.Second), stable, h.Restarts, h.LastExit)
+	}
+	if _, err := a.FS.Stat("/etc/rancher/k3s/k3s.yaml"); err == nil {
+		name, _ := a.Host.Hostname()
+		out, err := exec.Command(a.FS.Path(k3s.Binary), "kubectl", "get", "node", name, "-o",
+			`jsonpath={.status.conditions[?(@.type=="Ready")].status}`).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "True" {
+			return false, fmt.Sprintf("node %s is not Ready (%s)", name, strings.TrimSpace(string(out)))
+		}
+	}
+	return true, ""
+}
