@@ -59,13 +59,17 @@ func (a *Agent) refresh(sup *k3s.Supervisor) {
 // modules.dep, skipping loaded ones (k3s.Prepare's Modules seam).
 type moduleLoader struct {
 	fs   host.FS
-	host interface{ LoadModule(path, params string) error }
+	host interface {
+		LoadModule(path, params string) error
+	}
 	once sync.Once
 	dir  string
 	deps initrd.ModuleDeps
 }
 
-func newModuleLoader(fs host.FS, h interface{ LoadModule(path, params string) error }) *moduleLoader {
+func newModuleLoader(fs host.FS, h interface {
+	LoadModule(path, params string) error
+}) *moduleLoader {
 	return &moduleLoader{fs: fs, host: h}
 }
 
