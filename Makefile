@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -mod=mod
 
-.PHONY: all build test deps check vet fmt-check unit e2e clean
+.PHONY: all build test deps inputs kube-tools vet fmt-check clean
 
 all: build
 
@@ -12,6 +12,16 @@ build:
 
 deps:
 	./scripts/deps.sh
+
+# Debian kernel and bootloader packages the builder and the VM tests unpack
+# (cached in /var/cache/keso/debs, downloaded once).
+inputs: deps
+	./scripts/fetch-inputs.sh
+
+# etcd, kube-apiserver and kubectl for the integration tests (built once
+# from Go modules, cached in /var/cache/keso/kube-tools/<version>).
+kube-tools: deps
+	./scripts/kube-tools.sh >/dev/null
 
 vet:
 	$(GO) vet ./...
@@ -22,8 +32,8 @@ fmt-check:
 
 # test: install what the tests need, then vet, gofmt and every test (unit,
 # integration against a real kube-apiserver, QEMU boots).
-test: deps vet fmt-check
-	$(GO) test -timeout 60m ./...
+test: deps inputs kube-tools vet fmt-check
+	KUBEBUILDER_ASSETS=$$(./scripts/kube-tools.sh --print-dir) $(GO) test -timeout 60m ./...
 
 clean:
 	rm -rf dist
