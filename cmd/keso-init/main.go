@@ -30,6 +30,13 @@ func main() {
 	}
 	h := host.Linux{}
 	con := console()
+	defer func() {
+		// A Go panic in PID 1 would become a kernel panic: report it like
+		// any other failure instead.
+		if r := recover(); r != nil {
+			fail(con, h, "keso-init", fmt.Errorf("panic: %v", r), false, nil)
+		}
+	}()
 	if _, err := os.Stat("/etc/initrd-release"); err == nil {
 		st := &initrd.Stage{Host: h, Log: con}
 		err := st.MountAPI()

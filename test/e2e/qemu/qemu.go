@@ -232,9 +232,8 @@ func Start(t testing.TB, cfg Config) *VM {
 		close(vm.exited)
 	}()
 	t.Cleanup(func() {
-		vm.Kill()
+		vm.Stop()
 		logf.Close()
-		releaseSlot(vm.slot)
 		if t.Failed() {
 			t.Logf("console of %s (%s): last 3000 bytes:\n%s", name, vm.logPath, tail(vm.Console(), 3000))
 		}
@@ -314,6 +313,17 @@ func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) ([]string, time.D
 
 // Exited is closed when QEMU has exited.
 func (vm *VM) Exited() <-chan struct{} { return vm.exited }
+
+// Stop kills QEMU and gives its machine-wide slot back at once (Cleanup
+// does it too; calling it early frees the slot for the next VM).
+func (vm *VM) Stop() {
+	vm.Kill()
+	vm.mu.Lock()
+	slot := vm.slot
+	vm.slot = nil
+	vm.mu.Unlock()
+	releaseSlot(slot)
+}
 
 // Kill stops QEMU (the whole process group) and waits for it.
 func (vm *VM) Kill() {

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Artifacts are the outputs of keso-build for one arch, built once per test
+// binary run (and cached across runs by a hash of their inputs).
+type Artifacts struct {
+	Arch    string
+	Dir     string // <out>/<arch>
+	Version string
+	Files   map[string]string // artifact name -> path
+	SHA256  map[string]string
+}
+
+type manifest struct {
+	Arch      string `json:"arch"`
+	Version   string `json:"version"`
+	OutDir    string `json:"out_dir"`
+	Artifacts []struct {
+		Name   string `json:"name"`
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+	} `json:"artifacts"`
+}
+
+var (
+	buildMu   sync.Mutex
+	buildDone = map[string]*Artifacts{}
+	buildErr  = map[string]error{}
+)
+
+// repoRoot is the checkout this test runs in.
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// cacheRoot holds built artifacts outside the repository.
+func cacheRoot() string {
+	if d := os.Getenv("KESO_E2E_CACHE"); d != "" {
+		return d
+	}
+	return "/var/tmp/keso-e2e"
+}
+
+// inputHash hashes everything that goes into an image: Go sources, the
+// module files, profiles, overlay and bootloader templates.
+func inputHash(root, arch string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "arch %s\n", arch)
+	var files []string
+	for _, top := range []string{"cmd", "pkg", "test/k3s-standin", "images", "iso", "overlay", "go.mod", "go.sum", "scripts/fetch-inputs.sh"} {
+		p := filepath.Join(root, top)
+		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if os.IsNotExist(err) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "/testdata/") {
+				return nil
+			}
+			files = append(files, path)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\n", strings.TrimPrefix(f, root))
+		io.Copy(h, fh)
+		fh.Close()
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// goArch maps a keso arch to GOARCH/GOARM.
+func goEnv(arch string) []string {
+	switch arch {
+	case "armv7":
+		return []string{"GOARCH=arm", "GOARM=7"}
+	default:
+		return []string{"GOARCH=" + arch}
+	}
+}
+
+// artifacts builds (or reuses) the images for arch with the k3s stand-in,
+// and skips the test loudly when the builder cannot run here.
+func artifacts(t testing.TB, arch string) *Artifacts {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if a := buildDone[arch]; a != nil {
+		return a
+	}
+	if err := buildErr[arch]; err != nil {
+		t.Fatalf("build %s images (earlier attempt): %v", arch, err)
+	}
+	if m := os.Getenv("KESO_E2E_MANIFEST_" + strings.ToUpper(arch)); m != "" {
+		// Prebuilt artifacts: the JSON manifest keso-build --json printed
+		// (the object for this arch, or a one-element list).
+		b, err := os.ReadFile(m)
+		if err == nil {
+			if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, "[") {
+				var l []json.RawMessage
+				if err = json.Unmarshal(b, &l); err == nil && len(l) == 1 {
+					b = l[0]
+				}
+			}
+		}
+		var a *Artifacts
+		if err == nil {
+			a, err = loadManifest(b)
+		}
+		if err != nil {
+			t.Fatalf("KESO_E2E_MANIFEST_%s=%s: %v", strings.ToUpper(arch), m, err)
+		}
+		t.Logf("using prebuilt %s artifacts from %s", arch, m)
+		buildDone[arch] = a
+		return a
+	}
+	root := repoRoot()
+	if _, err := os.Stat(filepath.Join(root, "images", arch+".yaml")); err != nil {
+		t.Skipf("SKIP: no image profile images/%s.yaml yet (the builder has no %s profile); cannot build %s artifacts", arch, arch, arch)
+	}
+	a, err := build(t, root, arch)
+	if err != nil {
+		buildErr[arch] = err
+		t.Fatalf("build %s images: %v", arch, err)
+	}
+	buildDone[arch] = a
+	return a
+}
+
+func build(t testing.TB, root, arch string) (*Artifacts, error) {
+	hash, err := inputHash(root, arch)
+	if err != nil {
+		return nil, fmt.Errorf("hash inputs: %w", err)
+	}
+	out := filepath.Join(cacheRoot(), hash)
+	manPath := filepath.Join(out, arch+".manifest.json")
+	if b, err := os.ReadFile(manPath); err == nil {
+		if a, err := loadManifest(b); err == nil {
+			t.Logf("using cached %s artifacts in %s", arch, a.Dir)
+			return a, nil
+		}
+	}
+	start := time.Now()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	// Inputs: the builder's own fetch script (idempotent, apt-get download).
+	fetch := exec.Command(filepath.Join(root, "scripts/fetch-inputs.sh"), arch)
+	fetch.Dir = root
+	if b, err := fetch.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("scripts/fetch-inputs.sh %s: %v\n%s", arch, err, b)
+	}
+	standin := filepath.Join(out, "k3s-standin-"+arch)
+	gb := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", standin, "./test/k3s-standin")
+	gb.Dir = root
+	gb.Env = append(append(os.Environ(), "CGO_ENABLED=0"), goEnv(arch)...)
+	if b, err := gb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build the k3s stand-in for %s: %v\n%s", arch, err, b)
+	}
+	kb := filepath.Join(out, "keso-build")
+	gb = exec.Command("go", "build", "-o", kb, "./cmd/keso-build")
+	gb.Dir = root
+	if b, err := gb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build keso-build: %v\n%s", err, b)
+	}
+	logf, err := os.Create(filepath.Join(out, arch+".build.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(kb, "--repo", root, "--out", out, "--k3s", standin, "--json", arch)
+	cmd.Dir = root
+	cmd.Stderr = logf
+	b, err := cmd.Output()
+	if err != nil {
+		lb, _ := os.ReadFile(logf.Name())
+		return nil, fmt.Errorf("keso-build %s: %v\n%s", arch, err, lb)
+	}
+	var mans []json.RawMessage
+	if err := json.Unmarshal(b, &mans); err != nil || len(mans) != 1 {
+		return nil, fmt.Errorf("keso-build --json: want one manifest, got %q (%v)", b, err)
+	}
+	a, err := loadManifest(mans[0])
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(manPath, mans[0], 0o644); err != nil {
+		return nil, err
+	}
+	t.Logf("built %s artifacts in %s (%s)", arch, a.Dir, time.Since(start).Round(time.Second))
+	return a, nil
+}
+
+func loadManifest(b []byte) (*Artifacts, error) {
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode manifest: %w", err)
+	}
+	a := &Artifacts{Arch: m.Arch, Dir: m.OutDir, Version: m.Version, Files: map[string]string{}, SHA256: map[string]string{}}
+	for _, f := range m.Artifacts {
+		p := f.Path
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(m.OutDir, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("manifest names %s but: %w", p, err)
+		}
+		a.Files[f.Name] = p
+		a.SHA256[f.Name] = f.SHA256
+	}
+	return a, nil
+}
+
+// file returns the path of a named artifact or fails the test.
+func (a *Artifacts) file(t testing.TB, name string) string {
+	t.Helper()
+	p, ok := a.Files[name]
+	if !ok {
+		names := make([]string, 0, len(a.Files))
+		for n := range a.Files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		t.Fatalf("keso-build wrote no %q artifact for %s (it wrote: %s)", name, a.Arch, strings.Join(names, ", "))
+	}
+	return p
+}
