@@ -312,7 +312,7 @@ func TestApplyDeafDHCP(t *testing.T) {
 			fd := &fakeDHCP{leases: map[string]Lease{"eth2": {Address: "10.2.0.9/24", DNS: []string{"10.2.0.1"}, Search: []string{"store.example"}, NTP: []string{"10.2.0.123", "10.2.0.123"}}},
 				deaf: map[string]bool{"eth0": deaf}}
 			a := apply(t, config, fn, fd)
-			if a.took > 2*time.Second {
+			if a.took > 5*time.Second {
 				t.Errorf("Apply took %s with wait_online 300ms", a.took)
 			}
 			fs := failures(a.report)
@@ -350,7 +350,7 @@ func TestApplyOptionalDHCP(t *testing.T) {
 	fn := newFakeNet(lo(), upNIC("eth0", 2, ""), upNIC("eth1", 3, ""))
 	fd := &fakeDHCP{
 		leases: map[string]Lease{"eth0": {Address: "10.0.0.5/24", DNS: []string{"10.0.0.1"}}, "eth1": {Address: "10.1.0.5/24", DNS: []string{"10.1.0.1"}}},
-		delay:  map[string]time.Duration{"eth1": 700 * time.Millisecond},
+		delay:  map[string]time.Duration{"eth1": 2 * time.Second},
 	}
 	cfg := load(t, t.Name(), config)
 	root := t.TempDir()
@@ -359,7 +359,7 @@ func TestApplyOptionalDHCP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res := Run(ctx, cfg, fn, fd, host.FS{Root: root}, rec)
-	if took := time.Since(start); took > 500*time.Millisecond {
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("Apply waited %s for an optional link", took)
 	}
 	read := func() string {
@@ -442,7 +442,7 @@ func TestApplyCarrierWait(t *testing.T) {
 	diffLines(t, "failures", failures(a.report), []string{
 		"keso.network.interfaces[1]: eth1 is not online after 400ms: no carrier (set optional: true if boot should not wait for it)",
 	})
-	if a.took < 400*time.Millisecond || a.took > 2*time.Second {
+	if a.took < 400*time.Millisecond || a.took > 5*time.Second {
 		t.Errorf("Apply took %s, want about wait_online (400ms)", a.took)
 	}
 }
@@ -616,7 +616,7 @@ func TestRunWaitsForLateLinks(t *testing.T) {
 				return
 			}
 			diffLines(t, "failures", failures(rep), []string{tt.wantErr})
-			if took < LinkSettle || took > LinkSettle+time.Second {
+			if took < LinkSettle || took > LinkSettle+3*time.Second {
 				t.Errorf("took %s, want about LinkSettle (%s)", took, LinkSettle)
 			}
 		})

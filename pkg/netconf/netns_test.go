@@ -459,7 +459,7 @@ keso:
 `
 	res, rep, resolv, took := runNetconf(t, client, config)
 	t.Logf("applied in %s", took)
-	if took > 7*time.Second {
+	if took > 12*time.Second {
 		t.Errorf("Apply took %s with wait_online 4s", took)
 	}
 	fs := failures(rep)

@@ -115,7 +115,7 @@ func TestSyncStepsTheClock(t *testing.T) {
 			if len(set.set) != 1 {
 				t.Fatalf("clock set %d times, want once", len(set.set))
 			}
-			if want := tt.want(); !near(set.set[0], want, 500*time.Millisecond) {
+			if want := tt.want(); !near(set.set[0], want, 2*time.Second) {
 				t.Errorf("clock set to %s, want about %s", set.set[0], want)
 			}
 			if r.Stratum != 2 || r.RTT > time.Second {
@@ -177,7 +177,7 @@ func TestSyncFallsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Addr != second.addr() || len(set.set) != 1 || !near(set.set[0], time.Now().Add(2*time.Hour), 500*time.Millisecond) {
+			if r.Addr != second.addr() || len(set.set) != 1 || !near(set.set[0], time.Now().Add(2*time.Hour), 2*time.Second) {
 				t.Errorf("answer from %s, clock set to %v; want the second server's time", r.Addr, set.set)
 			}
 		})
@@ -205,7 +205,7 @@ func TestSyncFailures(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
-			if took := time.Since(start); took > 3*time.Second {
+			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("took %s", took)
 			}
 			rep := rec.Done()
