@@ -29,6 +29,8 @@ const (
 	PathEFIBoot  = "boot/efiboot.img"
 	PathIsolinux = "isolinux/isolinux.bin"
 	PathCatalog  = "isolinux/boot.cat"
+	// PathCatalogEFI is the boot catalog of UEFI-only ISOs (arm64).
+	PathCatalogEFI = "boot/boot.cat"
 )
 
 const (
@@ -75,6 +77,9 @@ func Write(out string, o Options) error {
 		return fmt.Errorf("iso: create: %w", err)
 	}
 	et := &iso9660.ElTorito{BootCatalog: PathCatalog}
+	if !o.BIOS {
+		et.BootCatalog = PathCatalogEFI // no isolinux/ folder on UEFI-only ISOs
+	}
 	if o.BIOS {
 		e := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: PathIsolinux, BootTable: true}
 		e.SetLoadSize(4)

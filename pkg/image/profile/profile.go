@@ -154,8 +154,8 @@ func (p *Profile) Validate() error {
 			errs = append(errs, fmt.Sprintf("output %q: want one of %s", o, strings.Join(Outputs, ", ")))
 		}
 	}
-	if (p.Wants("iso") || p.Wants("raw")) && p.Bootloader.UEFI == nil {
-		errs = append(errs, "outputs iso/raw need bootloader.uefi")
+	if p.Wants("iso") && p.Bootloader.UEFI == nil {
+		errs = append(errs, "output iso needs bootloader.uefi")
 	}
 	if p.Wants("iso") && p.Bootloader.BIOS == nil && p.Arch == "amd64" {
 		errs = append(errs, "output iso on amd64 needs bootloader.bios")
