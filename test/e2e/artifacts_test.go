@@ -39,10 +39,24 @@ type manifest struct {
 }
 
 var (
-	buildMu   sync.Mutex
+	buildMu   sync.Mutex // guards the maps and archMu
+	archMu    = map[string]*sync.Mutex{}
 	buildDone = map[string]*Artifacts{}
 	buildErr  = map[string]error{}
 )
+
+// lockArch serialises builds of one arch; other arches go on in parallel.
+func lockArch(arch string) func() {
+	buildMu.Lock()
+	m := archMu[arch]
+	if m == nil {
+		m = &sync.Mutex{}
+		archMu[arch] = m
+	}
+	buildMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
 
 // repoRoot is the checkout this test runs in.
 func repoRoot() string {
@@ -110,12 +124,14 @@ func goEnv(arch string) []string {
 // and skips the test loudly when the builder cannot run here.
 func artifacts(t testing.TB, arch string) *Artifacts {
 	t.Helper()
+	defer lockArch(arch)()
 	buildMu.Lock()
-	defer buildMu.Unlock()
-	if a := buildDone[arch]; a != nil {
+	a, err := buildDone[arch], buildErr[arch]
+	buildMu.Unlock()
+	if a != nil {
 		return a
 	}
-	if err := buildErr[arch]; err != nil {
+	if err != nil {
 		t.Fatalf("build %s images (earlier attempt): %v", arch, err)
 	}
 	if m := os.Getenv("KESO_E2E_MANIFEST_" + strings.ToUpper(arch)); m != "" {
@@ -138,19 +154,22 @@ func artifacts(t testing.TB, arch string) *Artifacts {
 			t.Fatalf("KESO_E2E_MANIFEST_%s=%s: %v", strings.ToUpper(arch), m, err)
 		}
 		t.Logf("using prebuilt %s artifacts from %s", arch, m)
+		buildMu.Lock()
 		buildDone[arch] = a
+		buildMu.Unlock()
 		return a
 	}
 	root := repoRoot()
 	if _, err := os.Stat(filepath.Join(root, "images", arch+".yaml")); err != nil {
 		t.Skipf("SKIP: no image profile images/%s.yaml yet (the builder has no %s profile); cannot build %s artifacts", arch, arch, arch)
 	}
-	a, err := build(t, root, arch)
+	a, err = build(t, root, arch)
+	buildMu.Lock()
+	buildDone[arch], buildErr[arch] = a, err
+	buildMu.Unlock()
 	if err != nil {
-		buildErr[arch] = err
 		t.Fatalf("build %s images: %v", arch, err)
 	}
-	buildDone[arch] = a
 	return a
 }
 
@@ -164,6 +183,8 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 	if b, err := os.ReadFile(manPath); err == nil {
 		if a, err := loadManifest(b); err == nil {
 			t.Logf("using cached %s artifacts in %s", arch, a.Dir)
+			now := time.Now()
+			os.Chtimes(out, now, now) // in use: keep it from pruning
 			return a, nil
 		}
 	}
@@ -215,6 +236,7 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 		return nil, err
 	}
 	t.Logf("built %s artifacts in %s (%s)", arch, a.Dir, time.Since(start).Round(time.Second))
+	pruneCache(t, out)
 	return a, nil
 }
 
@@ -251,4 +273,23 @@ func (a *Artifacts) file(t testing.TB, name string) string {
 		t.Fatalf("keso-build wrote no %q artifact for %s (it wrote: %s)", name, a.Arch, strings.Join(names, ", "))
 	}
 	return p
+}
+
+// pruneCache removes artifact folders of other input hashes that nobody
+// touched for two hours (each holds a multi-GiB raw image).
+func pruneCache(t testing.TB, keep string) {
+	ents, err := os.ReadDir(filepath.Dir(keep))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		p := filepath.Join(filepath.Dir(keep), e.Name())
+		fi, err := e.Info()
+		if err != nil || !e.IsDir() || p == keep || time.Since(fi.ModTime()) < 2*time.Hour {
+			continue
+		}
+		if err := os.RemoveAll(p); err == nil {
+			t.Logf("pruned old e2e artifacts %s", p)
+		}
+	}
 }

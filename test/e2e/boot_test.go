@@ -52,6 +52,16 @@ type Standin struct {
 	Errors    []string `json:"errors"`
 }
 
+// logDir is where console logs are kept: KESO_E2E_LOGS, else the test's
+// temporary folder (removed afterwards; a failure prints the console tail).
+func logDir(t testing.TB) string {
+	if d := os.Getenv("KESO_E2E_LOGS"); d != "" {
+		os.MkdirAll(d, 0o755)
+		return d
+	}
+	return t.TempDir()
+}
+
 func skipUnlessE2E(t testing.TB) {
 	t.Helper()
 	if os.Getenv("KESO_E2E") == "0" {
@@ -136,7 +146,7 @@ func overlayDisk(t testing.TB, base string, size int64) string {
 func bootISO(t testing.TB, name string, fw qemu.Firmware, asDisk bool) (*Standin, time.Duration) {
 	a := artifacts(t, "amd64")
 	iso := a.file(t, "keso-amd64.iso")
-	cfg := qemu.Config{Name: name, Arch: "amd64", Firmware: fw}
+	cfg := qemu.Config{LogDir: logDir(t), Name: name, Arch: "amd64", Firmware: fw}
 	if asDisk {
 		cfg.Disks = []string{overlayDisk(t, iso, 0)}
 		cfg.Boot = "c"
@@ -206,7 +216,7 @@ func bootRawDisk(t testing.TB, name string) (*Standin, time.Duration) {
 	}
 	const extra = 1 << 30
 	disk := overlayDisk(t, raw, fi.Size()+extra)
-	vm := qemu.Start(t, qemu.Config{Name: name, Arch: "amd64", Firmware: qemu.UEFI, Disks: []string{disk}, Boot: "c"})
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "amd64", Firmware: qemu.UEFI, Disks: []string{disk}, Boot: "c"})
 	s, took := handoff(t, vm)
 	vm.Stop()
 	checkCommon(t, s, a, "disk")
@@ -290,7 +300,7 @@ func bootNetbootIPXE(t testing.TB, name string) (*Standin, time.Duration) {
 	if err := os.WriteFile(filepath.Join(tftp, "boot.ipxe"), []byte("#!ipxe\nset keso-base "+srv.URL+"\n"+body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vm := qemu.Start(t, qemu.Config{Name: name, Arch: "amd64", Firmware: qemu.BIOS, TFTPDir: tftp, BootFile: "boot.ipxe", Boot: "n"})
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "amd64", Firmware: qemu.BIOS, TFTPDir: tftp, BootFile: "boot.ipxe", Boot: "n"})
 	s, took := handoff(t, vm)
 	vm.Stop()
 	checkCommon(t, s, a, "netboot")
@@ -325,7 +335,7 @@ func TestNetbootArm(t *testing.T) {
 			if sum := a.SHA256["netboot/rootfs.squashfs"]; sum != "" {
 				cmdline += " keso.root_sha256=" + sum
 			}
-			vm := qemu.Start(t, qemu.Config{Name: "netboot-" + arch, Arch: arch, Firmware: qemu.Direct, Net: true,
+			vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "netboot-" + arch, Arch: arch, Firmware: qemu.Direct, Net: true,
 				Kernel: filepath.Join(nbDir, "vmlinuz"), Initrd: filepath.Join(nbDir, "initrd"), Append: cmdline})
 			s, _ := handoff(t, vm)
 			vm.Stop()
@@ -335,5 +345,39 @@ func TestNetbootArm(t *testing.T) {
 				t.Errorf("the HTTP server never served /rootfs.squashfs")
 			}
 		})
+	}
+}
+
+// A failure in the initrd stage prints one line naming what was expected
+// and what was found, then reboots after a bounded wait (QEMU runs with
+// -no-reboot, so the reboot ends the VM) — never a kernel panic.
+func TestNetbootBadChecksumReboots(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	a := artifacts(t, "amd64")
+	nbDir := filepath.Dir(a.file(t, "netboot/boot.ipxe"))
+	srv := serveNetboot(t, nbDir)
+	bad := strings.Repeat("0", 64)
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "netboot-bad-sha", Arch: "amd64", Firmware: qemu.Direct, Net: true,
+		Kernel: filepath.Join(nbDir, "vmlinuz"), Initrd: filepath.Join(nbDir, "initrd"),
+		Append: "console=ttyS0,115200 panic=10 keso.root=" + srv.URL + "/rootfs.squashfs keso.root_sha256=" + bad})
+	re := regexp.MustCompile(`keso-init: FAILED in initrd stage: netboot: \S+/rootfs.squashfs \(\d+ bytes\) has sha256 ([0-9a-f]{64}), but keso.root_sha256 wants 0{64}`)
+	m, _, err := vm.Expect(re, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := a.SHA256["netboot/rootfs.squashfs"]; want != "" && m[1] != want {
+		t.Errorf("reported sha256 %s, want the artifact's %s", m[1], want)
+	}
+	if _, _, err := vm.Expect(regexp.MustCompile(`rebooting in \d+s`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-vm.Exited():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the VM did not reboot (exit under -no-reboot) within 2 minutes of the failure")
+	}
+	if c := vm.Console(); strings.Contains(c, "Kernel panic") || strings.Contains(c, "STANDIN") {
+		t.Errorf("console shows a kernel panic or a handoff after the failure")
 	}
 }
