@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -107,7 +108,12 @@ func readMounts(m map[string]Mount) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return parseMountinfo(f, m)
+}
+
+// parseMountinfo reads mountinfo lines; a later mount on the same point wins.
+func parseMountinfo(r io.Reader, m map[string]Mount) error {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
