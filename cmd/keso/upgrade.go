@@ -105,7 +105,7 @@ func runUpgrade(args []string) int {
 		out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond))
 	if *reboot {
 		unmount()
-		return rebootNow()
+		return signalInit(syscall.SIGINT)
 	}
 	return 0
 }
@@ -137,18 +137,7 @@ func runRollback(args []string) int {
 	fmt.Printf("keso rollback: slot %s boots next\n", other)
 	if *reboot {
 		unmount()
-		return rebootNow()
-	}
-	return 0
-}
-
-// rebootNow asks keso-init (PID 1) for an orderly reboot: SIGINT is what
-// the kernel sends PID 1 for ctrl-alt-del, and keso-init stops k3s, syncs
-// and unmounts before it reboots.
-func rebootNow() int {
-	if err := syscall.Kill(1, syscall.SIGINT); err != nil {
-		fmt.Fprintf(os.Stderr, "keso: reboot: %v\n", err)
-		return 1
+		return signalInit(syscall.SIGINT)
 	}
 	return 0
 }

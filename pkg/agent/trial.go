@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/bootloader"
@@ -37,7 +38,7 @@ func (a *Agent) withESP(f func(esp host.FS) error) error {
 		return err
 	}
 	defer func() {
-		syncFS()
+		syscall.Sync()
 		if err := a.Host.Unmount(mp); err != nil {
 			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
 		}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/datasource"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/install"
+)
+
+func init() {
+	register("install", "install the running live or netboot system to a disk", runInstall)
+	register("reboot", "stop k3s, sync, unmount and reboot", func([]string) int { return signalInit(syscall.SIGINT) })
+	register("poweroff", "stop k3s, sync, unmount and power off", func([]string) int { return signalInit(syscall.SIGUSR2) })
+}
+
+// signalInit asks keso-init (PID 1) for an orderly reboot (SIGINT) or
+// power-off (SIGUSR2); it stops k3s, syncs and unmounts first.
+func signalInit(sig syscall.Signal) int {
+	if err := syscall.Kill(1, sig); err != nil {
+		fmt.Fprintf(os.Stderr, "keso: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runInstall(args []string) int {
+	fs := flag.NewFlagSet("keso install", flag.ContinueOnError)
+	device := fs.String("device", "", "target disk, e.g. /dev/sda (everything on it is erased)")
+	config := fs.String("config", "", "config to install: a file, or an http(s) URL")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	powerOff := fs.Bool("power-off", false, "power off when done (default: reboot)")
+	noReboot := fs.Bool("no-reboot", false, "neither reboot nor power off when done")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	root := host.FS{Root: "/"}
+	in := bufio.NewReader(os.Stdin)
+	ask := func(q string) string {
+		fmt.Print(q)
+		s, _ := in.ReadString('\n')
+		return strings.TrimSpace(s)
+	}
+	if *device == "" {
+		disks := install.Disks(root)
+		if len(disks) == 0 {
+			fmt.Fprintln(os.Stderr, "keso install: no disks found")
+			return 1
+		}
+		fmt.Println("Disks:")
+		for _, d := range disks {
+			fmt.Printf("  %-14s %8d MiB  %s\n", d.Device, d.Bytes>>20, d.Model)
+		}
+		*device = ask("Install to which disk? ")
+	}
+	if *config == "" && !*yes {
+		*config = ask("Config file or URL (empty for none): ")
+	}
+	var data []byte
+	if *config != "" {
+		var err error
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		data, _, err = datasource.InstallConfig(ctx, root, *config, nil, datasource.Retry{})
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "keso install: config: %v\n", err)
+			return 1
+		}
+		r := cloudconfig.LoadFile(*config, data)
+		for _, d := range r.Diagnostics {
+			fmt.Fprintln(os.Stderr, d)
+		}
+		if !r.Valid() && !*yes {
+			if a := ask("The config has errors; install anyway? [y/N] "); a != "y" && a != "yes" {
+				return 1
+			}
+		}
+	}
+	if !*yes {
+		if a := ask(fmt.Sprintf("Erase everything on %s and install keso? [y/N] ", *device)); a != "y" && a != "yes" {
+			fmt.Println("Nothing was written.")
+			return 1
+		}
+	}
+	res, err := install.Node(host.Linux{}, root, *device, data)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso install: %v\n", err)
+		return 1
+	}
+	fmt.Printf("keso install: installed to %s (%d MiB) in %s; config saved on %s\n", *device, res.DiskBytes>>20, res.Took.Round(time.Millisecond), res.State)
+	switch {
+	case *noReboot:
+		return 0
+	case *powerOff:
+		return signalInit(syscall.SIGUSR2)
+	}
+	return signalInit(syscall.SIGINT)
+}
