@@ -31,6 +31,20 @@
 // /var, which is the state partition on installed systems, so it persists;
 // on live and netboot systems /var is tmpfs and k3s starts fresh each boot
 // (`keso check` says so).
+//
+// Wiring in the system stage:
+//
+//	h := k3s.Plan(result.Config)
+//	rec := phase.NewRecorder("k3s", console, where)
+//	if err := k3s.Prepare(host.FS{Root: "/"}, host.Linux{}, modules, h, rec); err == nil {
+//		sup := &k3s.Supervisor{Argv: h.Argv, Env: h.Env, Log: console,
+//			Starter: k3s.ExecStarter{Host: host.Linux{}, Out: k3sLogFile}}
+//		go sup.Run(ctx) // cancel ctx at shutdown, then wait for Run to return
+//	}
+//
+// Out should be an *os.File (a log file or the console): k3s's children
+// inherit it, and with a pipe the supervisor would wait up to 2 s for them
+// after k3s exits.
 package k3s
 
 import (

@@ -25,6 +25,17 @@
 //     from /etc/passwd and /etc/group) with HOME, USER, LOGNAME, SHELL, PATH
 //     set, in the user's home directory.
 //
+// Wiring in the system stage (the SFTP helper is keso-init itself: its
+// main must call SFTPMain when started as `keso-init sftp-server`; use the
+// path from os.Executable, not /proc/self/exe, which the user may not be
+// allowed to follow after the credential switch):
+//
+//	exe, _ := os.Executable()
+//	srv := &sshd.Server{Config: sshd.ConfigFrom(result.Config), FS: host.FS{Root: "/"},
+//		Host: host.Linux{}, Passwords: sshd.Shadow{FS: host.FS{Root: "/"}},
+//		SFTPCommand: []string{exe, "sftp-server"}, Log: console}
+//	go srv.ListenAndServe(ctx)
+//
 // Remote forwarding (`ssh -R`), agent forwarding and X11 are refused.
 // authorized_keys options (command=, from=, restrict) are not interpreted:
 // a key with options is ignored with a console line, never silently given
