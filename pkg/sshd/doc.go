@@ -26,9 +26,8 @@
 //     set, in the user's home directory.
 //
 // Wiring in the system stage (the SFTP helper is keso-init itself: its
-// main must call SFTPMain when started as `keso-init sftp-server`; use the
-// path from os.Executable, not /proc/self/exe, which the user may not be
-// allowed to follow after the credential switch):
+// main must call SFTPMain when started as `keso-init sftp-server`; the
+// binary must be executable by the users who log in):
 //
 //	exe, _ := os.Executable()
 //	srv := &sshd.Server{Config: sshd.ConfigFrom(result.Config), FS: host.FS{Root: "/"},
