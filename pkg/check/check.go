@@ -216,17 +216,21 @@ func propagation(mounts []Mount) Result {
 	return Result{name, Fail, "/ is private; k3s (kubelet volume mounts) needs it shared: mount --make-rshared /"}
 }
 
+// rancherDir is k3s's data; what matters is the mount that holds it (the
+// state partition's /var, or a data disk mounted there).
+const rancherDir = "/var/lib/rancher"
+
 func varPersistent(mounts []Mount) Result {
 	const name = "/var persistent"
-	m, ok := Containing(mounts, "/var")
+	m, ok := Containing(mounts, rancherDir)
 	if !ok {
-		return Result{name, Fail, "no mount holds /var"}
+		return Result{name, Fail, "no mount holds " + rancherDir}
 	}
 	switch m.FSType {
 	case "tmpfs", "ramfs":
-		return Result{name, Warn, fmt.Sprintf("%s on %s: /var/lib/rancher is lost at reboot (expected on live and netboot systems)", m.FSType, m.MountPoint)}
+		return Result{name, Warn, fmt.Sprintf("%s on %s: %s is lost at reboot (expected on live and netboot systems)", m.FSType, m.MountPoint, rancherDir)}
 	}
-	return Result{name, Pass, fmt.Sprintf("%s %s on %s", m.FSType, m.Source, m.MountPoint)}
+	return Result{name, Pass, fmt.Sprintf("%s is on %s %s (mounted at %s)", rancherDir, m.FSType, m.Source, m.MountPoint)}
 }
 
 // probe is the file written and removed to prove /var is writable.

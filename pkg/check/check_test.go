@@ -43,6 +43,7 @@ const (
 31 22 0:31 / /var rw,nosuid,nodev,relatime shared:5 - tmpfs tmpfs rw,mode=755
 33 22 0:32 / /mnt/with\040space rw,relatime shared:7 - tmpfs tmpfs rw
 `
+	dataDisk  = "34 31 8:17 / /var/lib/rancher rw,relatime shared:8 - ext4 /dev/sdb1 rw\n"
 	privateRO = `22 1 7:0 / / ro,relatime - squashfs /dev/vda2 ro
 31 22 254:4 /var /var ro,relatime - ext4 /dev/vda4 ro
 `
@@ -89,6 +90,13 @@ func TestRunGolden(t *testing.T) {
 			"/sys/module/nf_nat/parameters/x": "",
 			"/proc/self/mountinfo":            privateRO,
 		},
+		// A live boot with a data disk for k3s: persistent after all.
+		"live-data-disk": {
+			"/proc/sys/kernel/osrelease":        release + "\n",
+			"/proc/modules":                     allLoaded(),
+			"/proc/self/mountinfo":              liveMounts + dataDisk,
+			"/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
+		},
 		// No /proc at all (a wrong --root).
 		"empty": {},
 	}
@@ -113,7 +121,7 @@ func TestRunGolden(t *testing.T) {
 			if got != string(want) {
 				t.Errorf("Run(%s):\ngot:\n%s\nwant:\n%s", name, got, want)
 			}
-			if wantOK := name == "installed" || name == "live"; r.OK() != wantOK {
+			if wantOK := name == "installed" || strings.HasPrefix(name, "live"); r.OK() != wantOK {
 				t.Errorf("Run(%s).OK() = %v, want %v", name, r.OK(), wantOK)
 			}
 		})
@@ -132,7 +140,7 @@ func TestVarProbeFails(t *testing.T) {
 }
 
 func TestParseMountInfo(t *testing.T) {
-	ms, err := ParseMountInfo(liveMounts)
+	ms, err := ParseMountInfo(liveMounts + dataDisk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +148,7 @@ func TestParseMountInfo(t *testing.T) {
 		t.Errorf("escaped mount point: got %q, want %q", got, want)
 	}
 	for _, tc := range []struct{ path, want string }{
-		{"/var/lib/rancher", "/var"}, {"/var", "/var"}, {"/variable", "/"}, {"/etc", "/"},
+		{"/var/lib/rancher/k3s", "/var/lib/rancher"}, {"/var/lib", "/var"}, {"/var", "/var"}, {"/variable", "/"}, {"/etc", "/"},
 	} {
 		m, ok := Containing(ms, tc.path)
 		if !ok || m.MountPoint != tc.want {
