@@ -103,3 +103,21 @@ func TestPlanProblems(t *testing.T) {
 		t.Errorf("agent with cluster_init and no server: got role %s problems %v config %q; want agent, problems at %v, no cluster-init", h.Role, h.Problems, h.ConfigYAML, want)
 	}
 }
+
+// Every problem names a config path the runner can turn into file:line.
+func TestPlanProblemsHavePositions(t *testing.T) {
+	data, err := os.ReadFile("testdata/merge-conflicts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := cloudconfig.LoadFile("m.yaml", data)
+	probs := Plan(res.Config).Problems
+	if len(probs) == 0 {
+		t.Fatal("merge-conflicts.yaml: no problems, want several")
+	}
+	for _, p := range probs {
+		if _, line, _, ok := res.Position(p.Path); !ok || line == 0 {
+			t.Errorf("problem %q: path %q has no position in the config", p.Msg, p.Path)
+		}
+	}
+}
