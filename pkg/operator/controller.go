@@ -171,7 +171,7 @@ func (r *Reconciler) start(osv *kesov1.OSVersion, rollout Rollout, now time.Time
 			return fmt.Errorf("claim node %s: %w", name, err)
 		}
 		r.Log("osversion %s: node %s: started upgrade %s → %s", osv.Name, name, info.Version, osv.Spec.Version)
-		r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeStarted", "node %s: cordoned, upgrading %s → %s", name, info.Version, osv.Spec.Version)
+		r.Recorder.Eventf(n, corev1.EventTypeNormal, "UpgradeStarted", "OSVersion %s: cordoned, upgrading %s → %s", osv.Name, info.Version, osv.Spec.Version)
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 	info := nodeOf(node)
 	c := *info.Claim
 	var job JobState
-	if j, err := r.Jobs.Cache().Get(r.Job.Namespace, JobName(node.Name, c.Target)); err == nil {
+	if j, err := r.Jobs.Cache().Get(r.Job.Namespace, JobName(node.Name, c)); err == nil {
 		job = JobStateOf(j)
 	} else if !apierrors.IsNotFound(err) {
 		return false, err
@@ -209,7 +209,7 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 	case ActDrain:
 		return false, r.evict(osv, node.Name, drain)
 	case ActCreateJob:
-		j := UpgradeJob(osv, info, r.Job)
+		j := UpgradeJob(osv, info, c, r.Job)
 		if _, err := r.Jobs.Create(j); err != nil && !apierrors.IsAlreadyExists(err) {
 			return false, fmt.Errorf("create Job %s/%s for node %s: %w", j.Namespace, j.Name, node.Name, err)
 		}
@@ -218,7 +218,7 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 			if err := r.updateClaim(node, c, nil); err != nil {
 				return false, err
 			}
-			r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeUpgrading", "node %s: drained, Job %s started", node.Name, j.Name)
+			r.Recorder.Eventf(node, corev1.EventTypeNormal, "UpgradeJobStarted", "OSVersion %s: drained, Job %s/%s started", osv.Name, j.Namespace, j.Name)
 		}
 		return false, nil
 	case ActSucceed:
@@ -233,7 +233,7 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 		}
 		r.Metrics.Duration.WithLabelValues(osv.Name).Observe(now.Sub(c.Started).Seconds())
 		r.Log("osversion %s: node %s: upgraded to %s", osv.Name, node.Name, c.Target)
-		r.Recorder.Eventf(osv, corev1.EventTypeNormal, "NodeUpgraded", "node %s: Ready on %s, uncordoned", node.Name, c.Target)
+		r.Recorder.Eventf(node, corev1.EventTypeNormal, "Upgraded", "OSVersion %s: Ready on %s, uncordoned", osv.Name, c.Target)
 		return false, nil
 	case ActFail:
 		c.Phase, c.Since, c.Message = kesov1.NodeFailed, now, act.Reason
@@ -243,7 +243,8 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 		reason, _, _ := strings.Cut(act.Reason, ":")
 		r.Metrics.Failures.WithLabelValues(osv.Name, reason).Inc()
 		r.Log("osversion %s: node %s: FAILED: %s; rollout halted", osv.Name, node.Name, act.Reason)
-		r.Recorder.Eventf(osv, corev1.EventTypeWarning, "Halted", "node %s failed: %s; rollout halted until the spec changes or annotation %s changes", node.Name, act.Reason, ResumeAnnotation)
+		r.Recorder.Eventf(node, corev1.EventTypeWarning, "UpgradeFailed", "OSVersion %s: %s", osv.Name, act.Reason)
+		r.Recorder.Eventf(osv, corev1.EventTypeWarning, "NodeFailed", "node %s failed: %s; rollout halted until the spec changes or annotation %s changes", node.Name, act.Reason, ResumeAnnotation)
 		return true, nil
 	}
 	return false, nil

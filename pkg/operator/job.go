@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -27,10 +28,13 @@ type JobConfig struct {
 
 var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// JobName is the upgrade Job's name for a node and version: deterministic,
-// so creating it twice is harmless, and at most 63 characters.
-func JobName(node, version string) string {
-	sum := sha256.Sum256([]byte(node + "\x00" + version))
+// JobName is the upgrade Job's name for a node's claim: derived from the
+// node, the target version and the claim's start time, so creating it twice
+// for the same claim is harmless (a restarted controller finds the Job it
+// made), a retry after a resume gets a fresh Job, and it is at most 63
+// characters.
+func JobName(node string, c Claim) string {
+	sum := sha256.Sum256([]byte(node + "\x00" + c.Target + "\x00" + c.Started.UTC().Format(time.RFC3339Nano)))
 	base := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(node), "-"), "-")
 	if len(base) > 40 {
 		base = strings.TrimRight(base[:40], "-")
@@ -48,7 +52,8 @@ func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 //   - pinned to the node by a required node affinity on metadata.name (like
 //     a DaemonSet pod), tolerating every taint, so the cordon does not keep
 //     it off its node;
-//   - one privileged container from the keso image running
+//   - one privileged container from the keso image (the node's own,
+//     imported from the air-gap folder: imagePullPolicy Never) running
 //     `keso upgrade --url URL --sha256 HEX --version V --reboot`;
 //   - the host's /dev (to write the inactive root slot and the ESP), /keso
 //     (keso's state: config and slot records) and /run/keso (the boot
@@ -59,9 +64,9 @@ func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 //     upgrade timeout;
 //   - no service account token: the Job needs no API access;
 //   - owned by the OSVersion, so deleting it removes its Jobs.
-func UpgradeJob(osv *kesov1.OSVersion, n Node, cfg JobConfig) *batchv1.Job {
+func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.Job {
 	spec := osv.Spec
-	name := JobName(n.Name, spec.Version)
+	name := JobName(n.Name, c)
 	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name}
 	hostPath := func(name, path string) (corev1.Volume, corev1.VolumeMount) {
 		t := corev1.HostPathDirectory
@@ -110,10 +115,10 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, cfg JobConfig) *batchv1.Job {
 					Containers: []corev1.Container{{
 						Name:            "upgrade",
 						Image:           cfg.Image,
-						ImagePullPolicy: corev1.PullIfNotPresent,
+						ImagePullPolicy: corev1.PullNever,
 						Command: []string{"/keso", "upgrade",
 							"--url", ImageURL(spec, n.Arch),
-							"--sha256", spec.SHA256[n.Arch],
+							"--sha256", string(spec.SHA256[n.Arch]),
 							"--version", spec.Version,
 							"--reboot"},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,11 +13,14 @@ import (
 )
 
 func TestJobName(t *testing.T) {
-	a, b := JobName("node-1", "1.1.0"), JobName("node-1", "1.2.0")
-	if a == b || a != JobName("node-1", "1.1.0") {
-		t.Errorf("JobName not deterministic per (node, version): %q %q", a, b)
+	c1 := Claim{Target: "1.1.0", Started: now}
+	c2 := Claim{Target: "1.1.0", Started: now.Add(time.Second)}
+	c3 := Claim{Target: "1.2.0", Started: now}
+	a, b, c := JobName("node-1", c1), JobName("node-1", c2), JobName("node-1", c3)
+	if a == b || a == c || a != JobName("node-1", c1) {
+		t.Errorf("JobName not deterministic per claim: %q %q %q", a, b, c)
 	}
-	long := JobName(strings.Repeat("Very.Long_Name.", 20), "1.1.0")
+	long := JobName(strings.Repeat("Very.Long_Name.", 20), c1)
 	if len(long) > 63 || strings.ContainsAny(long, "._ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 		t.Errorf("JobName(long) = %q (%d chars), want a DNS label of at most 63", long, len(long))
 	}
@@ -28,9 +32,9 @@ func TestJobName(t *testing.T) {
 func TestUpgradeJobTemplate(t *testing.T) {
 	osv := &kesov1.OSVersion{
 		ObjectMeta: metav1.ObjectMeta{Name: "stores-1.1.0", UID: "0c1d7a3e-0000-4000-8000-000000000001"},
-		Spec:       spec(func(s *kesov1.OSVersionSpec) { s.SHA256["arm64"] = strings.Repeat("f", 64) }),
+		Spec:       spec(func(s *kesov1.OSVersionSpec) { s.SHA256["arm64"] = kesov1.SHA256Sum(strings.Repeat("f", 64)) }),
 	}
-	j := UpgradeJob(osv, Node{Name: "store-0042", Arch: "arm64"}, JobConfig{Namespace: "keso-system", Image: "docker.io/keso-os/keso:1.1.0"})
+	j := UpgradeJob(osv, Node{Name: "store-0042", Arch: "arm64"}, Claim{Target: "1.1.0", Started: now}, JobConfig{Namespace: "keso-system", Image: DefaultImage()})
 	got, err := yaml.Marshal(j)
 	if err != nil {
 		t.Fatal(err)

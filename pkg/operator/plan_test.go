@@ -21,7 +21,7 @@ func spec(mod ...func(*kesov1.OSVersionSpec)) kesov1.OSVersionSpec {
 	s := kesov1.OSVersionSpec{
 		Version: "1.1.0",
 		Image:   "https://example.org/keso-{version}-{arch}.squashfs",
-		SHA256:  map[string]string{"amd64": hash},
+		SHA256:  map[string]kesov1.SHA256Sum{"amd64": hash},
 	}
 	for _, m := range mod {
 		m(&s)

@@ -13,7 +13,6 @@ import (
 
 	kesoscheme "github.com/keso-os/keso/pkg/generated/clientset/versioned/scheme"
 	kesoctl "github.com/keso-os/keso/pkg/generated/controllers/keso.io"
-	"github.com/keso-os/keso/pkg/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,11 +45,13 @@ type Options struct {
 	Resync        time.Duration // requeue interval while nodes are in flight
 	MetricsAddr   string        // /metrics and /healthz; empty disables
 	Workers       int
+	QPS           int // API client rate limit
 }
 
-// DefaultImage is the operator image the builder writes into the root
-// file system's air-gap image folder.
-func DefaultImage() string { return "docker.io/keso-os/keso:" + version.Version }
+// DefaultImage is the floating tag (ociimage.LocalRef) that the operator
+// image tarball in every keso root's air-gap folder carries; with
+// imagePullPolicy Never each node runs the keso of the OS it booted.
+func DefaultImage() string { return "docker.io/keso-os/keso:local" }
 
 // Flags registers the operator's flags on fs.
 func Flags(fs *flag.FlagSet) *Options {
@@ -66,6 +67,7 @@ func Flags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.Resync, "resync", 10*time.Second, "recheck interval while nodes are upgrading")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "address for /metrics and /healthz (empty: off)")
 	fs.IntVar(&o.Workers, "workers", 2, "worker goroutines per controller")
+	fs.IntVar(&o.QPS, "qps", 50, "API requests per second (burst: twice that)")
 	return o
 }
 
@@ -84,6 +86,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// client-go's default (5 QPS) would pace a 1,000-node rollout.
+	cfg.QPS, cfg.Burst = float32(o.QPS), 2*o.QPS
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
@@ -171,7 +175,9 @@ func runControllers(ctx context.Context, cfg *rest.Config, kube kubernetes.Inter
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = kesoscheme.AddToScheme(scheme)
-	bc := record.NewBroadcaster()
+	// Node-level events go to the Node, rollout-level ones to the
+	// OSVersion; a wide burst keeps a 1,000-node rollout's events.
+	bc := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 2000, QPS: 50}))
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer bc.Shutdown()
 	r := &Reconciler{

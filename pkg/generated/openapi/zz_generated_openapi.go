@@ -376,12 +376,13 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 					"sha256": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
-								"x-kubernetes-validations": []interface{}{map[string]interface{}{"message": "keys must be amd64, arm64 or arm", "rule": "self.all(k, k in ['amd64', 'arm64', 'arm'])"}, map[string]interface{}{"message": "values must be 64 lowercase hex digits", "rule": "self.all(k, self[k].matches('^[a-f0-9]{64}$'))"}},
+								"x-kubernetes-validations": []interface{}{map[string]interface{}{"message": "keys must be amd64, arm64 or arm", "rule": "self.all(k, k in ['amd64', 'arm64', 'arm'])"}},
 							},
 						},
 						SchemaProps: spec.SchemaProps{
 							Description:   "SHA256 maps an architecture (amd64, arm64, arm) to the lowercase hex SHA-256 of that architecture's artifact. Every architecture among the selected nodes needs an entry.",
 							MinProperties: ptr.To[int64](1),
+							MaxProperties: ptr.To[int64](3),
 							Type:          []string{"object"},
 							AdditionalProperties: &spec.SchemaOrBool{
 								Allows: true,

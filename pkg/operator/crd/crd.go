@@ -22,6 +22,9 @@ import (
 
 const modelPrefix = "github.com/keso-os/keso/pkg/apis/keso.io/v1."
 
+// SHA256Pattern is the pattern of kesov1.SHA256Sum (see its marker).
+const SHA256Pattern = "^[a-f0-9]{64}$"
+
 // Name is the CRD's metadata.name.
 const Name = "osversions.keso.io"
 
@@ -36,6 +39,14 @@ func OSVersion() (*apiextv1.CustomResourceDefinition, error) {
 	// The API server owns metadata's schema; a CRD declares it as an object.
 	root.Properties["metadata"] = spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"object"}}}
 	root.Required = []string{"spec"}
+	// openapi-gen does not carry a named string type's pattern into map
+	// values; put SHA256Sum's pattern on spec.sha256's values here.
+	sp := root.Properties["spec"]
+	sha := sp.Properties["sha256"]
+	sha.AdditionalProperties.Schema.Pattern = SHA256Pattern
+	sha.AdditionalProperties.Schema.Description = "lowercase hex SHA-256 (64 digits)"
+	sp.Properties["sha256"] = sha
+	root.Properties["spec"] = sp
 	raw, err := json.Marshal(root)
 	if err != nil {
 		return nil, fmt.Errorf("marshal OSVersion schema: %w", err)

@@ -62,6 +62,9 @@ func TestSchemaDocumentsEveryField(t *testing.T) {
 	if spec.Properties["version"].Pattern == "" || len(spec.Properties["window"].Properties["days"].Items.Schema.Enum) != 7 {
 		t.Errorf("version pattern or window.days enum missing")
 	}
+	if got := spec.Properties["sha256"].AdditionalProperties.Schema.Pattern; got != SHA256Pattern {
+		t.Errorf("spec.sha256 values pattern = %q, want %q", got, SHA256Pattern)
+	}
 	if spec.Properties["version"].Default != nil || spec.Properties["drain"].Default != nil {
 		t.Errorf("defaults must be stripped (a default on a required field hides its absence)")
 	}

@@ -93,11 +93,10 @@ type OSVersionSpec struct {
 	// SHA-256 of that architecture's artifact. Every architecture among the
 	// selected nodes needs an entry.
 	// +k8s:validation:minProperties=1
+	// +k8s:validation:maxProperties=3
 	// +k8s:validation:cel[0]:rule="self.all(k, k in ['amd64', 'arm64', 'arm'])"
 	// +k8s:validation:cel[0]:message="keys must be amd64, arm64 or arm"
-	// +k8s:validation:cel[1]:rule="self.all(k, self[k].matches('^[a-f0-9]{64}$'))"
-	// +k8s:validation:cel[1]:message="values must be 64 lowercase hex digits"
-	SHA256 map[string]string `json:"sha256"`
+	SHA256 map[string]SHA256Sum `json:"sha256"`
 	// NodeSelector selects the nodes to upgrade. Empty or absent selects
 	// every node.
 	// +optional
@@ -129,6 +128,10 @@ type OSVersionSpec struct {
 	// +optional
 	UpgradeTimeout *metav1.Duration `json:"upgradeTimeout,omitempty"`
 }
+
+// SHA256Sum is the lowercase hex SHA-256 of an upgrade artifact.
+// +k8s:validation:pattern="^[a-f0-9]{64}$"
+type SHA256Sum string
 
 // DrainSpec mirrors `kubectl drain`: pods are evicted through the Eviction
 // API, so PodDisruptionBudgets are respected.

@@ -150,7 +150,7 @@ func (in *OSVersionSpec) DeepCopyInto(out *OSVersionSpec) {
 	*out = *in
 	if in.SHA256 != nil {
 		in, out := &in.SHA256, &out.SHA256
-		*out = make(map[string]string, len(*in))
+		*out = make(map[string]SHA256Sum, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}

@@ -1,0 +1,5 @@
+package integration
+
+import "flag"
+
+func flagSet() *flag.FlagSet { return flag.NewFlagSet("operator", flag.ContinueOnError) }

@@ -1,0 +1,349 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	"github.com/keso-os/keso/pkg/operator"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+func allOK(string, int) behaviour { return upgradeOK }
+
+// TestKubectlSchema applies valid and invalid OSVersions with kubectl: the
+// schema in the CRD must reject the invalid ones with a useful message.
+func TestKubectlSchema(t *testing.T) {
+	needEnv(t)
+	valid := `apiVersion: keso.io/v1
+kind: OSVersion
+metadata:
+  name: schema-valid
+spec:
+  version: "1.2.0"
+  image: https://releases.example.org/keso-{version}-{arch}.squashfs
+  sha256:
+    amd64: ` + sum + `
+    arm64: ` + sum + `
+  nodeSelector:
+    matchLabels:
+      keso-test: nobody
+  concurrency: 2
+  drain:
+    timeout: 5m
+    deleteEmptyDirData: true
+  window:
+    days: [Sat, Sun]
+    start: "01:00"
+    end: "05:00"
+    timeZone: Europe/Berlin
+`
+	out, err := kubectlStdin(valid, "apply", "-f", "-")
+	if err != nil {
+		t.Fatalf("kubectl apply valid OSVersion: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { kubectl("delete", "osversion", "schema-valid", "--ignore-not-found") })
+
+	invalid := []struct {
+		name, from, to, want string
+	}{
+		{"missing version", `  version: "1.2.0"` + "\n", "", `spec.version: Required value`},
+		{"bad version", `version: "1.2.0"`, `version: "latest"`, `spec.version: Invalid value`},
+		{"bad scheme", `image: https://`, `image: ftp://`, `spec.image: Invalid value`},
+		{"image without version", `keso-{version}-{arch}`, `keso-{arch}`, `image must contain {version}`},
+		{"short sha256", "amd64: " + sum, "amd64: abc", `spec.sha256.amd64: Invalid value`},
+		{"unknown arch", "arm64: " + sum, "riscv: " + sum, `keys must be amd64, arm64 or arm`},
+		{"concurrency 0", "concurrency: 2", "concurrency: 0", `spec.concurrency: Invalid value: 0`},
+		{"both limits", "concurrency: 2", "concurrency: 2\n  maxUnavailable: 10%", `set concurrency or maxUnavailable, not both`},
+		{"bad day", "days: [Sat, Sun]", "days: [Saturday]", `spec.window.days[0]: Unsupported value: "Saturday"`},
+		{"bad start", `start: "01:00"`, `start: "1am"`, `spec.window.start: Invalid value`},
+		{"bad timeout", "timeout: 5m", "timeout: soon", `spec.drain.timeout: Invalid value`},
+	}
+	for _, tt := range invalid {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.Replace(strings.Replace(valid, "schema-valid", "schema-invalid", 1), tt.from, tt.to, 1)
+			if doc == strings.Replace(valid, "schema-valid", "schema-invalid", 1) {
+				t.Fatalf("test bug: %q not found in the valid document", tt.from)
+			}
+			out, err := kubectlStdin(doc, "apply", "-f", "-")
+			if err == nil {
+				kubectl("delete", "osversion", "schema-invalid")
+				t.Fatalf("kubectl apply accepted an invalid OSVersion (%s):\n%s", tt.name, out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("kubectl apply rejected it, but the message lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+
+	explain, err := kubectl("explain", "osversion.spec")
+	if err != nil {
+		t.Fatalf("kubectl explain: %v\n%s", err, explain)
+	}
+	for _, field := range []string{"version", "image", "sha256", "nodeSelector", "concurrency", "maxUnavailable", "drain", "paused", "window", "upgradeTimeout"} {
+		if !strings.Contains(explain, "  "+field+"\t") {
+			t.Errorf("kubectl explain osversion.spec does not list %s", field)
+		}
+	}
+	t.Logf("kubectl explain osversion.spec:\n%s", explain)
+	writeTranscript(t, "explain-osversion-spec.txt", explain)
+	drain, _ := kubectl("explain", "osversion.spec.drain")
+	writeTranscript(t, "explain-osversion-spec-drain.txt", drain)
+}
+
+// writeTranscript saves kubectl output for the docs when KESO_TRANSCRIPTS
+// names a folder.
+func writeTranscript(t *testing.T, name, s string) {
+	if dir := os.Getenv("KESO_TRANSCRIPTS"); dir != "" {
+		if err := os.WriteFile(dir+"/"+name, []byte(s), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestRollout100Nodes upgrades 100 nodes five at a time.
+func TestRollout100Nodes(t *testing.T) {
+	needEnv(t)
+	const group, n, conc = "roll", 100, 5
+	names := makeNodes(t, group, n, "1.0.0")
+	s := newSim(t, group, 30*time.Millisecond, allOK)
+	startOperator(t, "lease-roll", "op-roll")
+	start := time.Now()
+	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](conc) })
+	o := waitState(t, group, operator.StateComplete, 3*time.Minute)
+	t.Logf("100 nodes upgraded in %s", time.Since(start).Round(time.Millisecond))
+
+	jobs, flips, order, maxCordoned := s.snapshot()
+	if maxCordoned > conc {
+		t.Errorf("at one moment %d nodes were cordoned, want at most concurrency %d", maxCordoned, conc)
+	}
+	if maxCordoned < 2 {
+		t.Errorf("never more than %d node cordoned at once: concurrency %d not used", maxCordoned, conc)
+	}
+	if !reflect.DeepEqual(order, names) {
+		t.Errorf("upgrade order = %v…, want node name order", order[:min(len(order), 10)])
+	}
+	for _, name := range names {
+		if jobs[name] != 1 || flips[name] != 1 {
+			t.Errorf("node %s: %d Jobs, %d upgrades, want exactly 1 each", name, jobs[name], flips[name])
+		}
+	}
+	if o.Status.Upgraded != n || o.Status.Total != n || condition(o, kesov1.ConditionComplete).Status != metav1.ConditionTrue {
+		t.Errorf("status: upgraded %d total %d Complete=%s, want %d %d True", o.Status.Upgraded, o.Status.Total, condition(o, kesov1.ConditionComplete).Status, n, n)
+	}
+	nodes, _ := kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: testLabel + "=" + group})
+	for _, nd := range nodes.Items {
+		if nd.Spec.Unschedulable || nd.Status.NodeInfo.OSImage != "keso 1.1.0" {
+			t.Errorf("node %s: unschedulable %v osImage %q, want schedulable on keso 1.1.0", nd.Name, nd.Spec.Unschedulable, nd.Status.NodeInfo.OSImage)
+		}
+	}
+	get, _ := kubectl("get", "osversions")
+	t.Logf("kubectl get osversions:\n%s", get)
+	writeTranscript(t, "get-osversions.txt", get)
+	ev, _ := kubectl("get", "events", "-n", "default", "--field-selector", "involvedObject.kind=OSVersion,involvedObject.name="+group)
+	if !strings.Contains(ev, "RolloutProgressing") || !strings.Contains(ev, "RolloutComplete") {
+		t.Errorf("OSVersion events lack RolloutProgressing/RolloutComplete:\n%s", tail(ev, 10))
+	}
+	ev, _ = kubectl("get", "events", "-n", "default", "--field-selector", "involvedObject.kind=Node,involvedObject.name="+names[n-1])
+	for _, want := range []string{"UpgradeStarted", "UpgradeJobStarted", "Upgraded"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("node %s events lack %s:\n%s", names[n-1], want, ev)
+		}
+	}
+}
+
+// TestFailuresHalt: a rollback, a failed Job and a node that never comes
+// back each halt the rollout, naming the node and the reason; nothing else
+// starts; a resume retries the node.
+func TestFailuresHalt(t *testing.T) {
+	needEnv(t)
+	startOperator(t, "lease-fail", "op-fail")
+	for _, tc := range []struct {
+		group  string
+		b      behaviour
+		reason string
+	}{
+		{"rb", rollBack, "RolledBack"},
+		{"jf", jobFails, "JobFailed"},
+		{"to", hang, "Timeout"},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			names := makeNodes(t, tc.group, 6, "1.0.0")
+			bad := names[2]
+			s := newSim(t, tc.group, 30*time.Millisecond, func(node string, attempt int) behaviour {
+				if node == bad && attempt == 1 {
+					return tc.b
+				}
+				return upgradeOK
+			})
+			makeOSVersion(t, tc.group, "1.1.0", func(s *kesov1.OSVersionSpec) {
+				s.Concurrency = ptr.To[int32](1)
+				s.UpgradeTimeout = &metav1.Duration{Duration: 3 * time.Second}
+			})
+			o := waitState(t, tc.group, operator.StateHalted, time.Minute)
+			h := condition(o, kesov1.ConditionHalted)
+			if h.Status != metav1.ConditionTrue || !strings.Contains(h.Message, bad) || !strings.Contains(h.Message, tc.reason) {
+				t.Errorf("Halted condition = %s %q, want True naming %s and %s", h.Status, h.Message, bad, tc.reason)
+			}
+			time.Sleep(1500 * time.Millisecond) // nothing may start while halted
+			jobs, _, order, _ := s.snapshot()
+			if !reflect.DeepEqual(order, names[:3]) {
+				t.Errorf("Jobs while halted for nodes %v, want only %v", order, names[:3])
+			}
+			if o = getOSV(t, tc.group); o.Status.Upgraded != 2 {
+				t.Errorf("upgraded = %d, want 2 (the nodes before %s)", o.Status.Upgraded, bad)
+			}
+			// Resume: the failed node is retried and the rollout finishes.
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"1"}}}`, operator.ResumeAnnotation)
+			if _, err := keso.KesoV1().OSVersions().Patch(context.Background(), tc.group, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, tc.group, operator.StateComplete, time.Minute)
+			jobs, _, _, _ = s.snapshot()
+			if jobs[bad] != 2 {
+				t.Errorf("node %s had %d Jobs, want 2 (failed attempt + retry after resume)", bad, jobs[bad])
+			}
+		})
+	}
+}
+
+// TestPausedAndWindow: nothing starts while paused or outside the window.
+func TestPausedAndWindow(t *testing.T) {
+	needEnv(t)
+	const group = "pw"
+	makeNodes(t, group, 3, "1.0.0")
+	s := newSim(t, group, 20*time.Millisecond, allOK)
+	startOperator(t, "lease-pw", "op-pw")
+	now := time.Now().UTC()
+	closed := &kesov1.MaintenanceWindow{Start: now.Add(2 * time.Hour).Format("15:04"), End: now.Add(3 * time.Hour).Format("15:04")}
+	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Paused = true; s.Window = closed })
+	waitState(t, group, operator.StatePaused, 30*time.Second)
+	patch := func(p string) {
+		t.Helper()
+		if _, err := keso.KesoV1().OSVersions().Patch(context.Background(), group, types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch(`{"spec":{"paused":false}}`)
+	o := waitState(t, group, operator.StateWaiting, 30*time.Second)
+	if c := condition(o, kesov1.ConditionProgressing); !strings.Contains(c.Message, "outside the maintenance window") {
+		t.Errorf("Progressing message = %q, want it to name the window", c.Message)
+	}
+	time.Sleep(time.Second)
+	if jobs, _, _, _ := s.snapshot(); len(jobs) != 0 {
+		t.Fatalf("Jobs started while paused or outside the window: %v", jobs)
+	}
+	open := fmt.Sprintf(`{"spec":{"window":{"start":%q,"end":%q}}}`, now.Add(-time.Hour).Format("15:04"), now.Add(time.Hour).Format("15:04"))
+	patch(open)
+	waitState(t, group, operator.StateComplete, time.Minute)
+}
+
+// TestDrainRespectsPDB: a PodDisruptionBudget holds the drain until it
+// allows the eviction.
+func TestDrainRespectsPDB(t *testing.T) {
+	needEnv(t)
+	const group = "pdb"
+	ctx := context.Background()
+	names := makeNodes(t, group, 1, "1.0.0")
+	s := newSim(t, group, 20*time.Millisecond, allOK)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pdb-test"}}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "pdb-test", Labels: map[string]string{"app": "web"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "0c1d7a3e-0000-4000-8000-000000000002", Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{NodeName: names[0], Containers: []corev1.Container{{Name: "c", Image: "x"}}},
+	}
+	created, err := kube.CoreV1().Pods("pdb-test").Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Pending pod may be evicted whatever its budget says; make it
+	// Running and Ready as a kubelet would.
+	created.Status.Phase = corev1.PodRunning
+	created.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if _, err := kube.CoreV1().Pods("pdb-test").UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pdb := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "pdb-test"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(0)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+	}
+	if _, err := kube.PolicyV1().PodDisruptionBudgets("pdb-test").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, "lease-pdb", "op-pdb")
+	makeOSVersion(t, group, "1.1.0", nil)
+	eventually(t, 30*time.Second, "node Draining", func() (bool, error) {
+		o := getOSV(t, group)
+		return len(o.Status.Nodes) == 1 && o.Status.Nodes[0].Phase == kesov1.NodeDraining, nil
+	})
+	time.Sleep(2 * time.Second)
+	if jobs, _, _, _ := s.snapshot(); len(jobs) != 0 {
+		t.Fatalf("upgrade Job started although the PDB forbids evicting pdb-test/web")
+	}
+	if _, err := kube.CoreV1().Pods("pdb-test").Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Fatalf("pod evicted despite the PDB: %v", err)
+	}
+	if err := kube.PolicyV1().PodDisruptionBudgets("pdb-test").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, group, operator.StateComplete, time.Minute)
+	if _, err := kube.CoreV1().Pods("pdb-test").Get(ctx, "web", metav1.GetOptions{}); err == nil {
+		t.Errorf("pod pdb-test/web still on the node after the drain")
+	}
+}
+
+// TestKillAndRestart SIGKILLs the operator mid-rollout; a second replica
+// (leader election) finishes, every node upgraded exactly once, and a
+// standby replica never acts while another leads.
+func TestKillAndRestart(t *testing.T) {
+	needEnv(t)
+	const group, n, conc = "kill", 30, 3
+	names := makeNodes(t, group, n, "1.0.0")
+	s := newSim(t, group, 100*time.Millisecond, allOK)
+	first := startOperator(t, "lease-kill", "op-kill-1")
+	start := time.Now()
+	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](conc) })
+	eventually(t, time.Minute, "10 nodes upgraded", func() (bool, error) {
+		_, flips, _, _ := s.snapshot()
+		return len(flips) >= 10, nil
+	})
+	first.kill()
+	killedAt := time.Now()
+	_, flipsAtKill, _, _ := s.snapshot()
+	t.Logf("killed the operator after %d upgrades", len(flipsAtKill))
+	startOperator(t, "lease-kill", "op-kill-2")
+	startOperator(t, "lease-kill", "op-kill-3") // standby
+	o := waitState(t, group, operator.StateComplete, 2*time.Minute)
+	t.Logf("rollout finished %s after the kill (%s total)", time.Since(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	jobs, flips, order, maxCordoned := s.snapshot()
+	for _, name := range names {
+		if jobs[name] != 1 || flips[name] != 1 {
+			t.Errorf("node %s: %d Jobs, %d upgrades, want exactly 1 each", name, jobs[name], flips[name])
+		}
+	}
+	if maxCordoned > conc {
+		t.Errorf("%d nodes cordoned at once, want at most %d", maxCordoned, conc)
+	}
+	sorted := append([]string(nil), order...)
+	sort.Strings(sorted)
+	if !reflect.DeepEqual(order, sorted) {
+		t.Errorf("order %v not stable across the restart", order)
+	}
+	if o.Status.Upgraded != n {
+		t.Errorf("upgraded = %d, want %d", o.Status.Upgraded, n)
+	}
+}

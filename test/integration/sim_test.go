@@ -1,0 +1,304 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	"github.com/keso-os/keso/pkg/operator"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+)
+
+const testLabel = "keso-test"
+
+// behaviour is what a simulated node does with its upgrade Job.
+type behaviour string
+
+const (
+	upgradeOK behaviour = "ok"       // reboots into the target version
+	rollBack  behaviour = "rollback" // reboots, but comes back on the old version
+	jobFails  behaviour = "fail"     // the Job fails before rebooting
+	hang      behaviour = "hang"     // never comes back
+)
+
+// sim plays the kubelet for the nodes labelled keso-test=<group>: it runs
+// their upgrade Jobs and finishes their evicted pods. It also watches the
+// nodes and records the most that were cordoned at any one moment.
+type sim struct {
+	t      *testing.T
+	group  string
+	delay  time.Duration
+	behave func(node string, attempt int) behaviour
+
+	mu          sync.Mutex
+	jobs        map[string]int // Jobs seen per node
+	flips       map[string]int // reboots into the target version per node
+	order       []string       // nodes in the order their first Job appeared
+	cordoned    map[string]bool
+	maxCordoned int
+	stop        context.CancelFunc
+}
+
+func newSim(t *testing.T, group string, delay time.Duration, behave func(string, int) behaviour) *sim {
+	s := &sim{t: t, group: group, delay: delay, behave: behave,
+		jobs: map[string]int{}, flips: map[string]int{}, cordoned: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	t.Cleanup(cancel)
+
+	nodeF := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = testLabel + "=" + group }))
+	nodeF.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.sawNode(obj.(*corev1.Node)) },
+		UpdateFunc: func(_, obj any) { s.sawNode(obj.(*corev1.Node)) },
+	})
+	jobF := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(jobNamespace))
+	jobF.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { s.sawJob(ctx, obj.(*batchv1.Job)) },
+	})
+	podF := informers.NewSharedInformerFactory(kube, 0)
+	podF.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) {
+			p := obj.(*corev1.Pod)
+			if p.DeletionTimestamp != nil && strings.HasPrefix(p.Spec.NodeName, group+"-") {
+				_ = kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+			}
+		},
+	})
+	for _, f := range []informers.SharedInformerFactory{nodeF, jobF, podF} {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	return s
+}
+
+func (s *sim) sawNode(n *corev1.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cordoned[n.Name] = n.Spec.Unschedulable
+	c := 0
+	for _, v := range s.cordoned {
+		if v {
+			c++
+		}
+	}
+	s.maxCordoned = max(s.maxCordoned, c)
+}
+
+func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
+	node := j.Labels[operator.JobLabel]
+	if !strings.HasPrefix(node, s.group+"-") {
+		return
+	}
+	s.mu.Lock()
+	s.jobs[node]++
+	attempt := s.jobs[node]
+	if attempt == 1 {
+		s.order = append(s.order, node)
+	}
+	s.mu.Unlock()
+	target := argAfter(j.Spec.Template.Spec.Containers[0].Command, "--version")
+	b := s.behave(node, attempt)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.delay):
+		}
+		var err error
+		switch b {
+		case upgradeOK:
+			err = setNode(ctx, node, "keso "+target, true)
+			if err == nil {
+				s.mu.Lock()
+				s.flips[node]++
+				s.mu.Unlock()
+				err = finishJob(ctx, j, true)
+			}
+		case rollBack:
+			err = setNode(ctx, node, "", true)
+			if err == nil {
+				err = finishJob(ctx, j, true)
+			}
+		case jobFails:
+			err = finishJob(ctx, j, false)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.t.Errorf("simulator: node %s (%s): %v", node, b, err)
+		}
+	}()
+}
+
+func (s *sim) snapshot() (jobs, flips map[string]int, order []string, maxCordoned int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jobs, flips = map[string]int{}, map[string]int{}
+	for k, v := range s.jobs {
+		jobs[k] = v
+	}
+	for k, v := range s.flips {
+		flips[k] = v
+	}
+	return jobs, flips, append([]string(nil), s.order...), s.maxCordoned
+}
+
+func argAfter(args []string, flag string) string {
+	for i := range args[:len(args)-1] {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// setNode reboots a simulated node: a new boot ID, Ready, and osImage
+// (unchanged when osImage is "").
+func setNode(ctx context.Context, name, osImage string, ready bool) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if osImage != "" {
+			n.Status.NodeInfo.OSImage = osImage
+		}
+		n.Status.NodeInfo.BootID = string(uuid.NewUUID())
+		n.Status.Conditions = readyCondition(ready)
+		_, err = kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func readyCondition(ready bool) []corev1.NodeCondition {
+	s := corev1.ConditionFalse
+	if ready {
+		s = corev1.ConditionTrue
+	}
+	now := metav1.Now()
+	return []corev1.NodeCondition{{Type: corev1.NodeReady, Status: s, Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
+}
+
+// finishJob sets a Job's status the way the Job controller would.
+func finishJob(ctx context.Context, j *batchv1.Job, ok bool) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := kube.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		start := metav1.NewTime(now.Add(-time.Second))
+		cur.Status.StartTime = &start
+		cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
+			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: "simulated", LastProbeTime: now, LastTransitionTime: now}
+		}
+		if ok {
+			cur.Status.Succeeded = 1
+			cur.Status.CompletionTime = &now
+			cur.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached"), cond(batchv1.JobComplete, "CompletionsReached")}
+		} else {
+			cur.Status.Failed = 1
+			cur.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobFailureTarget, "BackoffLimitExceeded"), cond(batchv1.JobFailed, "BackoffLimitExceeded")}
+		}
+		_, err = kube.BatchV1().Jobs(j.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// makeNodes creates n nodes <group>-NNN running keso <version>, Ready.
+func makeNodes(t *testing.T, group string, n int, version string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var names []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%03d", group, i)
+		node, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+			Name: name, Labels: map[string]string{testLabel: group, "kubernetes.io/arch": "amd64"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Status.NodeInfo = corev1.NodeSystemInfo{OSImage: "keso " + version, Architecture: "amd64", BootID: string(uuid.NewUUID()),
+			KubeletVersion: "v1.37.2+k3s1", OperatingSystem: "linux"}
+		node.Status.Conditions = readyCondition(true)
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	t.Cleanup(func() {
+		_ = kube.CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: testLabel + "=" + group})
+	})
+	return names
+}
+
+const sum = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// makeOSVersion creates an OSVersion selecting group's nodes.
+func makeOSVersion(t *testing.T, group, version string, mod func(*kesov1.OSVersionSpec)) *kesov1.OSVersion {
+	t.Helper()
+	o := &kesov1.OSVersion{
+		ObjectMeta: metav1.ObjectMeta{Name: group},
+		Spec: kesov1.OSVersionSpec{
+			Version:      version,
+			Image:        "https://releases.example.org/keso-{version}-{arch}.squashfs",
+			SHA256:       map[string]kesov1.SHA256Sum{"amd64": sum},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{testLabel: group}},
+		},
+	}
+	if mod != nil {
+		mod(&o.Spec)
+	}
+	ctx := context.Background()
+	got, err := keso.KesoV1().OSVersions().Create(ctx, o, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = keso.KesoV1().OSVersions().Delete(ctx, group, metav1.DeleteOptions{})
+		_ = kube.BatchV1().Jobs(jobNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
+	})
+	return got
+}
+
+func getOSV(t *testing.T, name string) *kesov1.OSVersion {
+	t.Helper()
+	o, err := keso.KesoV1().OSVersions().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func condition(o *kesov1.OSVersion, typ string) metav1.Condition {
+	for _, c := range o.Status.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// waitState waits for status.state == state.
+func waitState(t *testing.T, name, state string, timeout time.Duration) *kesov1.OSVersion {
+	t.Helper()
+	var o *kesov1.OSVersion
+	eventually(t, timeout, "OSVersion "+name+" state "+state, func() (bool, error) {
+		var err error
+		o, err = keso.KesoV1().OSVersions().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return o.Status.State == state, fmt.Errorf("state %q, %d/%d upgraded", o.Status.State, o.Status.Upgraded, o.Status.Total)
+	})
+	return o
+}
