@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,30 @@ func (Linux) OpenPTY() (master, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("open pty %s: %w", name, err)
 	}
 	return m, s, nil
+}
+
+// EnsureDevpts mounts devpts on /dev/pts unless one is there, so that
+// /dev/ptmx can hand out pseudo-terminals (the initrd stage mounts only a
+// devtmpfs on /dev). It reports whether it mounted.
+func (Linux) EnsureDevpts() (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, fmt.Errorf("mount devpts: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 1 && f[4] == "/dev/pts" && g[0] == "devpts" {
+			return false, nil
+		}
+	}
+	if err := os.MkdirAll("/dev/pts", 0o755); err != nil {
+		return false, fmt.Errorf("mount devpts: %w", err)
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0620,ptmxmode=0666"); err != nil {
+		return false, fmt.Errorf("mount devpts on /dev/pts: %w", err)
+	}
+	return true, nil
 }
 
 // SetWinsize sets the window size of the terminal f (either side of a pty).

@@ -41,6 +41,7 @@ func ConfigFrom(c cloudconfig.Config) Config {
 
 // Host is what the server needs from the machine; *host.Linux implements it.
 type Host interface {
+	EnsureDevpts() (mounted bool, err error)
 	OpenPTY() (master, slave *os.File, err error)
 	SetWinsize(f *os.File, rows, cols uint16) error
 	UserCommand(uid, gid uint32, groups []uint32, argv, env []string, dir string, tty *os.File) *exec.Cmd
@@ -141,6 +142,11 @@ func (s *Server) Setup() error {
 	}
 	for _, k := range keys {
 		cfg.AddHostKey(k)
+	}
+	if mounted, err := s.Host.EnsureDevpts(); err != nil {
+		s.logf("no pseudo-terminals (%v): commands work, interactive shells do not", err)
+	} else if mounted {
+		s.logf("mounted devpts on /dev/pts for pseudo-terminals")
 	}
 	s.config, s.keys = cfg, keys
 	s.handshake = make(chan struct{}, maxHandshakes)
