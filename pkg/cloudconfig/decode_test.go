@@ -259,3 +259,25 @@ keso:
 		t.Errorf("want an error for an exponential alias expansion")
 	}
 }
+
+// TestPositionsFollowDroppedEntries: when the validator drops an invalid
+// list entry, the paths of the entries after it name their own lines.
+func TestPositionsFollowDroppedEntries(t *testing.T) {
+	src := "write_files:\n  - {path: relative}\n  - {path: /ok, content: x}\n  - {path: /ok2, owner: alice}\n"
+	r := LoadFile("f.yaml", []byte(src))
+	if got := len(r.Config.WriteFiles); got != 2 {
+		t.Fatalf("kept %d entries, want 2", got)
+	}
+	tests := []struct {
+		path string
+		line int
+	}{{"write_files[0]", 3}, {"write_files[0].path", 3}, {"write_files[1].owner", 4}}
+	for _, tt := range tests {
+		if _, line, _, ok := r.Position(tt.path); !ok || line != tt.line {
+			t.Errorf("Position(%s) = line %d (%v), want %d", tt.path, line, ok, tt.line)
+		}
+	}
+	if _, _, _, ok := r.Position("write_files[2]"); ok {
+		t.Errorf("Position(write_files[2]) found; there are only two entries now")
+	}
+}

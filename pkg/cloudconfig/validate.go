@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,36 @@ func (v *validator) fail(p, format string, args ...any) {
 		file, line, col = v.d.origin.position(n)
 	}
 	v.diags = append(v.diags, Diagnostic{File: file, Line: line, Column: col, Severity: Error, Path: p, Message: fmt.Sprintf(format, args...)})
+}
+
+// renumber moves the positions recorded for base[old]… to base[new]… after
+// keep dropped entries, so that Result.Position("write_files[0]") names
+// the entry that is now first in the Config, and forgets dropped entries.
+func (v *validator) renumber(base string, renum map[int]int) {
+	for _, m := range []map[string]*yaml.Node{v.d.values, v.d.keys} {
+		moved := map[string]*yaml.Node{}
+		for k, n := range m {
+			rest, ok := strings.CutPrefix(k, base+"[")
+			if !ok {
+				continue
+			}
+			idx, tail, ok := strings.Cut(rest, "]")
+			if !ok {
+				continue
+			}
+			old, err := strconv.Atoi(idx)
+			if err != nil {
+				continue
+			}
+			delete(m, k)
+			if nw, kept := renum[old]; kept {
+				moved[fmt.Sprintf("%s[%d]%s", base, nw, tail)] = n
+			}
+		}
+		for k, n := range moved {
+			m[k] = n
+		}
+	}
 }
 
 // failKey reports an error at the key of a map entry (a sysctl or label
@@ -76,14 +107,19 @@ func keep[T any](v *validator, list []T, base string, ok func(p string, x *T) bo
 		return nil
 	}
 	out := list[:0:0]
+	renum := map[int]int{} // old index → new index of the entries kept
 	for i := range list {
 		p := fmt.Sprintf("%s[%d]", base, i)
 		if v.d.diags.ErrorAt(p) {
 			continue
 		}
 		if ok(p, &list[i]) {
+			renum[i] = len(out)
 			out = append(out, list[i])
 		}
+	}
+	if len(out) != len(list) {
+		v.renumber(base, renum)
 	}
 	return out
 }
