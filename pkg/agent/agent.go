@@ -42,7 +42,6 @@ import (
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/console"
-	"github.com/keso-os/keso/pkg/crypt"
 	"github.com/keso-os/keso/pkg/datadisk"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/netconf"
@@ -99,6 +98,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	_, debug := params.Get("keso.debug")
 
 	go a.Host.ReapOrphans(ctx, 2*time.Second)
+	if _, err := a.Host.EnsureDevpts(); err != nil {
+		fmt.Fprintf(a.Log, "keso: %v (no pseudo-terminals for SSH sessions)\n", err)
+	}
 	a.watchPower(ctx)
 	// evdev and the ACPI button driver make the power button an input event.
 	for _, m := range []string{"evdev", "button"} {
@@ -279,7 +281,7 @@ func (s stopper) Stop(ctx context.Context) error {
 func (a *Agent) startSSH(ctx context.Context) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	srv := &sshd.Server{Config: sshd.ConfigFrom(a.cfg), FS: a.FS, Host: a.Host, Passwords: shadowChecker{a.FS}, Log: a.Log,
+	srv := &sshd.Server{Config: sshd.ConfigFrom(a.cfg), FS: a.FS, Host: a.Host, Passwords: sshd.Shadow{FS: a.FS}, Log: a.Log,
 		SFTPCommand: []string{"/usr/sbin/keso-init", "sftp-server"}}
 	go func() {
 		defer close(done)
@@ -294,21 +296,6 @@ func (a *Agent) startSSH(ctx context.Context) {
 		}
 	}()
 	a.started = append(a.started, stopper{"sshd", cancel, done})
-}
-
-// shadowChecker checks console/SSH passwords against /etc/shadow.
-type shadowChecker struct{ fs host.FS }
-
-func (s shadowChecker) CheckPassword(user, password string) error {
-	b, err := s.fs.ReadFile("/etc/shadow")
-	if err != nil {
-		return err
-	}
-	hash, ok := users.ShadowHash(b, user)
-	if !ok {
-		return fmt.Errorf("no such user")
-	}
-	return crypt.Verify(hash, password)
 }
 
 func (a *Agent) startConsoles(ctx context.Context, hostname string, debug bool) {

@@ -23,8 +23,8 @@ func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
 	h := k3s.Plan(a.cfg)
 	ok := true
 	a.phase("k3s", func(rec *phase.Recorder) {
+		// Prepare records its own failures, the missing binary included.
 		if err := k3s.Prepare(a.FS, a.Host, a.mods, h, rec); err != nil {
-			rec.Fail("", err)
 			ok = false
 		}
 	})

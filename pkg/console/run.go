@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 
 	"github.com/keso-os/keso/pkg/host"
 )
@@ -33,7 +32,8 @@ func (HostRunner) Run(ctx context.Context, s Session, t Terminal) error {
 		dir = "/"
 	}
 	cmd := host.Linux{}.UserCommand(uint32(s.User.UID), uint32(s.User.GID), s.Groups, []string{s.Shell}, s.Env, dir, ft.File())
-	cmd.Args[0] = "-" + path.Base(s.Shell)
+	// argv[0] stays the shell's path rather than the "-sh" login form:
+	// u-root's multi-call binary picks the command from argv[0].
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s as %s: %w", s.Shell, s.User.Name, err)
 	}
