@@ -29,6 +29,8 @@ var (
 	kube       *kubernetes.Clientset
 	keso       *versioned.Clientset
 	kubeconfig string
+	// operatorKubeconfig authenticates as keso-system:keso-operator.
+	operatorKubeconfig string
 	assets     string
 	repoRoot   string
 	setupErr   error
@@ -109,6 +111,27 @@ func setup() error {
 	if out, err := kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/osversions.keso.io"); err != nil {
 		return fmt.Errorf("wait for CRD: %v\n%s", err, out)
 	}
+	// The shipped namespace, RBAC and Deployment (no kubelet runs it here).
+	if out, err := kubectl("apply", "-f", filepath.Join(repoRoot, "overlay/usr/share/keso/manifests/keso-operator.yaml")); err != nil {
+		return fmt.Errorf("kubectl apply keso-operator.yaml: %v\n%s", err, out)
+	}
+	// The operator processes authenticate as the shipped service account,
+	// so every test also proves that its RBAC is enough.
+	sa, err := env.AddUser(envtest.User{
+		Name:   "system:serviceaccount:keso-system:keso-operator",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:keso-system", "system:authenticated"},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("add service-account user: %w", err)
+	}
+	saKC, err := sa.KubeConfig()
+	if err != nil {
+		return err
+	}
+	operatorKubeconfig = filepath.Join(dir, "operator.kubeconfig")
+	if err := os.WriteFile(operatorKubeconfig, saKC, 0o600); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -149,17 +172,17 @@ type operatorProc struct {
 }
 
 // startOperator runs the operator (this test binary re-executed) with test
-// timings. lease names the leader-election Lease.
-func startOperator(t *testing.T, lease, identity string) *operatorProc {
+// timings, as the shipped service account, with the shipped Lease name.
+func startOperator(t *testing.T, identity string) *operatorProc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), identity+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := fmt.Sprintf("--kubeconfig %s --namespace %s --image keso-test:dev --lease %s --identity %s "+
+	args := fmt.Sprintf("--kubeconfig %s --namespace %s --image keso-test:dev --lease keso-operator --identity %s "+
 		"--lease-duration 2s --renew-deadline 1500ms --retry-period 250ms --resync 200ms --metrics-addr 127.0.0.1:0 --workers 2",
-		kubeconfig, jobNamespace, lease, identity)
+		operatorKubeconfig, jobNamespace, identity)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KESO_TEST_OPERATOR=1", "KESO_TEST_OPERATOR_ARGS="+args)
 	cmd.Stdout, cmd.Stderr = f, f

@@ -118,7 +118,7 @@ func TestRollout100Nodes(t *testing.T) {
 	const group, n, conc = "roll", 100, 5
 	names := makeNodes(t, group, n, "1.0.0")
 	s := newSim(t, group, 30*time.Millisecond, allOK)
-	startOperator(t, "lease-roll", "op-roll")
+	startOperator(t, "op-roll")
 	start := time.Now()
 	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](conc) })
 	o := waitState(t, group, operator.StateComplete, 3*time.Minute)
@@ -168,7 +168,7 @@ func TestRollout100Nodes(t *testing.T) {
 // starts; a resume retries the node.
 func TestFailuresHalt(t *testing.T) {
 	needEnv(t)
-	startOperator(t, "lease-fail", "op-fail")
+	startOperator(t, "op-fail")
 	for _, tc := range []struct {
 		group  string
 		b      behaviour
@@ -224,7 +224,7 @@ func TestPausedAndWindow(t *testing.T) {
 	const group = "pw"
 	makeNodes(t, group, 3, "1.0.0")
 	s := newSim(t, group, 20*time.Millisecond, allOK)
-	startOperator(t, "lease-pw", "op-pw")
+	startOperator(t, "op-pw")
 	now := time.Now().UTC()
 	closed := &kesov1.MaintenanceWindow{Start: now.Add(2 * time.Hour).Format("15:04"), End: now.Add(3 * time.Hour).Format("15:04")}
 	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Paused = true; s.Window = closed })
@@ -284,7 +284,7 @@ func TestDrainRespectsPDB(t *testing.T) {
 	if _, err := kube.PolicyV1().PodDisruptionBudgets("pdb-test").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	startOperator(t, "lease-pdb", "op-pdb")
+	startOperator(t, "op-pdb")
 	makeOSVersion(t, group, "1.1.0", nil)
 	eventually(t, 30*time.Second, "node Draining", func() (bool, error) {
 		o := getOSV(t, group)
@@ -314,7 +314,7 @@ func TestKillAndRestart(t *testing.T) {
 	const group, n, conc = "kill", 30, 3
 	names := makeNodes(t, group, n, "1.0.0")
 	s := newSim(t, group, 100*time.Millisecond, allOK)
-	first := startOperator(t, "lease-kill", "op-kill-1")
+	first := startOperator(t, "op-kill-1")
 	start := time.Now()
 	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](conc) })
 	eventually(t, time.Minute, "10 nodes upgraded", func() (bool, error) {
@@ -325,8 +325,8 @@ func TestKillAndRestart(t *testing.T) {
 	killedAt := time.Now()
 	_, flipsAtKill, _, _ := s.snapshot()
 	t.Logf("killed the operator after %d upgrades", len(flipsAtKill))
-	startOperator(t, "lease-kill", "op-kill-2")
-	startOperator(t, "lease-kill", "op-kill-3") // standby
+	startOperator(t, "op-kill-2")
+	startOperator(t, "op-kill-3") // standby
 	o := waitState(t, group, operator.StateComplete, 2*time.Minute)
 	t.Logf("rollout finished %s after the kill (%s total)", time.Since(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	jobs, flips, order, maxCordoned := s.snapshot()
@@ -345,5 +345,37 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	if o.Status.Upgraded != n {
 		t.Errorf("upgraded = %d, want %d", o.Status.Upgraded, n)
+	}
+}
+
+// TestRBACLeastPrivilege checks the shipped service account's permissions
+// against the API server's authorizer: what the operator needs is allowed,
+// the rest is denied.
+func TestRBACLeastPrivilege(t *testing.T) {
+	needEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "nodes"}, "yes"},
+		{[]string{"update", "nodes"}, "yes"},
+		{[]string{"update", "osversions.keso.io", "--subresource=status"}, "yes"},
+		{[]string{"create", "pods", "--subresource=eviction", "-n", "any"}, "yes"},
+		{[]string{"create", "jobs.batch", "-n", "keso-system"}, "yes"},
+		{[]string{"update", "leases.coordination.k8s.io/keso-operator", "-n", "keso-system"}, "yes"},
+		{[]string{"create", "events", "-n", "default"}, "yes"},
+		{[]string{"update", "osversions.keso.io"}, "no"},
+		{[]string{"delete", "nodes"}, "no"},
+		{[]string{"delete", "pods", "-n", "any"}, "no"},
+		{[]string{"get", "secrets", "-n", "keso-system"}, "no"},
+		{[]string{"create", "jobs.batch", "-n", "default"}, "no"},
+		{[]string{"update", "leases.coordination.k8s.io/other", "-n", "keso-system"}, "no"},
+		{[]string{"create", "pods", "-n", "keso-system"}, "no"},
+	} {
+		out, _ := kubectl(append([]string{"--kubeconfig", operatorKubeconfig, "auth", "can-i"}, tc.args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n") // warnings come first
+		if got := lines[len(lines)-1]; got != tc.want {
+			t.Errorf("service account can-i %v = %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }
