@@ -31,9 +31,9 @@ var (
 	kubeconfig string
 	// operatorKubeconfig authenticates as keso-system:keso-operator.
 	operatorKubeconfig string
-	assets     string
-	repoRoot   string
-	setupErr   error
+	assets             string
+	repoRoot           string
+	setupErr           error
 )
 
 // TestMain starts one API server for all tests, or runs the operator when
