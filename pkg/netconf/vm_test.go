@@ -316,8 +316,10 @@ func TestQEMUKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	waitSlot := time.Now()
 	release := qemuSlot(t)
 	defer release()
+	t.Logf("waited %s for a QEMU slot", time.Since(waitSlot).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	args := []string{"-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
