@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench '^BenchmarkBoot$' -benchtime 3x -timeout 90m ./test/e2e | tee "$out"
 
@@ -16,7 +17,8 @@ go test -run '^$' -bench '^BenchmarkBoot$' -benchtime 3x -timeout 90m ./test/e2e
   echo
   echo "QEMU start → \`KESO-K3S-STANDIN\` line on the serial console (the k3s handoff), amd64, TCG"
   echo "software emulation, 1 vCPU, 1 GiB, Debian cloud kernel; 3 boots per path; \`bench/boot.sh\`"
-  echo "($(date -u +%Y-%m-%d), $(nproc) host cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)."
+  echo "($(date -u +%Y-%m-%d), $(nproc) host cores shared with other work; load average $load_start at the"
+  echo "start, $(cut -d' ' -f1-3 /proc/loadavg) at the end). Boot times under TCG scale with host load."
   echo
   echo "| path | median (s) | min (s) | max (s) |"
   echo "|---|---|---|---|"
