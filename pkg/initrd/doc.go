@@ -16,6 +16,22 @@
 //     keso.root_sha256= when given) and loop-mounted.
 //
 // With none of them the stage looks for KESO_ROOT_A, then for a KESO ISO.
+// The search rescans the block devices every 250 ms for keso.root_wait
+// (default 45s, e.g. keso.root_wait=90s for slow USB); netboot retries DHCP
+// 4 times and the download 6 times with backoff, resuming with Range
+// requests.
+//
+// In disk mode, when the raw image was written to a disk larger than the
+// image, KESO_STATE (the last partition) is first extended to the end of
+// the disk: the backup GPT is moved to the end, the partition entry grown,
+// both headers rewritten with new CRCs and the kernel told with BLKPG; then
+// the mounted ext4 is grown with EXT4_IOC_RESIZE_FS. Nothing is formatted.
+//
+// A failure returns an error that says what was looked for and what was
+// found (the block devices with their partition and ISO labels, the links,
+// the digests); cmd/keso-init prints it as one line and then either opens
+// a rescue shell (keso.debug) or reboots after 15 seconds. What the stage
+// found is recorded in /run/keso/initrd.json for the system stage.
 //
 // The package follows decide-then-do: the plan (mode, module load order,
 // mount list for the writable layers) is computed by pure functions; the
