@@ -53,6 +53,8 @@ type Options struct {
 	// InitBinary / KesoBinary use prebuilt binaries instead of building
 	// cmd/keso-init and cmd/keso (tests).
 	InitBinary, KesoBinary string
+	// Userland uses this multi-call binary instead of building u-root (tests).
+	Userland string
 	// RootSizeMiB overrides the raw disk's root slot size.
 	RootSizeMiB int
 	// Log gets one line per step; nil is quiet.
@@ -391,6 +393,10 @@ func (b *builder) stepGoBinaries(ctx context.Context) (string, string, error) {
 }
 
 func (b *builder) stepBusybox(ctx context.Context) (string, string, error) {
+	if b.opts.Userland != "" {
+		b.bb = b.opts.Userland
+		return "", "prebuilt " + b.opts.Userland, nil
+	}
 	p, err := gobuild.Busybox(ctx, b.opts.RepoDir, b.opts.CacheDir, b.target(), gobuild.DefaultCommands)
 	if err != nil {
 		return "", "", err
