@@ -70,7 +70,7 @@ func koELF(modinfo string) []byte {
 		le.PutUint64(h[32:], uint64(size))
 		le.PutUint64(h[48:], 1)
 	}
-	sh(1, 1, 1, infoOff, len(info))   // .modinfo PROGBITS
+	sh(1, 1, 1, infoOff, len(info))  // .modinfo PROGBITS
 	sh(2, 10, 3, strOff, len(shstr)) // .shstrtab STRTAB
 	return b
 }
@@ -115,7 +115,7 @@ func newFixture(t *testing.T) *fixture {
 	mod := "lib/modules/" + kver + "/"
 	mkdeb(t, debs, "linux-image-cloud-amd64", "1.0-1", "amd64", "linux-image-"+kver+" (= 1.0-1)", map[string][]byte{"usr/share/doc/x/README": []byte("meta")})
 	mkdeb(t, debs, "linux-image-"+kver, "1.0-1", "amd64", "", map[string][]byte{
-		"boot/vmlinuz-" + kver:                      bytes.Repeat([]byte("vmlinuz"), 100000),
+		"boot/vmlinuz-" + kver:                       bytes.Repeat([]byte("vmlinuz"), 100000),
 		mod + "kernel/drivers/virtio/virtio.ko":      koELF("license=GPL\x00depends=\x00name=virtio\x00"),
 		mod + "kernel/drivers/virtio/virtio_ring.ko": koELF("depends=virtio\x00"),
 		mod + "kernel/drivers/block/virtio_blk.ko":   koELF("depends=virtio,virtio_ring\x00"),
