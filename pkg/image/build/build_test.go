@@ -343,3 +343,19 @@ func TestMissingModuleIsAnError(t *testing.T) {
 		t.Fatalf("err = %v, want one naming e1000", err)
 	}
 }
+
+func TestK3sForAnotherArchIsRefused(t *testing.T) {
+	f := newFixture(t)
+	exe, err := os.Executable() // the test binary: an amd64 ELF on CI
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.prof.Arch = "arm64"
+	o := f.opts
+	o.K3s = exe
+	o.OutDir = t.TempDir()
+	_, err = Build(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "k3s-arm64") {
+		t.Fatalf("err = %v, want a refusal naming the k3s-arm64 asset", err)
+	}
+}
