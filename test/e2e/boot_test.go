@@ -381,3 +381,36 @@ func TestNetbootBadChecksumReboots(t *testing.T) {
 		t.Errorf("console shows a kernel panic or a handoff after the failure")
 	}
 }
+
+// With keso.debug a failure opens a rescue shell on the console instead of
+// rebooting; with no shell in the initramfs it is keso-init's built-in one.
+func TestRescueShellOnFailure(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	a := artifacts(t, "amd64")
+	nbDir := filepath.Dir(a.file(t, "netboot/boot.ipxe"))
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "rescue", Arch: "amd64", Firmware: qemu.Direct,
+		Kernel: filepath.Join(nbDir, "vmlinuz"), Initrd: filepath.Join(nbDir, "initrd"), Disks: []string{overlayDisk(t, a.file(t, "keso-amd64.img"), 0)},
+		Append: "console=ttyS0,115200 panic=10 keso.slot=b keso.root_wait=3s keso.debug"})
+	// Slot b of a fresh image is empty: found, but not a squashfs.
+	if _, _, err := vm.Expect(regexp.MustCompile(`keso-init: FAILED in initrd stage: disk root: mount /dev/vda3 \(squashfs\) on /sysroot`), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := vm.Expect(regexp.MustCompile(`keso-rescue> `), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	vm.Send("devs\n")
+	if _, _, err := vm.Expect(regexp.MustCompile(`vda2 partlabel="KESO_ROOT_A"`), time.Minute); err != nil {
+		t.Fatalf("rescue shell did not list the block devices: %v", err)
+	}
+	vm.Send("cat /proc/cmdline\n")
+	if _, _, err := vm.Expect(regexp.MustCompile(`keso-rescue> (?s:.*)keso.slot=b keso.root_wait=3s keso.debug`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	vm.Send("exit\n")
+	select {
+	case <-vm.Exited():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("leaving the rescue shell did not reboot the VM")
+	}
+}

@@ -71,6 +71,13 @@ type VM struct {
 	exited  chan struct{}
 	waitErr error
 	slot    *os.File
+	stdin   io.WriteCloser
+}
+
+// Send types s on the serial console.
+func (vm *VM) Send(s string) error {
+	_, err := io.WriteString(vm.stdin, s)
+	return err
 }
 
 // Binary returns the QEMU system emulator for arch.
@@ -213,7 +220,12 @@ func Start(t testing.TB, cfg Config) *VM {
 	vm.cmd = exec.Command(Binary(cfg.Arch), args...)
 	vm.cmd.Dir = dir
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	vm.cmd.Stdin = nil
+	stdin, err := vm.cmd.StdinPipe()
+	if err != nil {
+		releaseSlot(vm.slot)
+		t.Fatalf("qemu: %v", err)
+	}
+	vm.stdin = stdin
 	pr, pw := io.Pipe()
 	vm.cmd.Stdout, vm.cmd.Stderr = pw, pw
 	fmt.Fprintf(logf, "# %s %s\n", Binary(cfg.Arch), strings.Join(args, " "))
