@@ -2,7 +2,6 @@ package operator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,6 +79,16 @@ func nodeOf(n *corev1.Node) Node {
 	}
 	out.Claim, out.ClaimErr = ParseClaim(n.Annotations)
 	return out
+}
+
+// DecideNodes is Decide over API objects: what one reconcile pass computes
+// before it acts (node views with parsed claims, selection, status).
+func DecideNodes(osv *kesov1.OSVersion, nodes []*corev1.Node, now time.Time) Plan {
+	views := make([]Node, 0, len(nodes))
+	for _, n := range nodes {
+		views = append(views, nodeOf(n))
+	}
+	return Decide(rolloutOf(osv), views, now)
 }
 
 func rolloutOf(o *kesov1.OSVersion) Rollout {
@@ -332,5 +341,3 @@ func wrap(op, name string, err error) error {
 	}
 	return fmt.Errorf("%s %s: %w", op, name, err)
 }
-
-var _ = json.Marshal

@@ -18,7 +18,27 @@ import (
 const (
 	JobLabel       = "keso.io/upgrade-node"
 	OSVersionLabel = "keso.io/osversion"
+	TargetLabel    = "keso.io/target-version"
 )
+
+// hostMounts are the host paths `keso upgrade` uses, mounted at the same
+// paths: /dev (root slots, ESP), /sys (find partitions by label),
+// /run/keso (effective config, boot status, ESP mount point),
+// /var/lib/keso (upgrade state and download work folder, on KESO_STATE),
+// and read-only /etc/os-release and /usr/share/keso (running version,
+// release keys).
+var hostMounts = []struct {
+	name, path string
+	typ        corev1.HostPathType
+	readOnly   bool
+}{
+	{"dev", "/dev", corev1.HostPathDirectory, false},
+	{"sys", "/sys", corev1.HostPathDirectory, false},
+	{"run", "/run/keso", corev1.HostPathDirectoryOrCreate, false},
+	{"state", "/var/lib/keso", corev1.HostPathDirectoryOrCreate, false},
+	{"os-release", "/etc/os-release", corev1.HostPathFile, true},
+	{"share", "/usr/share/keso", corev1.HostPathDirectory, true},
+}
 
 // JobConfig is what the Job template needs from the operator's settings.
 type JobConfig struct {
@@ -54,11 +74,11 @@ func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 //     it off its node;
 //   - one privileged container from the keso image (the node's own,
 //     imported from the air-gap folder: imagePullPolicy Never) running
-//     `keso upgrade --url URL --sha256 HEX --version V --reboot`;
-//   - the host's /dev (to write the inactive root slot and the ESP), /keso
-//     (keso's state: config and slot records) and /run/keso (the boot
-//     agent's runtime state) mounted at the same paths;
-//   - hostPID, so the reboot request reaches the host's PID 1;
+//     `keso upgrade --image URL --sha256 HEX --reboot` (URL from the
+//     spec's template for the node's arch);
+//   - the host paths in hostMounts (/dev, /sys, /run/keso, /var/lib/keso,
+//     read-only /etc/os-release and /usr/share/keso) at the same paths;
+//   - hostPID, so the reboot request (a signal to PID 1) reaches keso-init;
 //   - restartPolicy Never and backoffLimit 0: a failure is reported, not
 //     retried behind the operator's back; activeDeadlineSeconds is the
 //     upgrade timeout;
@@ -67,18 +87,13 @@ func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.Job {
 	spec := osv.Spec
 	name := JobName(n.Name, c)
-	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name}
-	hostPath := func(name, path string) (corev1.Volume, corev1.VolumeMount) {
-		t := corev1.HostPathDirectory
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}},
-			corev1.VolumeMount{Name: name, MountPath: path}
-	}
+	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name, TargetLabel: spec.Version}
 	var vols []corev1.Volume
 	var mounts []corev1.VolumeMount
-	for _, hp := range [][2]string{{"dev", "/dev"}, {"state", "/keso"}, {"run", "/run/keso"}} {
-		v, m := hostPath(hp[0], hp[1])
-		vols = append(vols, v)
-		mounts = append(mounts, m)
+	for _, hp := range hostMounts {
+		t := hp.typ
+		vols = append(vols, corev1.Volume{Name: hp.name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hp.path, Type: &t}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: hp.name, MountPath: hp.path, ReadOnly: hp.readOnly})
 	}
 	deadline := int64(UpgradeTimeout(spec).Seconds())
 	return &batchv1.Job{
@@ -117,9 +132,8 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 						Image:           cfg.Image,
 						ImagePullPolicy: corev1.PullNever,
 						Command: []string{"/keso", "upgrade",
-							"--url", ImageURL(spec, n.Arch),
+							"--image", ImageURL(spec, n.Arch),
 							"--sha256", string(spec.SHA256[n.Arch]),
-							"--version", spec.Version,
 							"--reboot"},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
 						VolumeMounts:    mounts,

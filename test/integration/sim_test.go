@@ -107,7 +107,7 @@ func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 		s.order = append(s.order, node)
 	}
 	s.mu.Unlock()
-	target := argAfter(j.Spec.Template.Spec.Containers[0].Command, "--version")
+	target := j.Labels[operator.TargetLabel]
 	b := s.behave(node, attempt)
 	go func() {
 		select {
@@ -150,15 +150,6 @@ func (s *sim) snapshot() (jobs, flips map[string]int, order []string, maxCordone
 		flips[k] = v
 	}
 	return jobs, flips, append([]string(nil), s.order...), s.maxCordoned
-}
-
-func argAfter(args []string, flag string) string {
-	for i := range args[:len(args)-1] {
-		if args[i] == flag {
-			return args[i+1]
-		}
-	}
-	return ""
 }
 
 // setNode reboots a simulated node: a new boot ID, Ready, and osImage
