@@ -30,6 +30,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/iso"
 	"github.com/keso-os/keso/pkg/image/kmod"
 	"github.com/keso-os/keso/pkg/image/netboot"
+	"github.com/keso-os/keso/pkg/image/ociimage"
 	"github.com/keso-os/keso/pkg/image/profile"
 	"github.com/keso-os/keso/pkg/image/raw"
 	"github.com/keso-os/keso/pkg/image/squashfs"
@@ -119,6 +120,7 @@ type builder struct {
 	isolinuxDir           string
 	syslinuxDir           string
 	initrd, squash        string
+	operatorTar           string
 	rootTree              tree.Tree
 }
 
@@ -190,6 +192,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		{"bootloader", b.stepBootloader},
 		{"go binaries", b.stepGoBinaries},
 		{"u-root userland", b.stepBusybox},
+		{"operator image", b.stepOperatorImage},
 		{"initrd", b.stepInitrd},
 		{"root squashfs", b.stepSquashfs},
 		{"raw disk", b.stepRaw},
@@ -405,6 +408,28 @@ func (b *builder) stepBusybox(ctx context.Context) (string, string, error) {
 	return p, fmt.Sprintf("%d commands", len(gobuild.DefaultCommands)), nil
 }
 
+// OperatorImagePath is where the root carries the operator's OCI tarball.
+// /var is a writable layer (tmpfs or KESO_STATE), so the system stage links
+// it into k3s's air-gap folder /var/lib/rancher/k3s/agent/images/.
+func OperatorImagePath(arch string) string {
+	return "usr/share/keso/images/keso-operator-" + arch + ".tar"
+}
+
+func (b *builder) stepOperatorImage(ctx context.Context) (string, string, error) {
+	keso, err := os.ReadFile(b.kesoBin)
+	if err != nil {
+		return "", "", fmt.Errorf("operator image: %w", err)
+	}
+	out := filepath.Join(b.work, "keso-operator.tar")
+	goarch, _ := b.prof.GoArch()
+	ref := "docker.io/keso-os/keso:" + b.ver
+	if err := ociimage.WriteFile(out, keso, ociimage.Options{Refs: []string{ref}, Arch: goarch, Created: b.epoch}); err != nil {
+		return "", "", err
+	}
+	b.operatorTar = out
+	return out, ref + ", " + ociimage.LocalRef, nil
+}
+
 // addModules puts a resolved module set under lib/modules/<kver> with its
 // modules.dep and the kernel's modules.builtin.
 func (b *builder) addModules(t tree.Tree, s *kmod.Set) {
@@ -487,6 +512,9 @@ func (b *builder) rootTreePlan() (tree.Tree, error) {
 	t.Symlink("sbin/init", "../usr/sbin/keso-init") // relative: resolvable below /sysroot before switch_root
 	t.Copy("usr/bin/keso", 0o755, b.kesoBin)
 	t.Copy("usr/local/bin/k3s", 0o755, b.k3sPath)
+	if b.operatorTar != "" {
+		t.Copy(OperatorImagePath(b.prof.Arch), 0o644, b.operatorTar)
+	}
 	t.Copy("bin/u-root", 0o755, b.bb)
 	for _, c := range gobuild.DefaultCommands {
 		t.Symlink("bin/"+c, "u-root")

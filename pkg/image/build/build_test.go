@@ -210,6 +210,7 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 		"squashfs-root/boot/vmlinuz", "squashfs-root/boot/initrd",
 		"squashfs-root/lib/modules/" + kver + "/kernel/net/bridge/br_netfilter.ko",
 		"squashfs-root/lib/modules/" + kver + "/modules.dep", "squashfs-root/keso/state",
+		"squashfs-root/usr/share/keso/images/keso-operator-amd64.tar",
 	} {
 		if !strings.Contains(ls, want) {
 			t.Errorf("root lacks %s", want)
