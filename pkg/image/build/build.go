@@ -35,6 +35,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/raw"
 	"github.com/keso-os/keso/pkg/image/squashfs"
 	"github.com/keso-os/keso/pkg/image/tree"
+	"github.com/keso-os/keso/pkg/version"
 )
 
 // Options for Build.
@@ -83,6 +84,7 @@ type Step struct {
 
 // Manifest describes what was built.
 type Manifest struct {
+	Builder   string     `json:"builder"` // keso-build's own version
 	Arch      string     `json:"arch"`
 	Version   string     `json:"version"`
 	Kernel    string     `json:"kernel"`
@@ -165,7 +167,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if o.Progress && o.Log != nil {
 		b.cache.Progress = progressBar(o.Log)
 	}
-	b.man = &Manifest{Arch: p.Arch, Version: b.ver, Epoch: o.Epoch, OutDir: o.OutDir}
+	b.man = &Manifest{Builder: version.Version, Arch: p.Arch, Version: b.ver, Epoch: o.Epoch, OutDir: o.OutDir}
 	if err := squashfs.Check(); err != nil {
 		return nil, err
 	}
