@@ -196,7 +196,10 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 	fetch := exec.Command(filepath.Join(root, "scripts/fetch-inputs.sh"), arch)
 	fetch.Dir = root
 	if b, err := fetch.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("scripts/fetch-inputs.sh %s: %v\n%s", arch, err, b)
+		// keso-build is the judge: it names any .deb that is really
+		// missing. The script failing with everything already in place
+		// must not stop the boots.
+		t.Logf("WARNING: scripts/fetch-inputs.sh %s failed (%v); trying keso-build with the packages already fetched:\n%s", arch, err, b)
 	}
 	standin := filepath.Join(out, "k3s-standin-"+arch)
 	gb := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", standin, "./test/k3s-standin")
