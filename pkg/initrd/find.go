@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,7 +134,10 @@ func (s *Stage) loopMount(file string, info *Info) error {
 
 func (s *Stage) mountSquashfs(dev string, info *Info) error {
 	if err := s.Host.Mount(dev, s.path(Sysroot), "squashfs", host.MountReadOnly, ""); err != nil {
-		return fmt.Errorf("%s root: %w (is it a squashfs? is the squashfs module in the initrd?)", info.Mode, err)
+		if what := sniff(s.path(dev)); what != "a squashfs" {
+			return fmt.Errorf("%s root: %s holds %s, not a squashfs (an empty or overwritten slot?): %w", info.Mode, dev, what, err)
+		}
+		return fmt.Errorf("%s root: %w (it is a squashfs: is the squashfs module in the initrd?)", info.Mode, err)
 	}
 	if _, err := os.Lstat(filepath.Join(s.path(Sysroot), Init)); err != nil { // Lstat: often an absolute symlink
 		return fmt.Errorf("%s root on %s: no %s in it: %w", info.Mode, dev, Init, err)
@@ -272,4 +276,24 @@ func (s *Stage) growPartition(part, label string) (*GPTGrow, error) {
 	}
 	err = s.Host.ResizePartition(diskPath, g.Partition, int64(g.Start)*int64(ss), int64(g.NewEnd-g.Start+1)*int64(ss))
 	return g, err
+}
+
+// sniff names what the first bytes of a device or file look like.
+func sniff(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "nothing readable (" + shortErr(err) + ")"
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return "nothing readable (" + shortErr(err) + ")"
+	}
+	switch {
+	case string(b) == "hsqs":
+		return "a squashfs"
+	case b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0:
+		return "zeros"
+	}
+	return fmt.Sprintf("data starting %x", b)
 }

@@ -272,3 +272,22 @@ func TestNetbootNoCarrier(t *testing.T) {
 		t.Errorf("error\n got  %v\n want %s", err, want)
 	}
 }
+
+func TestSniff(t *testing.T) {
+	dir := t.TempDir()
+	for name, tt := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"sq":    {[]byte("hsqs\x01\x02"), "a squashfs"},
+		"zero":  {make([]byte, 4096), "zeros"},
+		"ext4":  {[]byte{0x53, 0xef, 1, 2}, "data starting 53ef0102"},
+		"short": {[]byte{1}, "nothing readable (unexpected EOF)"},
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, tt.data, 0o644)
+		if got := sniff(p); got != tt.want {
+			t.Errorf("sniff(%s) = %q, want %q", name, got, tt.want)
+		}
+	}
+}

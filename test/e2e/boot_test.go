@@ -393,7 +393,7 @@ func TestRescueShellOnFailure(t *testing.T) {
 		Kernel: filepath.Join(nbDir, "vmlinuz"), Initrd: filepath.Join(nbDir, "initrd"), Disks: []string{overlayDisk(t, a.file(t, "keso-amd64.img"), 0)},
 		Append: "console=ttyS0,115200 panic=10 keso.slot=b keso.root_wait=3s keso.debug"})
 	// Slot b of a fresh image is empty: found, but not a squashfs.
-	if _, _, err := vm.Expect(regexp.MustCompile(`keso-init: FAILED in initrd stage: disk root: mount /dev/vda3 \(squashfs\) on /sysroot`), bootTimeout); err != nil {
+	if _, _, err := vm.Expect(regexp.MustCompile(`keso-init: FAILED in initrd stage: disk root: /dev/vda3 holds zeros, not a squashfs \(an empty or overwritten slot\?\)`), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := vm.Expect(regexp.MustCompile(`keso-rescue> `), time.Minute); err != nil {
