@@ -424,12 +424,14 @@ func (b *builder) stepOperatorImage(ctx context.Context) (string, string, error)
 	}
 	out := filepath.Join(b.work, "keso-operator.tar")
 	goarch, _ := b.prof.GoArch()
-	ref := "docker.io/keso-os/keso:" + b.ver
-	if err := ociimage.WriteFile(out, keso, ociimage.Options{Refs: []string{ref}, Arch: goarch, Created: b.epoch}); err != nil {
+	// Only the LocalRef tag (what the shipped manifests use): with a second
+	// ref the tarball's tag order varies from run to run (map iteration in
+	// go-containerregistry's multi-ref writer), which breaks reproducibility.
+	if err := ociimage.WriteFile(out, keso, ociimage.Options{Arch: goarch, Created: b.epoch}); err != nil {
 		return "", "", err
 	}
 	b.operatorTar = out
-	return out, ref + ", " + ociimage.LocalRef, nil
+	return out, ociimage.LocalRef, nil
 }
 
 // addModules puts a resolved module set under lib/modules/<kver> with its
