@@ -235,9 +235,9 @@ func (b *builder) logStep(s Step) {
 	}
 	line := fmt.Sprintf("%-16s %6.1fs", s.Name, s.Seconds)
 	if s.Output != "" {
-		rel, _ := filepath.Rel(b.opts.OutDir, s.Output)
-		if strings.HasPrefix(rel, "..") {
-			rel = s.Output
+		rel, err := filepath.Rel(b.opts.OutDir, s.Output)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = "(" + filepath.Base(s.Output) + ")"
 		}
 		line += fmt.Sprintf("  %-24s %s", rel, human(s.Size))
 	}
