@@ -122,11 +122,11 @@ func TestRollout100Nodes(t *testing.T) {
 	n, conc := envInt("KESO_ROLLOUT_NODES", 100), envInt("KESO_ROLLOUT_CONCURRENCY", 5)
 	names := makeNodes(t, group, n, "1.0.0")
 	s := newSim(t, group, 30*time.Millisecond, allOK)
-	startOperator(t, "op-roll")
+	op := startOperator(t, "op-roll")
 	start := time.Now()
 	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To(int32(conc)) })
 	o := waitState(t, group, operator.StateComplete, time.Duration(2*n/conc+60)*time.Second)
-	t.Logf("%d nodes upgraded %d at a time in %s", n, conc, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d nodes upgraded %d at a time in %s; operator peak RSS %s", n, conc, time.Since(start).Round(time.Millisecond), op.peakRSS())
 
 	jobs, flips, order, maxCordoned := s.snapshot()
 	if maxCordoned > conc {
