@@ -171,6 +171,11 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := squashfs.Check(); err != nil {
 		return nil, err
 	}
+	if b.outs["raw"] {
+		if err := raw.CheckTools(); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: output folder: %w", err)
 	}

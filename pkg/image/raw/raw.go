@@ -155,11 +155,19 @@ func copyAt(w io.WriterAt, src string, off int64) error {
 	return err
 }
 
+// CheckTools reports whether mke2fs (for KESO_STATE) is available.
+func CheckTools() error {
+	if _, err := exec.LookPath("mke2fs"); err != nil {
+		return fmt.Errorf("host tool mke2fs not found: install e2fsprogs (sudo apt-get install e2fsprogs)")
+	}
+	return nil
+}
+
 // MakeExt4 writes an empty, reproducible ext4 image of size bytes with
 // mke2fs (e2fsprogs): fixed UUID and hash seed, fixed times, root-owned.
 func MakeExt4(ctx context.Context, dir string, size int64, label, uuid string, epoch int64) (string, error) {
-	if _, err := exec.LookPath("mke2fs"); err != nil {
-		return "", fmt.Errorf("host tool mke2fs not found: install e2fsprogs (sudo apt-get install e2fsprogs)")
+	if err := CheckTools(); err != nil {
+		return "", err
 	}
 	out := filepath.Join(dir, "state.ext4")
 	os.Remove(out)
