@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +248,26 @@ func (p *operatorProc) peakRSS() string {
 		}
 	}
 	return "unknown"
+}
+
+var metricsAddr = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
+
+// metrics fetches the operator's /metrics page (its address is in the log).
+func (p *operatorProc) metrics(t *testing.T) string {
+	t.Helper()
+	b, _ := os.ReadFile(p.log)
+	m := metricsAddr.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("operator log has no metrics address")
+	}
+	resp, err := http.Get(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -152,6 +152,16 @@ func TestRollout100Nodes(t *testing.T) {
 			t.Errorf("node %s: unschedulable %v osImage %q, want schedulable on keso 1.1.0", nd.Name, nd.Spec.Unschedulable, nd.Status.NodeInfo.OSImage)
 		}
 	}
+	metrics := op.metrics(t)
+	for _, want := range []string{
+		fmt.Sprintf(`keso_operator_nodes{osversion="roll",phase="Upgraded"} %d`, n),
+		`keso_operator_nodes{osversion="roll",phase="Upgrading"} 0`,
+		fmt.Sprintf(`keso_operator_node_upgrade_duration_seconds_count{osversion="roll"} %d`, n),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	get, _ := kubectl("get", "osversions")
 	t.Logf("kubectl get osversions:\n%s", get)
 	writeTranscript(t, "get-osversions.txt", get)
