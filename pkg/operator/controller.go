@@ -140,7 +140,11 @@ func (r *Reconciler) sync(_ string, osv *kesov1.OSVersion) (*kesov1.OSVersion, e
 	case !plan.NextWindow.IsZero():
 		r.OSVersions.EnqueueAfter(osv.Name, plan.NextWindow.Sub(now)+time.Second)
 	}
-	return osv, errors.Join(errs...)
+	err = errors.Join(errs...)
+	if err != nil {
+		r.Log("osversion %s: %v (retrying)", osv.Name, err)
+	}
+	return osv, err
 }
 
 // start claims the nodes the plan says to start. It decides again on a
@@ -277,9 +281,13 @@ func (r *Reconciler) updateClaim(node *corev1.Node, c Claim, mutate func(*corev1
 func (r *Reconciler) evict(osv *kesov1.OSVersion, node string, d DrainPlan) error {
 	for _, id := range d.Evict {
 		ns, name, _ := strings.Cut(id, "/")
-		err := r.Kube.CoreV1().Pods(ns).EvictV1(context.TODO(), &policyv1.Eviction{
+		// The API server can hold an eviction while a budget's status is
+		// being computed; bound each call so one pod cannot stall a worker.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := r.Kube.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		})
+		cancel()
 		switch {
 		case err == nil, apierrors.IsNotFound(err):
 		case apierrors.IsTooManyRequests(err):

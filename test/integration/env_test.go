@@ -196,7 +196,7 @@ func startOperator(t *testing.T, identity string) *operatorProc {
 	t.Cleanup(func() {
 		p.kill()
 		f.Close()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KESO_TEST_OPERATOR_LOG") == "1" {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("operator %s log:\n%s", identity, tail(string(b), 60))
 		}
