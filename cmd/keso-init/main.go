@@ -11,8 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/keso-os/keso/pkg/agent"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/sshd"
 	"github.com/keso-os/keso/pkg/systemstage"
 	"github.com/keso-os/keso/pkg/version"
 )
@@ -23,6 +25,10 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println("keso-init", version.Version)
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "sftp-server" {
+		// The SSH server starts this as the logged-in user for sftp/scp.
+		os.Exit(sshd.SFTPMain())
 	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "keso-init: not PID 1; keso-init is the init of a keso system (try `keso-init version`)")
@@ -53,7 +59,12 @@ func main() {
 		}
 		fail(con, h, "initrd stage", err, debug, st)
 	}
-	ss := &systemstage.Stage{Host: h, Log: con}
+	ss := &systemstage.Stage{Log: con, Next: func(b systemstage.Boot) error {
+		cmd, _ := os.ReadFile("/proc/cmdline")
+		a := &agent.Agent{FS: host.FS{Root: "/"}, Host: h, Log: con, Cmdline: string(cmd),
+			Boot: agent.Boot{Mode: string(b.Mode), Slot: b.Slot, Version: b.Version}}
+		return a.Run(context.Background())
+	}}
 	fail(con, h, "system stage", ss.Run(), false, nil)
 }
 

@@ -32,7 +32,8 @@ func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
 	if !ok {
 		return nil
 	}
-	sup := &k3s.Supervisor{Argv: h.Argv, Env: h.Env, Starter: k3s.ExecStarter{Host: a.Host, Out: a.Log}, Log: a.Log}
+	env := append(append([]string(nil), h.Env...), "KESO_BOOT_MODE="+a.Boot.Mode)
+	sup := &k3s.Supervisor{Argv: h.Argv, Env: env, Starter: k3s.ExecStarter{Host: a.Host, Out: a.Log}, Log: a.Log}
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -30,8 +30,10 @@ func (a *Agent) withESP(f func(esp host.FS) error) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range []string{"vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"} {
-		a.mods.Load(m)
+	for _, m := range []string{"vfat", "nls_cp437", "nls_ascii", "nls_utf8"} {
+		if err := a.mods.Load(m); err != nil {
+			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
+		}
 	}
 	mp := a.FS.Path("/run/keso/esp")
 	if err := a.Host.Mount(dev, mp, "vfat", 0, ""); err != nil {

@@ -50,6 +50,9 @@ func TestLayerPlan(t *testing.T) {
 	wantState := []MountOp{
 		{Source: "tmpfs", Target: "/sysroot/tmp", FSType: "tmpfs", Data: "mode=1777"},
 		{Source: "/sysroot/keso/state/var", Target: "/sysroot/var", Bind: true, Mkdir: []string{"/sysroot/keso/state/var"}},
+		{Source: "/sysroot/keso/state/home", Target: "/sysroot/home", Bind: true, Mkdir: []string{"/sysroot/keso/state/home"}},
+		{Source: "/sysroot/keso/state/root", Target: "/sysroot/root", Bind: true, Mkdir: []string{"/sysroot/keso/state/root"}},
+		{Source: "/sysroot/keso/state/opt", Target: "/sysroot/opt", Bind: true, Mkdir: []string{"/sysroot/keso/state/opt"}},
 		{Source: "overlay", Target: "/sysroot/etc", FSType: "overlay",
 			Data:  "lowerdir=/sysroot/etc,upperdir=/sysroot/keso/state/etc-overlay/upper,workdir=/sysroot/keso/state/etc-overlay/work",
 			Mkdir: []string{"/sysroot/keso/state/etc-overlay/upper", "/sysroot/keso/state/etc-overlay/work"}},
@@ -59,6 +62,9 @@ func TestLayerPlan(t *testing.T) {
 	wantNo := []MountOp{
 		{Source: "tmpfs", Target: "/sysroot/tmp", FSType: "tmpfs", Data: "mode=1777"},
 		{Source: "tmpfs", Target: "/sysroot/var", FSType: "tmpfs", Data: "mode=0755"},
+		{Source: "tmpfs", Target: "/sysroot/home", FSType: "tmpfs", Data: "mode=0755"},
+		{Source: "tmpfs", Target: "/sysroot/root", FSType: "tmpfs", Data: "mode=0700"},
+		{Source: "tmpfs", Target: "/sysroot/opt", FSType: "tmpfs", Data: "mode=0755"},
 		{Source: "tmpfs", Target: "/run/keso/etc-overlay", FSType: "tmpfs", Data: "mode=0755"},
 		{Source: "overlay", Target: "/sysroot/etc", FSType: "overlay",
 			Data:  "lowerdir=/sysroot/etc,upperdir=/run/keso/etc-overlay/upper,workdir=/run/keso/etc-overlay/work",

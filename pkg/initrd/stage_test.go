@@ -126,6 +126,9 @@ func TestStageDiskMode(t *testing.T) {
 		"/dev/vda4 /sysroot/keso/state ext4 ",
 		"tmpfs /sysroot/tmp tmpfs mode=1777",
 		"/sysroot/keso/state/var /sysroot/var  ",
+		"/sysroot/keso/state/home /sysroot/home  ",
+		"/sysroot/keso/state/root /sysroot/root  ",
+		"/sysroot/keso/state/opt /sysroot/opt  ",
 		"overlay /sysroot/etc overlay lowerdir=/sysroot/etc,upperdir=/sysroot/keso/state/etc-overlay/upper,workdir=/sysroot/keso/state/etc-overlay/work",
 	}
 	if got, want := strings.Join(fh.mounts, "\n"), strings.Join(wantMounts, "\n"); got != want {

@@ -1,8 +1,8 @@
-// Package systemstage is keso-init's system stage, the part that runs as
-// /sbin/init in the real root after the initrd stage switched root. In this
-// first version it is minimal: it prints a banner with the version and the
-// boot mode, records the boot in /run/keso/boot.json and hands off to k3s
-// with exec-style arguments. Cloud-config phases come later.
+// Package systemstage is the start of keso-init's system stage, the part
+// that runs as /sbin/init in the real root after the initrd stage switched
+// root: it prints a banner with the version and the boot mode, records the
+// boot in /run/keso/boot.json, and hands over to Next — on a node the agent
+// (pkg/agent), which applies the config and supervises k3s.
 package systemstage
 
 import (
@@ -17,16 +17,10 @@ import (
 	"github.com/keso-os/keso/pkg/initrd"
 )
 
-// Execer replaces the running process; *host.Linux implements it.
-type Execer interface {
-	Exec(path string, argv, env []string) error
-}
-
 // Paths in the root file system.
 const (
 	OSRelease = "/etc/os-release"
 	BootJSON  = "/run/keso/boot.json"
-	K3s       = "/usr/local/bin/k3s"
 )
 
 // Boot is the content of /run/keso/boot.json.
@@ -44,34 +38,35 @@ type Boot struct {
 
 // Stage runs the system stage.
 type Stage struct {
-	Host Execer
 	Root string // "/" on a device, a temp dir in tests
 	Log  io.Writer
+	// Next runs after the boot record is written (the agent); it returns
+	// only on failure or to stop the machine.
+	Next func(Boot) error
 }
 
 func (s *Stage) path(p string) string { return filepath.Join(s.Root, p) }
 
 // Plan reads what the initrd stage recorded and the OS version and decides
-// the boot record and the k3s command line. It is pure apart from reading
-// files under Root.
-func (s *Stage) Plan() (Boot, []string, error) {
+// the boot record. It is pure apart from reading files under Root.
+func (s *Stage) Plan() (Boot, error) {
 	var info initrd.Info
 	b, err := os.ReadFile(s.path(initrd.InfoFile))
 	if err != nil {
-		return Boot{}, nil, fmt.Errorf("read what the initrd stage found: %w", err)
+		return Boot{}, fmt.Errorf("read what the initrd stage found: %w", err)
 	}
 	if err := json.Unmarshal(b, &info); err != nil {
-		return Boot{}, nil, fmt.Errorf("decode %s: %w", initrd.InfoFile, err)
+		return Boot{}, fmt.Errorf("decode %s: %w", initrd.InfoFile, err)
 	}
 	ver, err := osVersion(s.path(OSRelease))
 	if err != nil {
-		return Boot{}, nil, err
+		return Boot{}, err
 	}
 	boot := Boot{
 		Mode: info.Mode, Slot: info.Slot, Version: ver, Root: info.Root,
 		RootDevice: info.RootDevice, State: info.State, StateGrown: info.StateGrown, Lease: info.Lease,
 	}
-	return boot, []string{K3s, "server"}, nil
+	return boot, nil
 }
 
 // osVersion returns VERSION_ID from an os-release file.
@@ -90,8 +85,8 @@ func osVersion(path string) (string, error) {
 	return "", fmt.Errorf("read OS version: no VERSION_ID in %s", path)
 }
 
-// Run prints the banner, writes boot.json and execs k3s. It returns only on
-// failure.
+// Run prints the banner, writes boot.json and runs Next. It returns only
+// on failure (or when Next returns).
 func (s *Stage) Run() error {
 	if s.Root == "" {
 		s.Root = "/"
@@ -99,7 +94,7 @@ func (s *Stage) Run() error {
 	if s.Log == nil {
 		s.Log = os.Stderr
 	}
-	boot, argv, err := s.Plan()
+	boot, err := s.Plan()
 	if err != nil {
 		return err
 	}
@@ -115,11 +110,8 @@ func (s *Stage) Run() error {
 	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	fmt.Fprintf(s.Log, "keso-init: handing off to %s\n", strings.Join(argv, " "))
-	env := []string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=/root",
-		"KESO_BOOT_MODE=" + string(boot.Mode),
+	if s.Next == nil {
+		return fmt.Errorf("system stage: nothing to hand over to")
 	}
-	return s.Host.Exec(s.path(argv[0]), argv, env)
+	return s.Next(boot)
 }
