@@ -343,8 +343,8 @@ func TestKillAndRestart(t *testing.T) {
 	killedAt := time.Now()
 	_, flipsAtKill, _, _ := s.snapshot()
 	t.Logf("killed the operator after %d upgrades", len(flipsAtKill))
-	startOperator(t, "op-kill-2")
-	startOperator(t, "op-kill-3") // standby
+	second := startOperator(t, "op-kill-2")
+	third := startOperator(t, "op-kill-3") // standby
 	o := waitState(t, group, operator.StateComplete, 2*time.Minute)
 	t.Logf("rollout finished %s after the kill (%s total)", time.Since(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	jobs, flips, order, maxCordoned := s.snapshot()
@@ -363,6 +363,20 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	if o.Status.Upgraded != n {
 		t.Errorf("upgraded = %d, want %d", o.Status.Upgraded, n)
+	}
+	// Exactly one of the two new replicas led and acted.
+	var leaders, actors int
+	for _, p := range []*operatorProc{second, third} {
+		b, _ := os.ReadFile(p.log)
+		if strings.Contains(string(b), ": leading (Lease") {
+			leaders++
+		}
+		if strings.Contains(string(b), "started upgrade") || strings.Contains(string(b), "upgraded to") {
+			actors++
+		}
+	}
+	if leaders != 1 || actors != 1 {
+		t.Errorf("%d replicas led and %d acted after the kill, want 1 and 1", leaders, actors)
 	}
 }
 
