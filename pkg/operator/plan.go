@@ -171,6 +171,8 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 			// Done.
 		case c.InFlight():
 			// Another OSVersion is upgrading this node; leave it alone.
+		case n.Version == "":
+			// Not running keso (osImage is not "keso <version>").
 		case !n.Ready:
 			// Cannot run a Job on it; it stays Pending until Ready.
 		default:
@@ -239,6 +241,8 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 			ns.LastTransitionTime = metav1.NewTime(now)
 		case c.InFlight():
 			ns.Message = "being upgraded by OSVersion " + c.OSVersion
+		case n.Version == "":
+			ns.Message = "not a keso node (osImage is not \"keso <version>\")"
 		case !n.Ready:
 			ns.Message = "node is not Ready"
 		}

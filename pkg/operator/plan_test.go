@@ -56,6 +56,7 @@ func TestDecideStartsInNameOrderUpToConcurrency(t *testing.T) {
 		}), nodes(5, "1.0.0"), []string{"node-001", "node-003"}},
 		{"skips upgraded and v-prefix equal", spec(func(s *kesov1.OSVersionSpec) { s.Version = "v1.1.0"; s.Concurrency = ptr.To[int32](2) }),
 			append(nodes(2, "1.1.0"), Node{Name: "node-x", Version: "1.0.0", Arch: "amd64", Ready: true}), []string{"node-x"}},
+		{"skips nodes not running keso", spec(), []Node{{Name: "a", Arch: "amd64", Ready: true}, {Name: "b", Version: "1.0.0", Arch: "amd64", Ready: true}}, []string{"b"}},
 		{"skips NotReady", spec(), []Node{{Name: "a", Version: "1.0.0", Arch: "amd64"}, {Name: "b", Version: "1.0.0", Arch: "amd64", Ready: true}}, []string{"b"}},
 		{"in flight uses the slot", spec(func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](2) }),
 			append(nodes(3, "1.0.0")[:2], claimed(nodes(3, "1.0.0")[2], Claim{OSVersion: "osv", Target: "1.1.0", Phase: kesov1.NodeUpgrading})),
