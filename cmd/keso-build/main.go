@@ -31,7 +31,7 @@ func run(args []string) int {
 	fl := flag.NewFlagSet("keso-build", flag.ContinueOnError)
 	var (
 		repo    = fl.String("repo", ".", "keso checkout (Go sources, overlay/, iso/, images/)")
-		out     = fl.String("out", "dist", "output folder; artifacts go to <out>/<arch>/")
+		out     = fl.String("out", "dist", "output folder; artifacts go to <out>/<profile name>/ (the arch for the standard profiles)")
 		cache   = fl.String("cache", fetch.DefaultDir(), "content-addressed input cache")
 		k3s     = fl.String("k3s", os.Getenv("K3S"), "k3s binary to ship instead of downloading the pinned release")
 		version = fl.String("version", "", "image version (default: the profile's)")
@@ -86,7 +86,11 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "keso-build: %v\n", err)
 			return 1
 		}
-		o := build.Options{Profile: p, RepoDir: *repo, OutDir: filepath.Join(*out, p.Arch), CacheDir: *cache,
+		dir := p.Name // amd64, arm64, armv7, amd64-metal, …
+		if dir == "" {
+			dir = p.Arch
+		}
+		o := build.Options{Profile: p, RepoDir: *repo, OutDir: filepath.Join(*out, dir), CacheDir: *cache,
 			DebDirs: debs, K3s: *k3s, Version: *version, Epoch: epoch, NetbootURL: *nbURL,
 			InitBinary: *initBin, RootSizeMiB: *rootMiB}
 		if *outputs != "" {
