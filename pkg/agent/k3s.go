@@ -23,6 +23,7 @@ func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
 	h := k3s.Plan(a.cfg)
 	ok := true
 	a.phase("k3s", func(rec *phase.Recorder) {
+		a.k3sAssets(h.Role, rec)
 		// Prepare records its own failures, the missing binary included.
 		if err := k3s.Prepare(a.FS, a.Host, a.mods, h, rec); err != nil {
 			ok = false
@@ -114,4 +115,53 @@ func (m *moduleLoader) Load(name string) error {
 		return fmt.Errorf("load module %s: not in modules.dep and not built in", name)
 	}
 	return nil
+}
+
+// Where the root file system carries what k3s should pick up by itself.
+const (
+	shippedManifests = "/usr/share/keso/manifests"
+	shippedImages    = "/usr/share/keso/images"
+	k3sManifests     = "/var/lib/rancher/k3s/server/manifests"
+	k3sImages        = "/var/lib/rancher/k3s/agent/images"
+)
+
+// k3sAssets puts the operator's manifests into k3s's auto-deploy folder
+// (servers only) and links the air-gap image tarballs into k3s's image
+// folder, so that no registry is needed at a store.
+func (a *Agent) k3sAssets(role string, rec *phase.Recorder) {
+	if role == "server" {
+		des, _ := a.FS.ReadDir(shippedManifests)
+		for _, de := range des {
+			src, dst := shippedManifests+"/"+de.Name(), k3sManifests+"/"+de.Name()
+			data, err := a.FS.ReadFile(src)
+			if err != nil {
+				rec.Fail("", err)
+				continue
+			}
+			if cur, err := a.FS.ReadFile(dst); err == nil && bytes.Equal(cur, data) {
+				continue
+			}
+			if err := a.FS.WriteFileAtomic(dst, data, 0o600); err != nil {
+				rec.Fail("", err)
+				continue
+			}
+			rec.Change("write", dst, "")
+		}
+	}
+	des, _ := a.FS.ReadDir(shippedImages)
+	for _, de := range des {
+		dst := k3sImages + "/" + de.Name()
+		if _, err := a.FS.Stat(dst); err == nil {
+			continue
+		}
+		if err := a.FS.MkdirAll(k3sImages, 0o755); err != nil {
+			rec.Fail("", err)
+			return
+		}
+		if err := a.FS.Symlink(shippedImages+"/"+de.Name(), dst); err != nil {
+			rec.Fail("", err)
+			continue
+		}
+		rec.Change("link", dst, "air-gap image")
+	}
 }

@@ -303,8 +303,10 @@ func (d Devices) blockDevices() ([]string, error) {
 		if strings.HasPrefix(name, "ram") || strings.HasPrefix(name, "zram") {
 			continue
 		}
-		if sz, err := os.ReadFile(filepath.Join(dir, name, "size")); err == nil && strings.TrimSpace(string(sz)) == "0" {
-			continue // an empty CD drive or an unattached loop device
+		// A CD drive reports size 0 until its medium is first opened, so sr*
+		// is probed anyway (an empty drive just fails to read).
+		if sz, err := os.ReadFile(filepath.Join(dir, name, "size")); err == nil && strings.TrimSpace(string(sz)) == "0" && !strings.HasPrefix(name, "sr") {
+			continue // an unattached loop device
 		}
 		if data, err := os.ReadFile(filepath.Join(dir, name, "uevent")); err == nil {
 			sc := bufio.NewScanner(bytes.NewReader(data))
