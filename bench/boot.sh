@@ -16,7 +16,8 @@ go test -run '^$' -bench '^BenchmarkBoot$' -benchtime 3x -timeout 90m ./test/e2e
   echo "## Boot"
   echo
   echo "QEMU start → \`KESO-K3S-STANDIN\` line on the serial console (the k3s handoff), amd64, TCG"
-  echo "software emulation, 1 vCPU, 1 GiB, Debian cloud kernel; 3 boots per path; \`bench/boot.sh\`"
+  echo "software emulation, 1 vCPU, 1 GiB, Debian cloud kernel; 3 timed boots per path after one warm-up"
+  echo "boot (the benchmark framework's first N=1 run); \`bench/boot.sh\`"
   echo "($(date -u +%Y-%m-%d), $(nproc) host cores shared with other work; load average $load_start at the"
   echo "start, $(cut -d' ' -f1-3 /proc/loadavg) at the end). Boot times under TCG scale with host load."
   echo
