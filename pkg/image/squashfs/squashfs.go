@@ -50,10 +50,10 @@ func Args(src, out string, o Options) []string {
 	case "xz":
 		args = append(args, "-Xdict-size", "100%")
 	}
-	// -quiet drops the summary; the progress bar stays unless -no-progress
-	args = append(args, "-quiet")
+	// On a terminal mksquashfs draws its own progress bar (and prints its
+	// summary); otherwise it stays silent.
 	if o.Progress == nil {
-		args = append(args, "-no-progress")
+		args = append(args, "-no-progress", "-quiet")
 	}
 	return args
 }
