@@ -10,10 +10,12 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -112,21 +114,86 @@ func rootTar(keso []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Write writes the image as a tarball k3s can import.
+// Write writes the image as a tarball k3s can import (`docker save`
+// format: the config, the layers, and manifest.json). It writes the tarball
+// itself rather than with tarball.MultiRefWrite, whose tag order follows
+// Go's map iteration and so is not reproducible with more than one tag:
+// here the tags are sorted and every entry has fixed metadata.
 func Write(w io.Writer, keso []byte, o Options) error {
 	img, err := Image(keso, o)
 	if err != nil {
 		return err
 	}
-	refs := map[name.Reference]v1.Image{}
+	seen := map[string]bool{}
+	var tags []string
 	for _, r := range append(append([]string(nil), o.Refs...), LocalRef) {
 		ref, err := name.NewTag(r)
 		if err != nil {
 			return fmt.Errorf("operator image reference %q: %w (want e.g. docker.io/keso-os/keso:1.1.0)", r, err)
 		}
-		refs[ref] = img
+		if !seen[ref.String()] {
+			seen[ref.String()] = true
+			tags = append(tags, ref.String())
+		}
 	}
-	if err := tarball.MultiRefWrite(refs, w); err != nil {
+	sort.Strings(tags)
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	tw := tar.NewWriter(w)
+	entry := func(name string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, r)
+		return err
+	}
+	if err := entry(cfgName.String(), int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	var files []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("write operator image tarball: %w", err)
+		}
+		size, err := l.Size()
+		if err != nil {
+			return fmt.Errorf("write operator image tarball: %w", err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("write operator image tarball: %w", err)
+		}
+		file := d.Hex + ".tar.gz"
+		err = entry(file, size, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("write operator image tarball: %w", err)
+		}
+		files = append(files, file)
+	}
+	m, err := json.Marshal([]struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}{{Config: cfgName.String(), RepoTags: tags, Layers: files}})
+	if err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	if err := entry("manifest.json", int64(len(m)), bytes.NewReader(m)); err != nil {
+		return fmt.Errorf("write operator image tarball: %w", err)
+	}
+	if err := tw.Close(); err != nil {
 		return fmt.Errorf("write operator image tarball: %w", err)
 	}
 	return nil
