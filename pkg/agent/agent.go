@@ -174,7 +174,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.trial(ctx, sup)
 	a.summary(hostname)
 
-	tick := time.NewTicker(10 * time.Second)
+	a.refresh(sup)
+	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -365,7 +366,7 @@ func (a *Agent) summary(hostname string) {
 	for _, ad := range st.Addresses {
 		fmt.Fprintf(a.Log, "keso: ssh rancher@%s\n", ad)
 	}
-	fmt.Fprintln(a.Log, "keso: ready")
+	fmt.Fprintf(a.Log, "keso: ready (keso-init resident memory %d KiB)\n", rssKiB())
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/initrd"
@@ -41,6 +44,9 @@ func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
 		defer close(done)
 		sup.Run(kctx)
 	}()
+	if since, ok := sincePID1(); ok {
+		fmt.Fprintf(a.Log, "keso: k3s handed off %s after PID 1 started\n", since.Round(time.Millisecond))
+	}
 	// k3s stops first at shutdown.
 	a.started = append([]power.Stopper{stopper{"k3s", cancel, done}}, a.started...)
 	return sup
@@ -52,6 +58,12 @@ func (a *Agent) refresh(sup *k3s.Supervisor) {
 		return
 	}
 	h := sup.Health()
+	a.stMu.Lock()
+	same := a.st.K3s.Running == h.Running && a.st.K3s.Restarts == h.Restarts && a.st.K3s.LastExit == h.LastExit
+	a.stMu.Unlock()
+	if same {
+		return
+	}
 	a.update(func(s *status.Status) {
 		s.K3s.Running, s.K3s.Restarts, s.K3s.LastExit = h.Running, h.Restarts, h.LastExit
 	})
@@ -164,4 +176,48 @@ func (a *Agent) k3sAssets(role string, rec *phase.Recorder) {
 		}
 		rec.Change("link", dst, "air-gap image")
 	}
+}
+
+// sincePID1 is how long ago PID 1 (keso-init, first as the initrd's /init)
+// was started: /proc/uptime minus the start time in /proc/1/stat, which an
+// exec (switch_root → /sbin/init) does not reset.
+func sincePID1() (time.Duration, bool) {
+	up, err1 := os.ReadFile("/proc/uptime")
+	st, err2 := os.ReadFile("/proc/1/stat")
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	var upSec float64
+	if _, err := fmt.Sscan(string(up), &upSec); err != nil {
+		return 0, false
+	}
+	s := string(st)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 20 {
+		return 0, false
+	}
+	ticks, err := strconv.ParseFloat(f[19], 64) // field 22, starttime, in clock ticks (100 Hz)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration((upSec - ticks/100) * float64(time.Second)), true
+}
+
+// rssKiB is keso-init's resident memory from /proc/self/status.
+func rssKiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
 }

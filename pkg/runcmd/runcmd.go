@@ -34,6 +34,11 @@ type Exec struct{}
 // Run runs argv with env, output to out; it kills the process when ctx ends.
 func (Exec) Run(ctx context.Context, argv, env []string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// Run it by its full path: u-root's multi-call binary finds the
+	// command through argv[0] (a bare "sh" would not resolve).
+	if cmd.Path != "" && cmd.Err == nil {
+		cmd.Args[0] = cmd.Path
+	}
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 2 * time.Second
