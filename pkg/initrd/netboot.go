@@ -24,10 +24,16 @@ const (
 	dhcpAttempts  = 4
 	fetchAttempts = 6
 	NetbootFile   = "/run/keso/rootfs.squashfs"
+	CABundle      = "/etc/ssl/certs/ca-certificates.crt" // where Go's TLS looks first on Linux
 )
 
 func (s *Stage) netbootRoot(ctx context.Context, plan Plan, info *Info) error {
 	info.Mode, info.Root = ModeNetboot, plan.URL
+	if strings.HasPrefix(plan.URL, "https://") {
+		if _, err := os.Stat(s.path(CABundle)); err != nil {
+			return fmt.Errorf("netboot: keso.root is https but the initrd has no CA bundle (%s): use http:// with keso.root_sha256=, or build the initrd with CA certificates", CABundle)
+		}
+	}
 	link, err := s.upLink()
 	if err != nil {
 		return err

@@ -294,3 +294,12 @@ func TestSniff(t *testing.T) {
 		}
 	}
 }
+
+func TestNetbootHTTPSNeedsCABundle(t *testing.T) {
+	st, fh, _ := newStage(t)
+	fh.links = []host.Link{{Name: "eth0", Carrier: true}}
+	err := st.FindRoot(context.Background(), Plan{Mode: ModeNetboot, URL: "https://example.org/r.squashfs"}, &Info{})
+	if err == nil || !strings.Contains(err.Error(), "keso.root is https but the initrd has no CA bundle (/etc/ssl/certs/ca-certificates.crt)") {
+		t.Errorf("error = %v, want the missing CA bundle named", err)
+	}
+}
