@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/keso-os/keso/test/e2e/qemu"
 	"hash/crc32"
 	"io"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,7 +94,7 @@ func TestUBootScriptCountsTriesInQEMU(t *testing.T) {
 		"keso/b/initrd":  []byte("initrd b"),
 	})
 
-	release := qemuSlot(t)
+	release := qemu.TakeSlot(t)
 	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -190,23 +190,4 @@ func readFromFAT(t *testing.T, path, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// qemuSlot takes one of the two machine-wide QEMU slots (flock on
-// /tmp/keso-qemu-slot.N), waiting until one is free.
-func qemuSlot(t *testing.T) func() {
-	t.Helper()
-	for {
-		for i := 0; i < 2; i++ {
-			f, err := os.OpenFile(fmt.Sprintf("/tmp/keso-qemu-slot.%d", i), os.O_CREATE|os.O_RDWR, 0o666)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-				return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
-			}
-			f.Close()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }

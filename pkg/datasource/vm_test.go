@@ -13,13 +13,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	harness "github.com/keso-os/keso/test/e2e/qemu"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -222,24 +222,6 @@ func cloudKernel(t *testing.T) (string, *kmod.Tree) {
 	return ks[0], tree
 }
 
-// qemuSlot takes one of the two machine-wide QEMU slots (COMMON.md).
-func qemuSlot(t *testing.T) func() {
-	t.Helper()
-	for {
-		for i := 0; i < 2; i++ {
-			f, err := os.OpenFile(fmt.Sprintf("/tmp/keso-qemu-slot.%d", i), os.O_CREATE|os.O_RDWR, 0o666)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-				return func() { f.Close() }
-			}
-			f.Close()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
 // makeSeeds writes the three volumes the VM reads.
 func makeSeeds(t *testing.T, dir string) (cidataISO, configDrive, cidataFAT string) {
 	needTool(t, "cloud-localds", "genisoimage", "mkfs.vfat", "mcopy")
@@ -331,7 +313,7 @@ func TestQEMUDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	release := qemuSlot(t)
+	release := harness.TakeSlot(t)
 	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	harness "github.com/keso-os/keso/test/e2e/qemu"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -208,24 +208,6 @@ func cloudKernel(t *testing.T) (vmlinuz string, tree *kmod.Tree) {
 	return ks[0], tree
 }
 
-// qemuSlot takes one of the two machine-wide QEMU slots (COMMON.md).
-func qemuSlot(t *testing.T) func() {
-	t.Helper()
-	for {
-		for i := 0; i < 2; i++ {
-			f, err := os.OpenFile(fmt.Sprintf("/tmp/keso-qemu-slot.%d", i), os.O_CREATE|os.O_RDWR, 0o666)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-				return func() { f.Close() }
-			}
-			f.Close()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
 func TestQEMUKernel(t *testing.T) {
 	if inVM() {
 		t.Skip("inside the VM")
@@ -317,7 +299,7 @@ func TestQEMUKernel(t *testing.T) {
 	}
 
 	waitSlot := time.Now()
-	release := qemuSlot(t)
+	release := harness.TakeSlot(t)
 	defer release()
 	t.Logf("waited %s for a QEMU slot", time.Since(waitSlot).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)

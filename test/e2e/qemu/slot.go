@@ -50,3 +50,11 @@ func releaseSlot(f *os.File) {
 		f.Close()
 	}
 }
+
+// TakeSlot takes one of the machine-wide VM slots for a VM that a test
+// starts without Start (its own QEMU command line), and returns the
+// function that gives it back.
+func TakeSlot(t testing.TB) (release func()) {
+	f := acquireSlot(t)
+	return func() { releaseSlot(f) }
+}
