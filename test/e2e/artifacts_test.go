@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Artifacts are the outputs of keso-build for one arch, built once per test
@@ -180,6 +182,20 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 	}
 	out := filepath.Join(cacheRoot(), hash)
 	manPath := filepath.Join(out, arch+".manifest.json")
+	// Other test processes (other users, other packages) may build the
+	// same inputs at the same time: one builds, the others wait and reuse.
+	if err := os.MkdirAll(cacheRoot(), 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(cacheRoot(), hash+"-"+arch+".lock"), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	if b, err := os.ReadFile(manPath); err == nil {
 		if a, err := loadManifest(b); err == nil {
 			t.Logf("using cached %s artifacts in %s", arch, a.Dir)

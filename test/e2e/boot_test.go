@@ -267,7 +267,14 @@ func serveNetboot(t testing.TB, dir string) *netbootServer {
 		fs.ServeHTTP(w, r)
 	})}
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		srv.Close()
+		if t.Failed() {
+			s.mu.Lock()
+			t.Logf("HTTP requests served from %s: %v", dir, s.hits)
+			s.mu.Unlock()
+		}
+	})
 	return s
 }
 
