@@ -121,8 +121,12 @@ func Args(cfg Config, dir string) []string {
 	if mem == 0 {
 		mem = 1024
 	}
+	// A virtio RNG, as most clouds give: without one an idle TCG guest
+	// can take minutes to seed its CRNG, and everything that asks for
+	// random bytes (DHCP transaction ids, SSH key exchange) waits.
 	a := []string{"-accel", "tcg", "-m", fmt.Sprint(mem), "-display", "none", "-no-reboot",
-		"-serial", "stdio", "-monitor", "none", "-nodefaults"}
+		"-serial", "stdio", "-monitor", "none", "-nodefaults",
+		"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0"}
 	switch cfg.Arch {
 	case "arm64":
 		a = append(a, "-M", "virt", "-cpu", "cortex-a57")
