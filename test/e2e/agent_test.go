@@ -75,7 +75,7 @@ func dial(t testing.TB, port int, user string, signer ssh.Signer) (*ssh.Client, 
 	var hostKey ssh.PublicKey
 	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, Timeout: 20 * time.Second,
 		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error { hostKey = k; return nil }}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
 		if err == nil {
@@ -156,7 +156,7 @@ keso:
   dns_nameservers: [10.0.2.3]
   labels: {keso.io/e2e: "yes"}
   network:
-    wait_online: 20s
+    wait_online: 90s
     interfaces:
       - mac: "52:54:00:e2:e0:01"
         dhcp: true
@@ -340,7 +340,7 @@ func TestAgentSurvivesBadConfig(t *testing.T) {
 	}
 	con := vm.Console()
 	for _, want := range []string{
-		"cidata:/dev/vdc:user-data:15:20: error: keso.dns_nameservers: expected a list",
+		"cidata:/dev/vdc:user-data:14:20: error: keso.dns_nameservers: expected a list",
 		"cidata:/dev/vdc:user-data:7:11: error: write_files[0].path",
 		"cidata:/dev/vdc:user-data:5:5: error: ssh_authorized_keys[1]",
 		"boot_cmd[0]",
