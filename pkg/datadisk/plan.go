@@ -2,6 +2,7 @@ package datadisk
 
 import (
 	"fmt"
+	"github.com/keso-os/keso/pkg/mountinfo"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -195,43 +196,18 @@ func planDisk(at string, d cloudconfig.Disk, st State) ([]Step, error) {
 	return steps, nil
 }
 
-// ParseMountinfo reads /proc/self/mountinfo.
+// ParseMountinfo reads /proc/self/mountinfo; lines it cannot read are skipped.
 func ParseMountinfo(b []byte) []Mounted {
 	var out []Mounted
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		sep := -1
-		for i, x := range f {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 5 || sep < 0 || sep+2 >= len(f) {
+	for _, line := range strings.Split(string(b), "\n") {
+		ms, err := mountinfo.Parse(line)
+		if err != nil || len(ms) == 0 {
 			continue
 		}
-		out = append(out, Mounted{Dev: f[2], Target: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])})
+		m := ms[0]
+		out = append(out, Mounted{Dev: m.Dev, Target: m.MountPoint, FSType: m.FSType, Source: m.Source})
 	}
 	return out
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, ok := octal3(s[i+1 : i+4]); ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func octal3(s string) (byte, bool) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keso-os/keso/pkg/mountinfo"
 )
 
 // FindPartition returns the device node (/dev/vda2) of the partition whose
@@ -66,14 +68,10 @@ func (Linux) MountPointOf(dev string) string {
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 2 && g[1] == dev {
-			return f[4]
+	ms, _ := mountinfo.Parse(string(data))
+	for _, m := range ms {
+		if m.Source == dev {
+			return m.MountPoint
 		}
 	}
 	return ""

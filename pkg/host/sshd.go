@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keso-os/keso/pkg/mountinfo"
 )
 
 // OpenPTY allocates a pseudo-terminal pair from /dev/ptmx: the master side
@@ -49,10 +50,9 @@ func (Linux) EnsureDevpts() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("mount devpts: %w", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) >= 5 && len(g) >= 1 && f[4] == "/dev/pts" && g[0] == "devpts" {
+	ms, _ := mountinfo.Parse(string(b))
+	for _, m := range ms {
+		if m.MountPoint == "/dev/pts" && m.FSType == "devpts" {
 			return false, nil
 		}
 	}

@@ -11,8 +11,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/keso-os/keso/pkg/mountinfo"
 )
 
 // Action is what to do with the machine.
@@ -104,33 +105,21 @@ var kernelFS = map[string]bool{"proc": true, "sysfs": true, "devtmpfs": true, "d
 // to unmount, last mounted first (so /var/lib/x goes before /var), and the ones
 // to remount read-only instead: "/", and file systems holding others that
 // stay (such as /keso/state under the bind-mounted /var).
-func UnmountPlan(mountinfo string) (unmount, readOnly []string) {
-	type mnt struct{ point, fstype string }
-	var ms []mnt
-	for _, line := range strings.Split(mountinfo, "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 {
-			continue
-		}
-		ms = append(ms, mnt{point: f[4], fstype: g[0]})
-	}
+func UnmountPlan(info string) (unmount, readOnly []string) {
+	ms, _ := mountinfo.Parse(info)
 	seen := map[string]bool{}
 	for _, m := range ms {
-		if kernelFS[m.fstype] || seen[m.point] {
+		if kernelFS[m.FSType] || seen[m.MountPoint] {
 			continue
 		}
-		seen[m.point] = true
-		if m.point == "/" || m.point == "/dev" || m.point == "/proc" || m.point == "/sys" {
-			if m.point == "/" {
-				readOnly = append(readOnly, "/")
-			}
-			continue
+		seen[m.MountPoint] = true
+		switch m.MountPoint {
+		case "/":
+			readOnly = append(readOnly, "/")
+		case "/dev", "/proc", "/sys":
+		default:
+			unmount = append(unmount, m.MountPoint)
 		}
-		unmount = append(unmount, m.point)
 	}
 	// Later mounts sit on earlier ones: undo them in reverse order.
 	slices.Reverse(unmount)

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-const mountinfo = `20 1 0:20 / / ro,relatime - squashfs /dev/vda2 ro
+const mountTable = `20 1 0:20 / / ro,relatime - squashfs /dev/vda2 ro
 21 20 0:5 / /dev rw - devtmpfs devtmpfs rw
 22 20 0:21 / /proc rw - proc proc rw
 23 20 0:22 / /sys rw - sysfs sysfs rw
@@ -23,7 +23,7 @@ const mountinfo = `20 1 0:20 / / ro,relatime - squashfs /dev/vda2 ro
 `
 
 func TestUnmountPlan(t *testing.T) {
-	un, ro := UnmountPlan(mountinfo)
+	un, ro := UnmountPlan(mountTable)
 	if got, want := strings.Join(un, " "), "/var/lib/kubelet/pods/x /etc /var /keso/state /run"; got != want {
 		t.Errorf("unmount = %q, want %q", got, want)
 	}
@@ -37,7 +37,7 @@ type fakeSys struct {
 	busy  map[string]bool
 }
 
-func (f *fakeSys) MountInfo() (string, error) { return mountinfo, nil }
+func (f *fakeSys) MountInfo() (string, error) { return mountTable, nil }
 func (f *fakeSys) Unmount(t string) error {
 	f.calls = append(f.calls, "umount "+t)
 	if f.busy[t] {
