@@ -557,6 +557,9 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	if err := b.addInstaller(ctx, t); err != nil {
+		return "", "", err
+	}
 	b.rootTree = t
 	b.man.RootContentBytes, _ = t.Size()
 	for p, n := range t {
@@ -606,6 +609,35 @@ func duSizeNode(n *tree.Node) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// InstallDir is where the root carries what `keso install` (and the silent
+// install at boot) writes to a disk besides the root image itself: the
+// UEFI loader, a small empty ext4 for KESO_STATE, the arch and the kernel
+// command line of the installed system (pkg/install.Dir).
+const InstallDir = "usr/share/keso/install"
+
+// addInstaller puts the installer's files into the root tree.
+func (b *builder) addInstaller(ctx context.Context, t tree.Tree) error {
+	t.Data(InstallDir+"/arch", 0o644, []byte(b.prof.Arch+"\n"))
+	t.Data(InstallDir+"/cmdline", 0o644, []byte(b.prof.Cmdline+"\n"))
+	if b.sdboot != "" {
+		t.Copy(InstallDir+"/loader.efi", 0o644, b.sdboot)
+	}
+	size := int64(b.prof.StateSizeMiB) << 20
+	if size == 0 {
+		size = 64 << 20
+	}
+	dir := filepath.Join(b.work, "install")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("installer state image: %w", err)
+	}
+	ext, err := raw.MakeExt4(ctx, dir, size, raw.LabelState, raw.GUID(b.prof.Arch+"/"+b.ver+"/install-state"), b.opts.Epoch)
+	if err != nil {
+		return fmt.Errorf("installer state image: %w", err)
+	}
+	t.Copy(InstallDir+"/state.ext4", 0o644, ext)
+	return nil
 }
 
 func (b *builder) entry(file, title, dir, opts string) esp.Entry {
