@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/image/build"
 	"github.com/keso-os/keso/pkg/image/profile"
+	"github.com/keso-os/keso/pkg/sign"
 )
 
 type listFlag []string
@@ -28,6 +30,9 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "keygen" {
+		return keygen(args[1:])
+	}
 	fl := flag.NewFlagSet("keso-build", flag.ContinueOnError)
 	var (
 		repo    = fl.String("repo", ".", "keso checkout (Go sources, overlay/, iso/, images/)")
@@ -41,6 +46,7 @@ func run(args []string) int {
 		initBin = fl.String("init-binary", "", "use this keso-init binary instead of building cmd/keso-init")
 		quiet   = fl.Bool("quiet", false, "print nothing but errors")
 		asJSON  = fl.Bool("json", false, "print the manifest (paths, sizes, sha256) as JSON on stdout")
+		signKey = fl.String("sign-key", os.Getenv("KESO_SIGN_KEY"), "private key file that signs the upgrade image (keso-build keygen makes one); its public key is built into the image")
 		debs    listFlag
 	)
 	fl.Var(&debs, "debs", "folder with .deb inputs (repeatable; default $KESO_DEBS or /var/cache/keso/debs)")
@@ -73,6 +79,18 @@ func run(args []string) int {
 	} else if e, err := gitEpoch(*repo); err == nil {
 		epoch = e
 	}
+	var key ed25519.PrivateKey
+	if *signKey != "" {
+		data, err := os.ReadFile(*signKey)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "keso-build: signing key: %v\n", err)
+			return 1
+		}
+		if key, err = sign.ParsePrivate(data); err != nil {
+			fmt.Fprintf(os.Stderr, "keso-build: signing key %s: %v\n", *signKey, err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var mans []*build.Manifest
@@ -92,7 +110,7 @@ func run(args []string) int {
 		}
 		o := build.Options{Profile: p, RepoDir: *repo, OutDir: filepath.Join(*out, dir), CacheDir: *cache,
 			DebDirs: debs, K3s: *k3s, Version: *version, Epoch: epoch, NetbootURL: *nbURL,
-			InitBinary: *initBin, RootSizeMiB: *rootMiB}
+			InitBinary: *initBin, RootSizeMiB: *rootMiB, SignKey: key}
 		if *outputs != "" {
 			o.Outputs = strings.Split(*outputs, ",")
 		}
@@ -119,6 +137,34 @@ func run(args []string) int {
 			return 1
 		}
 	}
+	return 0
+}
+
+// keygen writes a new release key pair: FILE (private, 0600) and FILE.pub.
+func keygen(args []string) int {
+	fl := flag.NewFlagSet("keso-build keygen", flag.ContinueOnError)
+	out := fl.String("out", "keso-release.key", "private key file to write (the public key goes to FILE.pub)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := os.Stat(*out); err == nil {
+		fmt.Fprintf(os.Stderr, "keso-build keygen: %s exists; refusing to overwrite a signing key\n", *out)
+		return 1
+	}
+	pub, priv, err := sign.GenerateKey(nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso-build keygen: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(*out, sign.MarshalPrivate(priv), 0o600); err != nil {
+		fmt.Fprintf(os.Stderr, "keso-build keygen: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(*out+".pub", []byte(sign.MarshalPublic(pub)+"\n"), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "keso-build keygen: %v\n", err)
+		return 1
+	}
+	fmt.Printf("keso-build keygen: wrote %s (keep it secret) and %s.pub: %s (key id %s)\n", *out, *out, sign.MarshalPublic(pub), sign.KeyID(pub))
 	return 0
 }
 

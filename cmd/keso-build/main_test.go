@@ -26,3 +26,25 @@ func TestRunUsageAndErrors(t *testing.T) {
 		t.Errorf("bad SOURCE_DATE_EPOCH: exit %d, want 2", got)
 	}
 }
+
+func TestKeygen(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "release.key")
+	if got := run([]string{"keygen", "--out", key}); got != 0 {
+		t.Fatalf("keygen: exit %d", got)
+	}
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key %v mode %v, want 0600", err, fi.Mode().Perm())
+	}
+	if _, err := os.Stat(key + ".pub"); err != nil {
+		t.Errorf("public key: %v", err)
+	}
+	if got := run([]string{"keygen", "--out", key}); got != 1 {
+		t.Errorf("keygen over an existing key: exit %d, want 1 (refuse)", got)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	os.WriteFile(bad, []byte("not a key"), 0o600)
+	if got := run([]string{"--quiet", "--repo", "../..", "--sign-key", bad, "amd64"}); got != 1 {
+		t.Errorf("bad signing key: exit %d, want 1", got)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +38,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/raw"
 	"github.com/keso-os/keso/pkg/image/squashfs"
 	"github.com/keso-os/keso/pkg/image/tree"
+	"github.com/keso-os/keso/pkg/sign"
 	"github.com/keso-os/keso/pkg/version"
 )
 
@@ -59,6 +63,10 @@ type Options struct {
 	Userland string
 	// RootSizeMiB overrides the raw disk's root slot size.
 	RootSizeMiB int
+	// SignKey signs the upgrade artifact (keso-<version>-<arch>.squashfs +
+	// .sha256 + .sig); its public key is built into the root as the
+	// release key. Without it the build is unsigned and says so.
+	SignKey ed25519.PrivateKey
 	// Log gets one line per step; nil is quiet.
 	Log io.Writer
 	// Progress shows mksquashfs's progress bar and download progress on Log.
@@ -202,6 +210,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		{"operator image", b.stepOperatorImage},
 		{"initrd", b.stepInitrd},
 		{"root squashfs", b.stepSquashfs},
+		{"upgrade image", b.stepUpgradeImage},
 		{"raw disk", b.stepRaw},
 		{"iso", b.stepISO},
 		{"netboot", b.stepNetboot},
@@ -617,8 +626,51 @@ func duSizeNode(n *tree.Node) int64 {
 // command line of the installed system (pkg/install.Dir).
 const InstallDir = "usr/share/keso/install"
 
+// KeysDir holds the release public keys `keso upgrade` trusts
+// (pkg/upgrade.KeysDir).
+const KeysDir = "usr/share/keso/keys"
+
+// UpgradeImageName is the upgrade artifact's file name.
+func UpgradeImageName(version, arch string) string {
+	return "keso-" + version + "-" + arch + ".squashfs"
+}
+
+// stepUpgradeImage writes the upgrade artifact beside the root squashfs:
+// the same file under its versioned name, its sha256 in sha256sum format,
+// and, with a signing key, the detached ed25519 signature.
+func (b *builder) stepUpgradeImage(ctx context.Context) (string, string, error) {
+	name := UpgradeImageName(b.ver, b.prof.Arch)
+	dst := filepath.Join(b.opts.OutDir, name)
+	if err := linkOrCopy(b.squash, dst); err != nil {
+		return "", "", fmt.Errorf("upgrade image: %w", err)
+	}
+	sum, err := fetch.SumFile(dst)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(dst+".sha256", []byte(sum+"  "+name+"\n"), 0o644); err != nil {
+		return "", "", fmt.Errorf("upgrade image: %w", err)
+	}
+	if b.opts.SignKey == nil {
+		os.Remove(dst + ".sig")
+		return dst, "UNSIGNED: pass --sign-key (make one with keso-build keygen); nodes refuse unsigned upgrades", nil
+	}
+	raw, _ := hex.DecodeString(sum)
+	var digest [sha256.Size]byte
+	copy(digest[:], raw)
+	if err := os.WriteFile(dst+".sig", sign.Sign(b.opts.SignKey, digest), 0o644); err != nil {
+		return "", "", fmt.Errorf("upgrade image: %w", err)
+	}
+	pub := b.opts.SignKey.Public().(ed25519.PublicKey)
+	return dst, "signed by key " + sign.KeyID(pub), nil
+}
+
 // addInstaller puts the installer's files into the root tree.
 func (b *builder) addInstaller(ctx context.Context, t tree.Tree) error {
+	if b.opts.SignKey != nil {
+		pub := b.opts.SignKey.Public().(ed25519.PublicKey)
+		t.Data(KeysDir+"/release.pub", 0o644, []byte(sign.MarshalPublic(pub)+"\n"))
+	}
 	t.Data(InstallDir+"/arch", 0o644, []byte(b.prof.Arch+"\n"))
 	t.Data(InstallDir+"/cmdline", 0o644, []byte(b.prof.Cmdline+"\n"))
 	if b.sdboot != "" {

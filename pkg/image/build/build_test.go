@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"io"
 	"net/http"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/keso-os/keso/pkg/image/profile"
 	"github.com/keso-os/keso/pkg/image/raw"
+
+	"github.com/keso-os/keso/pkg/sign"
 )
 
 const kver = "6.1.0-99-cloud-amd64"
@@ -176,16 +180,21 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	outs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
+	pub, key, err := sign.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{42}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var sums [][]byte
 	for _, out := range outs {
 		o := f.opts
 		o.OutDir = out
+		o.SignKey = key
 		m, err := Build(ctx, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Artifacts) != 9 {
-			t.Errorf("artifacts = %d, want 9: %+v", len(m.Artifacts), m.Artifacts)
+		if len(m.Artifacts) != 12 {
+			t.Errorf("artifacts = %d, want 12: %+v", len(m.Artifacts), m.Artifacts)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
 		if err != nil {
@@ -199,6 +208,21 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	out := outs[0]
 	run(t, out, "sha256sum", "--quiet", "-c", "SHA256SUMS")
 
+	// The upgrade artifact verifies with the key the image trusts.
+	up := filepath.Join(out, UpgradeImageName(f.prof.Version, "amd64"))
+	run(t, out, "sha256sum", "--quiet", "-c", filepath.Base(up)+".sha256")
+	upData, err := os.ReadFile(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := os.ReadFile(up + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.Verify(sig, sha256.Sum256(upData), []ed25519.PublicKey{pub}); err != nil {
+		t.Errorf("upgrade image signature: %v", err)
+	}
+
 	// root squashfs
 	sq := filepath.Join(out, "keso-amd64.squashfs")
 	run(t, "", "unsquashfs", "-s", sq)
@@ -211,6 +235,8 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 		"squashfs-root/lib/modules/" + kver + "/kernel/net/bridge/br_netfilter.ko",
 		"squashfs-root/lib/modules/" + kver + "/modules.dep", "squashfs-root/keso/state",
 		"squashfs-root/usr/share/keso/images/keso-operator-amd64.tar",
+		"squashfs-root/usr/share/keso/keys/release.pub", "squashfs-root/usr/share/keso/install/state.ext4",
+		"squashfs-root/usr/share/keso/install/loader.efi", "squashfs-root/usr/share/keso/install/cmdline",
 	} {
 		if !strings.Contains(ls, want) {
 			t.Errorf("root lacks %s", want)
