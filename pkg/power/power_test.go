@@ -74,7 +74,7 @@ func TestHandleIsBounded(t *testing.T) {
 	var log bytes.Buffer
 	start := time.Now()
 	err := Handle(&Request{Action: PowerOff, Reason: "power button"},
-		[]Stopper{slowStopper{"k3s", time.Hour, &order}, slowStopper{"sshd", 0, &order}}, sys, 200*time.Millisecond, &log)
+		[]Stopper{slowStopper{"k3s", time.Hour, &order}, slowStopper{"sshd", time.Hour, &order}}, sys, 200*time.Millisecond, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
