@@ -31,24 +31,30 @@ const (
 	imdsTokenHeader    = "X-aws-ec2-metadata-token"
 )
 
-// Fetch reads user-data and the meta-data keso uses (instance-id,
-// local-hostname, public-keys).
-func (e EC2) Fetch(ctx context.Context) (Found, error) {
-	base := strings.TrimRight(e.BaseURL, "/")
+// metadataService fills in the defaults shared by the link-local metadata
+// services (EC2 IMDS, OpenStack): the base URL, the HTTP client, and a
+// retry budget of 30 s with 2 s per attempt.
+func metadataService(base string, c *http.Client, r Retry) (string, *http.Client, Retry) {
+	base = strings.TrimRight(base, "/")
 	if base == "" {
 		base = DefaultIMDS
 	}
-	c := e.Client
 	if c == nil {
 		c = http.DefaultClient
 	}
-	r := e.Retry
 	if r.Budget <= 0 {
 		r.Budget = 30 * time.Second
 	}
 	if r.AttemptTimeout <= 0 {
 		r.AttemptTimeout = 2 * time.Second
 	}
+	return base, c, r
+}
+
+// Fetch reads user-data and the meta-data keso uses (instance-id,
+// local-hostname, public-keys).
+func (e EC2) Fetch(ctx context.Context) (Found, error) {
+	base, c, r := metadataService(e.BaseURL, e.Client, e.Retry)
 	origin := "ec2:" + base
 	// IMDSv2: PUT a token request. A service without v2 answers 403, 404
 	// or 405; then every GET goes without a token (v1).

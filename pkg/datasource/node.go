@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // OpenStackSource is the `openstack` datasource: the config drive when
@@ -25,21 +24,7 @@ func (o OpenStackSource) Fetch(ctx context.Context) (Found, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return found, err
 	}
-	base := strings.TrimRight(o.BaseURL, "/")
-	if base == "" {
-		base = DefaultIMDS
-	}
-	c := o.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	r := o.Retry
-	if r.Budget <= 0 {
-		r.Budget = 30 * time.Second
-	}
-	if r.AttemptTimeout <= 0 {
-		r.AttemptTimeout = 2 * time.Second
-	}
+	base, c, r := metadataService(o.BaseURL, o.Client, o.Retry)
 	metaURL := base + "/openstack/latest/meta_data.json"
 	md, _, err := get(ctx, c, r, metaURL, nil)
 	if err != nil {
