@@ -231,15 +231,24 @@ func (n *Netlink) SetMaster(name, master string) error {
 	return nil
 }
 
-// ReplaceAddr adds the address (CIDR) to the link, or refreshes it.
-func (n *Netlink) ReplaceAddr(name, cidr string) error {
+// linkAddr resolves a link by name and parses an address (CIDR) for it.
+func (n *Netlink) linkAddr(name, cidr string) (netlink.Link, *netlink.Addr, error) {
 	l, err := n.link(name)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	a, err := netlink.ParseAddr(cidr)
 	if err != nil {
-		return fmt.Errorf("address %s: %w", cidr, err)
+		return nil, nil, fmt.Errorf("address %s: %w", cidr, err)
+	}
+	return l, a, nil
+}
+
+// ReplaceAddr adds the address (CIDR) to the link, or refreshes it.
+func (n *Netlink) ReplaceAddr(name, cidr string) error {
+	l, a, err := n.linkAddr(name, cidr)
+	if err != nil {
+		return err
 	}
 	if err := n.h.AddrReplace(l, a); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", cidr, name, err)
@@ -472,13 +481,9 @@ func (n *Netlink) applyLease(name string, l *nclient4.Lease, oldAddr string, opt
 
 // DelAddr removes the address (CIDR) from the link.
 func (n *Netlink) DelAddr(name, cidr string) error {
-	l, err := n.link(name)
+	l, a, err := n.linkAddr(name, cidr)
 	if err != nil {
 		return err
-	}
-	a, err := netlink.ParseAddr(cidr)
-	if err != nil {
-		return fmt.Errorf("address %s: %w", cidr, err)
 	}
 	if err := n.h.AddrDel(l, a); err != nil {
 		return fmt.Errorf("remove address %s from %s: %w", cidr, name, err)
