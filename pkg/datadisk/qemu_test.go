@@ -24,47 +24,6 @@ import (
 // order (NOTES.md); ext4 is built into the cloud kernel.
 var virtioModules = []string{"virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk"}
 
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// cloudKernel returns the Debian cloud-amd64 kernel package, fetched with
-// the builder's own scripts/fetch-inputs.sh (cached in /var/cache/keso/debs).
-func cloudKernel(t *testing.T, root string) string {
-	t.Helper()
-	dir := os.Getenv("KESO_DEBS")
-	if dir == "" {
-		dir = "/var/cache/keso/debs"
-	}
-	find := func() string {
-		m, _ := filepath.Glob(filepath.Join(dir, "linux-image-*-cloud-amd64_*_amd64.deb"))
-		for _, p := range m {
-			if !strings.HasPrefix(filepath.Base(p), "linux-image-cloud-amd64_") {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := find(); p != "" {
-		return p
-	}
-	cmd := exec.Command(filepath.Join(root, "scripts/fetch-inputs.sh"), "amd64")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/fetch-inputs.sh amd64: %v\n%s", err, out)
-	}
-	if p := find(); p != "" {
-		return p
-	}
-	t.Fatalf("no linux-image-*-cloud-amd64 package in %s after scripts/fetch-inputs.sh", dir)
-	return ""
-}
-
 func mkImage(t *testing.T, p string, size int64) {
 	t.Helper()
 	f, err := os.Create(p)
@@ -101,7 +60,7 @@ func TestQEMURealKernel(t *testing.T) {
 			t.Skipf("SKIP: %s not installed (e2fsprogs/dosfstools; scripts/deps.sh installs them)", tool)
 		}
 	}
-	root := moduleRoot(t)
+	root := qemu.ModuleRoot(t)
 	work := t.TempDir()
 
 	// Kernel and modules from the Debian package.
@@ -110,7 +69,7 @@ func TestQEMURealKernel(t *testing.T) {
 	for _, m := range virtioModules {
 		want[m+".ko"] = true
 	}
-	if err := deb.Extract(cloudKernel(t, root), kdir, func(n string) bool {
+	if err := deb.Extract(qemu.CloudKernelDeb(t, root), kdir, func(n string) bool {
 		return strings.HasPrefix(n, "boot/vmlinuz-") || want[filepath.Base(n)]
 	}); err != nil {
 		t.Fatal(err)

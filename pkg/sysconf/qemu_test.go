@@ -22,46 +22,6 @@ import (
 // guestModules are the module files the test kernel's initramfs carries.
 var guestModules = map[string]bool{"br_netfilter.ko": true, "bridge.ko": true, "stp.ko": true, "llc.ko": true, "loop.ko": true}
 
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// cloudKernel returns the Debian cloud-amd64 kernel package, fetched with
-// the builder's scripts/fetch-inputs.sh (cached in /var/cache/keso/debs).
-func cloudKernel(t *testing.T, root string) string {
-	t.Helper()
-	dir := os.Getenv("KESO_DEBS")
-	if dir == "" {
-		dir = "/var/cache/keso/debs"
-	}
-	find := func() string {
-		m, _ := filepath.Glob(filepath.Join(dir, "linux-image-*-cloud-amd64_*_amd64.deb"))
-		for _, p := range m {
-			if !strings.HasPrefix(filepath.Base(p), "linux-image-cloud-amd64_") {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := find(); p == "" {
-		cmd := exec.Command(filepath.Join(root, "scripts/fetch-inputs.sh"), "amd64")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scripts/fetch-inputs.sh amd64: %v\n%s", err, out)
-		}
-	}
-	p := find()
-	if p == "" {
-		t.Fatalf("no linux-image-*-cloud-amd64 package in %s after scripts/fetch-inputs.sh", dir)
-	}
-	return p
-}
-
 // TestQEMURealKernel runs the local-system phases as PID 1 of a VM with
 // Debian's cloud kernel and the real host.Linux: sethostname(2),
 // finit_module with parameters and dependencies from a real modules.dep,
@@ -74,10 +34,10 @@ func TestQEMURealKernel(t *testing.T) {
 	if testing.Short() || os.Getenv("KESO_E2E") == "0" {
 		t.Skip("SKIP: QEMU test (-short or KESO_E2E=0)")
 	}
-	root := moduleRoot(t)
+	root := qemu.ModuleRoot(t)
 	work := t.TempDir()
 	kdir := filepath.Join(work, "kernel")
-	if err := deb.Extract(cloudKernel(t, root), kdir, func(n string) bool {
+	if err := deb.Extract(qemu.CloudKernelDeb(t, root), kdir, func(n string) bool {
 		return strings.HasPrefix(n, "boot/vmlinuz-") || guestModules[path.Base(n)] || path.Base(n) == "modules.builtin"
 	}); err != nil {
 		t.Fatal(err)
