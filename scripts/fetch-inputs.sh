@@ -18,13 +18,23 @@ DEBS=${KESO_DEBS:-/var/cache/keso/debs}
 read -r -a arches <<<"${*:-${ARCHES:-amd64 arm64 armv7}}"
 mkdir -p "$DEBS"
 
+# Raspberry Pi SD images (arm64, armv7): the Pi's boot firmware and the
+# Wi-Fi blobs are in Debian's non-free-firmware component (NOTES.md); U-Boot
+# (u-boot-rpi) is in main and per Debian arch.
+rpi_pkgs_for() {
+  case "$1" in
+    arm64) echo "raspi-firmware firmware-brcm80211 u-boot-rpi:arm64" ;;
+    armv7) echo "raspi-firmware firmware-brcm80211 u-boot-rpi:armhf" ;;
+  esac
+}
+
 # Packages per keso arch ("<package>:<debian arch>"; arch-independent ones bare).
 # The kernel entry is the metapackage; its Depends names the ABI package.
 pkgs_for() {
   case "$1" in
     amd64) echo "linux-image-cloud-amd64:amd64 systemd-boot-efi:amd64 isolinux syslinux-common ca-certificates" ;;
     arm64) echo "linux-image-arm64:arm64 systemd-boot-efi:arm64 ca-certificates" ;;
-    armv7) echo "linux-image-armmp:armhf ca-certificates" ;;
+    armv7) echo "linux-image-armmp:armhf systemd-boot-efi:armhf ca-certificates" ;;
     amd64-metal) echo "linux-image-amd64:amd64 systemd-boot-efi:amd64 isolinux syslinux-common ca-certificates" ;;
     *) echo "fetch-inputs: unknown arch $1 (want amd64, arm64, armv7 or amd64-metal)" >&2; exit 2 ;;
   esac
@@ -32,10 +42,23 @@ pkgs_for() {
 
 specs=()
 for a in "${arches[@]}"; do
-  for p in $(pkgs_for "$a"); do
+  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a"); do
     [[ " ${specs[*]} " == *" $p "* ]] || specs+=("$p")
   done
 done
+
+# non-free-firmware in its own sources file (the main one is never edited).
+NFF=/etc/apt/sources.list.d/keso-non-free-firmware.list
+needs_nff=0
+for s in "${specs[@]}"; do
+  case "$s" in raspi-firmware*|firmware-brcm80211*) needs_nff=1 ;; esac
+done
+if [ "$(id -u)" = 0 ] && ((needs_nff)) && ! [ -e "$NFF" ] &&
+   ! grep -rqs 'non-free-firmware' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm non-free-firmware" >"$NFF"
+  echo "fetch-inputs: added $NFF (Raspberry Pi firmware, Wi-Fi blobs)"
+  FORCE_UPDATE=1
+fi
 
 if [ "$(id -u)" = 0 ]; then
   for a in arm64 armhf; do

@@ -66,6 +66,9 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 		fmt.Fprintf(a.Log, "keso: upgrade: assess boot: %v\n", err)
 		return
 	}
+	if bs.Interrupted != "" {
+		fmt.Fprintf(a.Log, "keso: upgrade: %s\n", bs.Interrupted)
+	}
 	if r := bs.LastRollback; r != nil {
 		fmt.Fprintf(a.Log, "keso: upgrade: last rollback: %s → %s: %s\n", r.FromVersion, r.ToVersion, r.Reason)
 	}

@@ -104,6 +104,9 @@ func Render(w io.Writer, s Status) {
 		if c := u.LastCommit; c != nil {
 			fmt.Fprintf(w, "committed: %s on slot %s at %s\n", c.Version, c.Slot, c.At.Format(time.RFC3339))
 		}
+		if u.Interrupted != "" {
+			fmt.Fprintf(w, "interrupted: %s\n", u.Interrupted)
+		}
 	}
 	k := "stopped"
 	if s.K3s.Running {

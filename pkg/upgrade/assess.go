@@ -18,6 +18,10 @@ type BootStatus struct {
 	OtherSlot    string    `json:"other_slot,omitempty"` // "b (keso 1.2.0)" or ""
 	LastRollback *Rollback `json:"last_rollback,omitempty"`
 	LastCommit   *Commit   `json:"last_commit,omitempty"`
+	// Interrupted names an upgrade that stopped before its trial was
+	// armed (a power cut while downloading or writing): nothing of it
+	// boots, the running version stays; run keso upgrade again.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // Assess runs early at boot. It reads the boot entries and the upgrade
@@ -31,7 +35,11 @@ func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version str
 	if err != nil {
 		return bs, fmt.Errorf("assess boot: %w", err)
 	}
+	var trial *bootloader.Entry
 	for _, e := range entries {
+		if e.Counting && e.Slot != slot {
+			trial = &e
+		}
 		switch e.Slot {
 		case slot:
 			bs.Trial = e.Counting
@@ -47,6 +55,12 @@ func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version str
 	}
 	if p := st.Pending; p != nil {
 		switch {
+		case p.ToSlot != slot && (trial == nil || trial.Slot != p.ToSlot):
+			// The trial entry was never armed (Arm renames it into
+			// place last): the upgrade stopped before it could boot.
+			bs.Interrupted = fmt.Sprintf("the upgrade to %s (slot %s, started %s) stopped before its trial boot was armed; %s keeps running",
+				p.ToVersion, p.ToSlot, p.ArmedAt.Format(time.RFC3339), version)
+			st.Pending = nil
 		case p.ToSlot != slot:
 			reason := fmt.Sprintf("slot %s (%s) did not become healthy in %d tries", p.ToSlot, p.ToVersion, p.Tries)
 			if n := len(p.Failures); n > 0 {

@@ -19,6 +19,9 @@ type ImageInfo struct {
 	Version string // VERSION_ID from /etc/os-release
 	Kernel  []byte // /boot/vmlinuz
 	Initrd  []byte // /boot/initrd
+	// Cmdline is the release's kernel command line
+	// (/usr/share/keso/install/cmdline), "" when the image has none.
+	Cmdline string
 }
 
 // ReadImage reads the version, kernel and initrd out of a root squashfs
@@ -54,6 +57,9 @@ func ReadImage(r io.ReaderAt, size int64) (ImageInfo, error) {
 	}
 	if info.Initrd, err = read("boot/initrd"); err != nil {
 		return info, err
+	}
+	if b, err := read("usr/share/keso/install/cmdline"); err == nil {
+		info.Cmdline = strings.Join(strings.Fields(string(b)), " ")
 	}
 	return info, nil
 }

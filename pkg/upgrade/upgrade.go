@@ -51,8 +51,9 @@ type Disk interface {
 type Node struct {
 	Version string          // running version (VERSION_ID)
 	Slot    bootloader.Slot // running slot (keso.slot= on the command line)
-	// Options is the kernel command line for the new entry, without
-	// keso.slot (the running entry's options are a good choice).
+	// Options is the running entry's kernel command line without
+	// keso.slot; the new entry uses it when the image carries no
+	// command line of its own.
 	Options     string
 	TrustedKeys []ed25519.PublicKey
 }
@@ -219,8 +220,15 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	if err := SaveState(u.State, st); err != nil {
 		return out, err
 	}
+	// The new release's own kernel command line: a release may change it
+	// (and a bad one is caught by the trial boot). Images without one keep
+	// the running entry's.
+	opts := node.Options
+	if info.Cmdline != "" {
+		opts = stripSlot(info.Cmdline)
+	}
 	e, err := bootloader.Arm(u.ESP, bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
-		Title: "keso " + info.Version, Options: node.Options, Tries: tries})
+		Title: "keso " + info.Version, Options: opts, Tries: tries})
 	if err != nil {
 		return out, fmt.Errorf("arm slot %s: %w", target, err)
 	}

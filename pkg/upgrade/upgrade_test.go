@@ -34,6 +34,9 @@ func makeImage(t *testing.T, dir, version string) string {
 		"etc/os-release": fmt.Sprintf("NAME=keso\nID=keso\nVERSION_ID=%s\nPRETTY_NAME=\"keso %s\"\n", version, version),
 		"boot/vmlinuz":   "kernel-" + version + strings.Repeat("k", 200000),
 		"boot/initrd":    "initrd-" + version,
+		// The release's command line (keso-build writes it); the slot
+		// it names is the builder's default and must be replaced.
+		"usr/share/keso/install/cmdline": "console=ttyS0 panic=10 keso.slot=a release=" + version + "\n",
 	}
 	for p, c := range files {
 		must(t, os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755))
@@ -146,6 +149,9 @@ func TestUpgradeOverHTTPThenCommit(t *testing.T) {
 	must(t, err)
 	if e.Slot != "b" {
 		t.Fatalf("booted %s, want b", e.Slot)
+	}
+	if got, want := e.Options, "console=ttyS0 panic=10 release=1.1.0 keso.slot=b"; got != want {
+		t.Errorf("trial entry options = %q, want the new release's command line %q", got, want)
 	}
 	bs, err := Assess(f.esp, f.state, "b", "1.1.0", time.Now())
 	must(t, err)
@@ -310,5 +316,29 @@ func TestCompareVersions(t *testing.T) {
 		if got := CompareVersions(tt.a, tt.b); got != tt.want {
 			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// A power cut after the pending upgrade was recorded but before its entry
+// was renamed into place: the old slot boots, and Assess reports an
+// interrupted upgrade, not a rollback.
+func TestInterruptedBeforeArmIsNotARollback(t *testing.T) {
+	f := newFixture(t)
+	st := State{Pending: &Pending{FromVersion: "1.0.0", ToVersion: "1.1.0", FromSlot: "a", ToSlot: "b", Tries: 3}}
+	must(t, SaveState(f.state, st))
+	// Arm's temporary entry, left behind by the cut.
+	must(t, f.esp.WriteFileAtomic(bootloader.EntriesDir+"/.slot-b.conf.tmp", []byte("title keso 1.1.0\n"), 0o644))
+	bs, err := Assess(f.esp, f.state, "a", "1.0.0", time.Now())
+	must(t, err)
+	if bs.LastRollback != nil {
+		t.Errorf("rollback recorded for an upgrade that never armed: %+v", bs.LastRollback)
+	}
+	if !strings.Contains(bs.Interrupted, "upgrade to 1.1.0 (slot b") {
+		t.Errorf("Interrupted = %q, want it to name the upgrade", bs.Interrupted)
+	}
+	got, err := LoadState(f.state)
+	must(t, err)
+	if got.Pending != nil {
+		t.Errorf("pending upgrade kept: %+v", got.Pending)
 	}
 }
