@@ -70,7 +70,7 @@ type Profile struct {
 	K3s            K3s        `yaml:"k3s"`
 	Bootloader     Bootloader `yaml:"bootloader"`
 	Cmdline        string     `yaml:"cmdline"`
-	// Outputs: squashfs, initrd, vmlinuz, iso, raw, netboot.
+	// Outputs: squashfs, initrd, vmlinuz, iso, raw, netboot, rpi.
 	Outputs []string `yaml:"outputs"`
 	// RootSizeMiB is the size of each root slot in the raw disk (0 = squashfs size + 25%, rounded to 64 MiB).
 	RootSizeMiB int `yaml:"root_size_mib,omitempty"`
@@ -78,10 +78,42 @@ type Profile struct {
 	StateSizeMiB int `yaml:"state_size_mib,omitempty"`
 	// Compression for mksquashfs: zstd (default) or xz.
 	Compression string `yaml:"compression,omitempty"`
+	// RPi describes the Raspberry Pi SD card image (output rpi).
+	RPi *RPi `yaml:"rpi,omitempty"`
+}
+
+// RPi is the Raspberry Pi SD card image's part of a profile: where the
+// boot firmware, U-Boot and the Wi-Fi blobs come from, which U-Boot build
+// each board family starts, the DTBs of the supported boards, and the
+// modules the boards need (added to the root and the initrd when the rpi
+// output is built).
+type RPi struct {
+	// Firmware is Debian's raspi-firmware (bootcode.bin, start*.elf, fixup*.dat).
+	Firmware Input `yaml:"firmware"`
+	// UBoot is Debian's u-boot-rpi for the profile's Debian arch.
+	UBoot Input `yaml:"uboot"`
+	// UBootBuilds maps a config.txt filter ("all", "pi2", "pi3", "pi4") to
+	// the U-Boot build in u-boot-rpi (usr/lib/u-boot/<build>/u-boot.bin).
+	UBootBuilds map[string]string `yaml:"uboot_builds"`
+	// WiFiFirmware is Debian's firmware-brcm80211; WiFiBlobs are the
+	// lib/firmware paths (globs) taken from it into the root.
+	WiFiFirmware Input    `yaml:"wifi_firmware"`
+	WiFiBlobs    []string `yaml:"wifi_blobs"`
+	// DTBs are paths below the kernel package's usr/lib/linux-image-<kver>/
+	// (arm64: broadcom/bcm2837-rpi-3-b.dtb, …); they go to the FAT root.
+	DTBs []string `yaml:"dtbs"`
+	// Cmdline is the kernel command line on the Pi (consoles differ from
+	// the profile's cmdline, which is for QEMU virt and UEFI machines).
+	Cmdline string `yaml:"cmdline"`
+	// Modules and InitrdModules are added to the profile's lists.
+	Modules       []string `yaml:"modules"`
+	InitrdModules []string `yaml:"initrd_modules"`
+	// BootMiB is the FAT boot partition's size (default 256).
+	BootMiB int `yaml:"boot_mib,omitempty"`
 }
 
 // Known output names.
-var Outputs = []string{"squashfs", "vmlinuz", "initrd", "iso", "raw", "netboot"}
+var Outputs = []string{"squashfs", "vmlinuz", "initrd", "iso", "raw", "netboot", "rpi"}
 
 // GOARCH and GOARM for the profile's arch.
 func (p *Profile) GoArch() (goarch, goarm string) {
@@ -160,6 +192,9 @@ func (p *Profile) Validate() error {
 	if p.Wants("iso") && p.Bootloader.BIOS == nil && p.Arch == "amd64" {
 		errs = append(errs, "output iso on amd64 needs bootloader.bios")
 	}
+	if p.Wants("rpi") {
+		errs = append(errs, p.validateRPi()...)
+	}
 	switch p.Compression {
 	case "", "zstd", "xz", "gzip":
 	default:
@@ -169,4 +204,38 @@ func (p *Profile) Validate() error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func (p *Profile) validateRPi() []string {
+	r := p.RPi
+	if p.Arch != "arm64" && p.Arch != "armv7" {
+		return []string{fmt.Sprintf("output rpi: Raspberry Pi images are arm64 or armv7, not %s", p.Arch)}
+	}
+	if r == nil {
+		return []string{"output rpi needs an rpi: block (firmware, uboot, uboot_builds, dtbs)"}
+	}
+	var errs []string
+	if r.Firmware.Package == "" && r.Firmware.URL == "" {
+		errs = append(errs, "rpi.firmware: set package (raspi-firmware)")
+	}
+	if r.UBoot.Package == "" && r.UBoot.URL == "" {
+		errs = append(errs, "rpi.uboot: set package (u-boot-rpi)")
+	}
+	if len(r.UBootBuilds) == 0 {
+		errs = append(errs, "rpi.uboot_builds: name the U-Boot build per config.txt filter, e.g. {all: rpi_arm64}")
+	}
+	for f := range r.UBootBuilds {
+		switch f {
+		case "all", "pi2", "pi3", "pi4", "pi400", "cm4":
+		default:
+			errs = append(errs, fmt.Sprintf("rpi.uboot_builds: filter %q: want all, pi2, pi3, pi4, pi400 or cm4", f))
+		}
+	}
+	if len(r.DTBs) == 0 {
+		errs = append(errs, "rpi.dtbs: list the device trees of the supported boards")
+	}
+	if len(r.WiFiBlobs) > 0 && r.WiFiFirmware.Package == "" && r.WiFiFirmware.URL == "" {
+		errs = append(errs, "rpi.wifi_blobs needs rpi.wifi_firmware (firmware-brcm80211)")
+	}
+	return errs
 }
