@@ -37,7 +37,8 @@ func (s *Stage) FindRoot(ctx context.Context, plan Plan, info *Info) error {
 			info.Slot = "a"
 		}
 		info.Root, info.RootDevice = dev, dev
-		s.logf("found %s on %s", RootPartLabel(info.Slot), dev)
+		info.MBRDisk = plan.MBRDisk
+		s.logf("found %s on %s", describeSlot(plan, info.Slot), dev)
 		return s.mountSquashfs(dev, info)
 	}
 	s.logf("found ISO 9660 volume %s on %s", LiveLabel, dev)
@@ -55,6 +56,9 @@ func (s *Stage) FindRoot(ctx context.Context, plan Plan, info *Info) error {
 func wanted(plan Plan) string {
 	switch plan.Mode {
 	case ModeDisk:
+		if plan.MBRDisk != "" {
+			return describeSlot(plan, plan.Slot) + " or GPT partition labelled " + RootPartLabel(plan.Slot)
+		}
 		return "GPT partition labelled " + RootPartLabel(plan.Slot)
 	case ModeLive:
 		return "an ISO 9660 volume labelled " + LiveLabel + " (CD-ROM or USB stick)"
@@ -80,6 +84,11 @@ func (s *Stage) waitForRoot(ctx context.Context, plan Plan) (string, Mode, Surve
 		}
 		var survey Survey
 		if plan.Mode != ModeLive {
+			if plan.MBRDisk != "" {
+				if name, ok := s.findMBRPart(devs, plan.MBRDisk, MBRRootPart(slot)); ok {
+					return s.devPath(name), ModeDisk, nil, nil
+				}
+			}
 			if d, ok := FindPartLabel(devs, RootPartLabel(slot)); ok {
 				return s.devPath(d.Name), ModeDisk, nil, nil
 			}
@@ -155,7 +164,7 @@ func (s *Stage) Layers(info *Info) error {
 		if err != nil {
 			return err
 		}
-		if d, ok := FindPartLabel(devs, StatePartLabel); ok {
+		if d, ok := s.statePart(devs, info); ok {
 			dev := s.devPath(d.Name)
 			stateDir = filepath.Join(Sysroot, StateDir)
 			if g, err := s.growPartition(d.Name, StatePartLabel); err != nil {
@@ -259,7 +268,7 @@ func (s *Stage) growPartition(part, label string) (*GPTGrow, error) {
 	if n < 34*ss {
 		return nil, fmt.Errorf("read partition table of %s: %v", diskPath, err)
 	}
-	g, err := PlanGPTGrow(head[:n], ss, size512*512/uint64(ss), label)
+	g, err := planGrow(head[:n], ss, size512*512/uint64(ss), label, s.partN(part))
 	if errors.Is(err, ErrGPTNoGrow) {
 		return nil, nil
 	}

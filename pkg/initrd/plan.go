@@ -23,6 +23,7 @@ const (
 type Plan struct {
 	Mode     Mode
 	Slot     string        // "a" or "b" in disk mode
+	MBRDisk  string        // keso.mbr: the slots are partitions 2/3 of the MBR disk with this signature
 	URL      string        // netboot root URL
 	SHA256   string        // optional expected digest of the netboot root, lower-case hex
 	Debug    bool          // keso.debug: rescue shell on failure
@@ -76,6 +77,16 @@ func PlanFromCmdline(p cmdline.Params) (Plan, error) {
 	}
 	if len(modes) > 1 {
 		return pl, fmt.Errorf("conflicting boot modes on the command line: %s; give only one", strings.Join(modes, ", "))
+	}
+	if v, ok := p.Get("keso.mbr"); ok {
+		id, err := ParseDiskID(v)
+		if err != nil {
+			return pl, err
+		}
+		if pl.Mode != ModeDisk && pl.Mode != ModeAuto {
+			return pl, fmt.Errorf("keso.mbr names the disk of keso.slot; it does not go with %s", strings.Join(modes, ", "))
+		}
+		pl.Mode, pl.MBRDisk = ModeDisk, id
 	}
 	return pl, nil
 }

@@ -58,6 +58,7 @@ const (
 type Info struct {
 	Mode        Mode     `json:"mode"`
 	Slot        string   `json:"slot,omitempty"`
+	MBRDisk     string   `json:"mbr_disk,omitempty"`             // keso.mbr: signature of the MBR disk holding the slots
 	Root        string   `json:"root"`                           // device, ISO file or URL the root came from
 	RootDevice  string   `json:"root_device"`                    // what is mounted on /
 	State       string   `json:"state,omitempty"`                // KESO_STATE device, if any

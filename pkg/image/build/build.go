@@ -132,6 +132,7 @@ type builder struct {
 	initrd, squash        string
 	operatorTar           string
 	rootTree              tree.Tree
+	rpi                   *rpiInputs
 }
 
 // Artifact file names in the output folder.
@@ -143,6 +144,7 @@ func names(arch string) map[string]string {
 		"iso":      "keso-" + arch + ".iso",
 		"raw":      "keso-" + arch + ".img",
 		"netboot":  "netboot",
+		"rpi":      "keso-rpi-" + arch + ".img",
 	}
 }
 
@@ -205,6 +207,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		{"kernel", b.stepKernel},
 		{"k3s", b.stepK3s},
 		{"bootloader", b.stepBootloader},
+		{"rpi inputs", b.stepRPiInputs},
 		{"go binaries", b.stepGoBinaries},
 		{"u-root userland", b.stepBusybox},
 		{"operator image", b.stepOperatorImage},
@@ -212,6 +215,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		{"root squashfs", b.stepSquashfs},
 		{"upgrade image", b.stepUpgradeImage},
 		{"raw disk", b.stepRaw},
+		{"rpi sd card", b.stepRPi},
 		{"iso", b.stepISO},
 		{"netboot", b.stepNetboot},
 		{"SHA256SUMS", b.stepSums},
@@ -463,7 +467,7 @@ func (b *builder) addModules(t tree.Tree, s *kmod.Set) {
 
 // InitrdTree is the initrd's content per the boot contract (docs/boot.md).
 func (b *builder) initrdTree() (tree.Tree, error) {
-	s, err := b.kmods.Resolve(b.prof.InitrdModules)
+	s, err := b.kmods.Resolve(b.initrdModules())
 	if err != nil {
 		return nil, fmt.Errorf("initrd modules: %w", err)
 	}
@@ -515,8 +519,7 @@ func (b *builder) stepInitrd(ctx context.Context) (string, string, error) {
 
 // rootTreePlan is the root file system's content per the boot contract.
 func (b *builder) rootTreePlan() (tree.Tree, error) {
-	all := append(append([]string{}, b.prof.Modules...), b.prof.InitrdModules...)
-	s, err := b.kmods.Resolve(all)
+	s, err := b.kmods.Resolve(b.rootModules())
 	if err != nil {
 		return nil, fmt.Errorf("root modules: %w", err)
 	}
@@ -545,6 +548,7 @@ func (b *builder) rootTreePlan() (tree.Tree, error) {
 	t.Data("etc/group", 0o644, []byte("root:x:0:\n"))
 	t.Data("etc/hostname", 0o644, []byte("keso\n"))
 	b.addModules(t, s)
+	b.addRPiRoot(t)
 	t.Copy("boot/vmlinuz", 0o644, b.vmlinuz)
 	t.Copy("boot/initrd", 0o644, b.initrd)
 	ov := filepath.Join(b.opts.RepoDir, "overlay")

@@ -1,0 +1,193 @@
+package initrd
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// MBR disks: the Raspberry Pi SD card (pkg/image/sdcard) has an MBR
+// partition table because the Pi 2/3 boot ROM cannot read GPT, and MBR
+// partitions have no names. Its boot script passes keso.mbr=<disk
+// signature> (8 hex digits, the 4 bytes at offset 440 of sector 0); on that
+// disk slot a is partition 2, slot b partition 3 and the state partition 4
+// (docs/boot.md). The state partition is grown to the end of the card on
+// first boot, like KESO_STATE on GPT.
+
+// MBR partition numbers of the SD card layout.
+const (
+	MBRPartRootA = 2
+	MBRPartRootB = 3
+	MBRPartState = 4
+)
+
+// MBRRootPart is the partition number of a slot on an MBR keso disk.
+func MBRRootPart(slot string) int {
+	if slot == "b" {
+		return MBRPartRootB
+	}
+	return MBRPartRootA
+}
+
+// ParseDiskID reads a keso.mbr value: 8 hex digits, optionally with 0x.
+func ParseDiskID(s string) (string, error) {
+	v := strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "0x"))
+	if len(v) != 8 || strings.Trim(v, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("keso.mbr=%q: want the MBR disk signature as 8 hex digits", s)
+	}
+	return v, nil
+}
+
+// MBRDiskID returns the disk signature of an MBR partition table in
+// sector 0 (8 lower-case hex digits), or ok false when sector 0 holds no
+// MBR or a GPT's protective MBR.
+func MBRDiskID(sector0 []byte) (id string, ok bool) {
+	if len(sector0) < 512 || sector0[510] != 0x55 || sector0[511] != 0xaa {
+		return "", false
+	}
+	for i := 0; i < 4; i++ {
+		if sector0[446+16*i+4] == 0xee {
+			return "", false
+		}
+	}
+	return fmt.Sprintf("%08x", binary.LittleEndian.Uint32(sector0[440:444])), true
+}
+
+// partN reads the partition number (PARTN=) of a block device from sysfs.
+func (s *Stage) partN(name string) int {
+	data, err := os.ReadFile(s.path(filepath.Join("/sys/class/block", name, "uevent")))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PARTN="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// findMBRPart returns the kernel name of partition partno of the disk
+// whose MBR signature is id.
+func (s *Stage) findMBRPart(devs []BlockDev, id string, partno int) (string, bool) {
+	for _, d := range devs {
+		if d.Partition || strings.HasPrefix(d.Name, "loop") || strings.HasPrefix(d.Name, "ram") || strings.HasPrefix(d.Name, "sr") {
+			continue
+		}
+		f, err := os.Open(s.devPath(d.Name))
+		if err != nil {
+			continue
+		}
+		sec := make([]byte, 512)
+		_, err = f.ReadAt(sec, 0)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		if got, ok := MBRDiskID(sec); !ok || got != id {
+			continue
+		}
+		// Kernel naming: sda -> sda2, mmcblk0 -> mmcblk0p2, nvme0n1 -> nvme0n1p2.
+		want := map[string]bool{d.Name + strconv.Itoa(partno): true, d.Name + "p" + strconv.Itoa(partno): true}
+		for _, p := range devs {
+			if p.Partition && want[p.Name] && s.partN(p.Name) == partno {
+				return p.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// statePart finds the state partition: partition 4 of the MBR disk the
+// root came from, else the GPT partition labelled KESO_STATE.
+func (s *Stage) statePart(devs []BlockDev, info *Info) (BlockDev, bool) {
+	if info.MBRDisk != "" {
+		if name, ok := s.findMBRPart(devs, info.MBRDisk, MBRPartState); ok {
+			for _, d := range devs {
+				if d.Name == name {
+					return d, true
+				}
+			}
+		}
+	}
+	return FindPartLabel(devs, StatePartLabel)
+}
+
+// planGrow plans growing the state partition on a GPT disk (by label) or
+// an MBR disk (by partition number partno).
+func planGrow(head []byte, sectorSize int, diskSectors uint64, label string, partno int) (*GPTGrow, error) {
+	ss := sectorSize
+	if len(head) >= 2*ss && string(head[ss:ss+8]) == "EFI PART" {
+		return PlanGPTGrow(head, sectorSize, diskSectors, label)
+	}
+	if _, ok := MBRDiskID(head); ok {
+		if ss != 512 {
+			return nil, fmt.Errorf("mbr: %d-byte sectors: only 512 is supported", ss)
+		}
+		return PlanMBRGrow(head[:512], diskSectors, partno)
+	}
+	return nil, fmt.Errorf("no GPT or MBR partition table")
+}
+
+// PlanMBRGrow plans extending MBR partition partno (1-4) to the end of a
+// disk of diskSectors 512-byte sectors, when it is the last partition on
+// the disk. The one write is the new sector 0. An MBR entry counts at most
+// 2^32-1 sectors (2 TiB), which bounds the growth.
+func PlanMBRGrow(sector0 []byte, diskSectors uint64, partno int) (*GPTGrow, error) {
+	if _, ok := MBRDiskID(sector0); !ok {
+		return nil, fmt.Errorf("mbr: no MBR partition table in sector 0")
+	}
+	if partno < 1 || partno > 4 {
+		return nil, fmt.Errorf("mbr: partition %d is not a primary partition", partno)
+	}
+	le := binary.LittleEndian
+	ent := func(i int) []byte { return sector0[446+16*i : 446+16*i+16] }
+	e := ent(partno - 1)
+	if e[4] == 0 {
+		return nil, fmt.Errorf("mbr: partition %d is empty", partno)
+	}
+	start := uint64(le.Uint32(e[8:]))
+	size := uint64(le.Uint32(e[12:]))
+	oldEnd := start + size - 1
+	for i := 0; i < 4; i++ {
+		o := ent(i)
+		if i == partno-1 || o[4] == 0 {
+			continue
+		}
+		if end := uint64(le.Uint32(o[8:])) + uint64(le.Uint32(o[12:])) - 1; end > oldEnd {
+			return nil, ErrGPTNoGrow // not the last partition
+		}
+	}
+	newSize := diskSectors - start
+	if newSize > 0xffffffff {
+		newSize = 0xffffffff
+	}
+	newEnd := start + newSize - 1
+	if newEnd <= oldEnd {
+		return nil, ErrGPTNoGrow
+	}
+	out := append([]byte(nil), sector0[:512]...)
+	ne := out[446+16*(partno-1) : 446+16*partno]
+	le.PutUint32(ne[12:], uint32(newSize))
+	ne[5], ne[6], ne[7] = 0xfe, 0xff, 0xff // CHS end: beyond CHS, as tools write it
+	return &GPTGrow{Partition: partno, Start: start, OldEnd: oldEnd, NewEnd: newEnd,
+		Writes: []DiskWrite{{Offset: 0, Data: out}}}, nil
+}
+
+// describeSlot names where a slot is looked for, for log lines.
+func describeSlot(plan Plan, slot string) string {
+	if slot == "" {
+		slot = "a"
+	}
+	if plan.MBRDisk != "" {
+		return fmt.Sprintf("slot %s (partition %d of MBR disk %s)", slot, MBRRootPart(slot), plan.MBRDisk)
+	}
+	return RootPartLabel(slot)
+}
