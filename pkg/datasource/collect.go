@@ -203,6 +203,9 @@ type Fetchers struct {
 	HTTP func(url string) Fetcher
 	// NoCloudNet returns the fetcher for a NoCloud seed URL.
 	NoCloudNet func(seed string) Fetcher
+	// Boot, when set, is where the boot partition (FAT labelled
+	// KESO_BOOT, the Raspberry Pi SD card's) is looked for (bootfs.go).
+	Boot *Devices
 }
 
 // Inputs is what Collect reads.
@@ -264,6 +267,8 @@ type Collected struct {
 // read (no recursion).
 func Collect(ctx context.Context, in Inputs) Collected {
 	local, readErrs := Local(in.Files)
+	bootSrcs, boot, bootErr := bootSources(ctx, in.Fetchers.Boot)
+	local = append(local, bootSrcs...)
 	cmd := cloudconfig.Source{Name: CmdlineName, Data: []byte(in.Cmdline), Cmdline: true}
 	first := cloudconfig.Load(append(append([]cloudconfig.Source{}, local...), cmd)...)
 	rec := phase.NewRecorder(PhaseName, in.Log, func(p string) string {
@@ -274,6 +279,9 @@ func Collect(ctx context.Context, in Inputs) Collected {
 	})
 	for _, err := range readErrs {
 		rec.Fail("", err)
+	}
+	if bootErr != nil {
+		rec.Fail("", bootErr)
 	}
 
 	nocloud := ""
@@ -294,6 +302,11 @@ func Collect(ctx context.Context, in Inputs) Collected {
 
 	out := Collected{Local: first}
 	out.Sources = append(out.Sources, local...)
+	if boot != nil {
+		rec.Change("found", boot.Origin, describeBoot(boot))
+		out.Found = append(out.Found, boot.Found)
+		out.Meta = mergeMeta(out.Meta, boot.Meta)
+	}
 	provider := "" // the volume/metadata datasource that found something
 	for _, st := range steps {
 		f := in.fetcher(st)

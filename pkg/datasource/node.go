@@ -112,6 +112,7 @@ func NodeFetchers(root string) Fetchers {
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },
+		Boot:       &dev,
 	}
 }
 
