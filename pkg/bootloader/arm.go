@@ -36,27 +36,9 @@ func Arm(esp ESP, spec ArmSpec) (Entry, error) {
 	if tries <= 0 {
 		tries = DefaultTries
 	}
-	entries, err := Entries(esp)
+	version, err := Retire(esp, spec.Slot)
 	if err != nil {
 		return Entry{}, fmt.Errorf("arm slot %s: %w", spec.Slot, err)
-	}
-	version := 0
-	otherOK := false
-	for _, e := range entries {
-		version = max(version, e.Version)
-		if e.Slot == spec.Slot.Other() && (!e.Counting || e.Left > 0 || e.Done > 0) {
-			otherOK = true
-		}
-	}
-	if !otherOK {
-		return Entry{}, fmt.Errorf("arm slot %s: slot %s has no boot entry; refusing to leave the ESP without a bootable entry", spec.Slot, spec.Slot.Other())
-	}
-	for _, e := range entries {
-		if e.Slot == spec.Slot {
-			if err := esp.Remove(EntriesDir + "/" + e.File); err != nil {
-				return Entry{}, fmt.Errorf("arm slot %s: remove old entry: %w", spec.Slot, err)
-			}
-		}
 	}
 	if err := esp.WriteFileAtomic(KernelPath(spec.Slot), spec.Kernel, 0o644); err != nil {
 		return Entry{}, fmt.Errorf("arm slot %s: %w", spec.Slot, err)
@@ -75,6 +57,35 @@ func Arm(esp ESP, spec ArmSpec) (Entry, error) {
 	}
 	data, _ := esp.ReadFile(EntriesDir + "/" + name)
 	return parseEntry(name, data)
+}
+
+// Retire removes slot's boot entry, so that nothing boots the slot while
+// it is being rewritten; the other slot's entry must be there and bootable,
+// or Retire refuses. It returns the highest entry version seen, for the
+// next entry. Upgrades call it before they write the slot, and Arm again.
+func Retire(esp ESP, slot Slot) (version int, err error) {
+	entries, err := Entries(esp)
+	if err != nil {
+		return 0, err
+	}
+	otherOK := false
+	for _, e := range entries {
+		version = max(version, e.Version)
+		if e.Slot == slot.Other() && (!e.Counting || e.Left > 0 || e.Done > 0) {
+			otherOK = true
+		}
+	}
+	if !otherOK {
+		return 0, fmt.Errorf("slot %s has no boot entry; refusing to leave the ESP without a bootable entry", slot.Other())
+	}
+	for _, e := range entries {
+		if e.Slot == slot {
+			if err := esp.Remove(EntriesDir + "/" + e.File); err != nil {
+				return 0, fmt.Errorf("remove slot %s's old entry: %w", slot, err)
+			}
+		}
+	}
+	return version, nil
 }
 
 // Commit marks the trial entry of slot as good: it is renamed to its name

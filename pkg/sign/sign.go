@@ -112,6 +112,13 @@ func Verify(sigFile []byte, digest [sha256.Size]byte, trusted []ed25519.PublicKe
 			return k, nil
 		}
 	}
+	for _, k := range trusted {
+		if KeyID(k) == fields[0] {
+			// The right key, a wrong signature: the image or the
+			// signature was changed after signing.
+			return nil, fmt.Errorf("%w: the signature names trusted key %s but does not match this image (the image or its signature was altered)", ErrBadSignature, fields[0])
+		}
+	}
 	return nil, fmt.Errorf("%w (signed by key %s; trusted: %s)", ErrBadSignature, fields[0], keyIDs(trusted))
 }
 

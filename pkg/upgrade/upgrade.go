@@ -158,6 +158,9 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, fmt.Errorf("hash image: %w", err)
 	}
 	if hex.EncodeToString(got[:]) != want {
+		if imgPath != req.Image {
+			os.Remove(imgPath) // a bad download: the next attempt starts afresh
+		}
 		return out, refuse("sha256 of %s is %x, want %s: the image is corrupt or not the one published", req.Image, got, want)
 	}
 	key, err := sign.Verify(sigFile, got, node.TrustedKeys)
@@ -179,7 +182,11 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, refuse("version %s is older than the running %s (use --allow-downgrade)", info.Version, node.Version)
 	}
 
-	// 3. Write the inactive slot and read it back.
+	// 3. Write the inactive slot and read it back. Its old entry goes
+	// first: nothing may boot a half-written slot.
+	if _, err := bootloader.Retire(u.ESP, target); err != nil {
+		return out, fmt.Errorf("retire slot %s: %w", target, err)
+	}
 	dev, err := u.Disk.OpenSlot(target)
 	if err != nil {
 		return out, fmt.Errorf("open slot %s: %w", target, err)
@@ -189,7 +196,8 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, refuse("image is %d bytes but slot %s holds only %d", fi.Size(), target, dev.Size())
 	}
 	t0 = time.Now()
-	if err := copyAt(dev, f, fi.Size()); err != nil {
+	u.logf("writing slot %s", target)
+	if err := copyAt(dev, f, fi.Size(), u.progress("writing slot "+string(target))); err != nil {
 		return out, fmt.Errorf("write slot %s: %w", target, err)
 	}
 	if err := dev.Sync(); err != nil {
@@ -227,12 +235,16 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	if info.Cmdline != "" {
 		opts = stripSlot(info.Cmdline)
 	}
+	u.logf("installing slot %s's kernel and initrd on the ESP", target)
 	e, err := bootloader.Arm(u.ESP, bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
 		Title: "keso " + info.Version, Options: opts, Tries: tries})
 	if err != nil {
 		return out, fmt.Errorf("arm slot %s: %w", target, err)
 	}
 	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, e.File, tries)
+	if _, ok := localPath(req.Image); !ok {
+		os.Remove(imgPath) // the slot holds it now
+	}
 	return out, nil
 }
 
@@ -321,7 +333,22 @@ func digest(r io.ReaderAt, size int64) ([sha256.Size]byte, error) {
 	return out, nil
 }
 
-func copyAt(dst io.WriterAt, src io.ReaderAt, size int64) error {
+// progress returns a callback that logs what of a long step is done, at
+// every tenth.
+func (u *Upgrader) progress(what string) func(done, total int64) {
+	last := int64(0)
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		if tenth := done * 10 / total; tenth > last && tenth < 10 {
+			last = tenth
+			u.logf("%s: %d%%", what, tenth*10)
+		}
+	}
+}
+
+func copyAt(dst io.WriterAt, src io.ReaderAt, size int64, progress func(done, total int64)) error {
 	buf := make([]byte, 4<<20)
 	for off := int64(0); off < size; {
 		n, err := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
@@ -330,6 +357,7 @@ func copyAt(dst io.WriterAt, src io.ReaderAt, size int64) error {
 				return werr
 			}
 			off += int64(n)
+			progress(off, size)
 		}
 		if err != nil && !(errors.Is(err, io.EOF) && off == size) {
 			return err

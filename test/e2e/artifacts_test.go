@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/pkg/sign"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,7 +166,7 @@ func artifacts(t testing.TB, arch string) *Artifacts {
 	if _, err := os.Stat(filepath.Join(root, "images", arch+".yaml")); err != nil {
 		t.Skipf("SKIP: no image profile images/%s.yaml yet (the builder has no %s profile); cannot build %s artifacts", arch, arch, arch)
 	}
-	a, err = build(t, root, arch)
+	a, err = build(t, root, arch, Variant{})
 	buildMu.Lock()
 	buildDone[arch], buildErr[arch] = a, err
 	buildMu.Unlock()
@@ -175,10 +176,93 @@ func artifacts(t testing.TB, arch string) *Artifacts {
 	return a
 }
 
-func build(t testing.TB, root, arch string) (*Artifacts, error) {
+// Variant is a release other than the default test build: its own
+// version, signed with the test release key, optionally with another kernel
+// command line or a broken k3s stand-in (the upgrade tests' v1 and v2).
+type Variant struct {
+	Name    string // cache key, e.g. "v2-panic"
+	Version string
+	Signed  bool     // sign with testReleaseKey
+	Cmdline string   // replaces the profile's kernel command line
+	Outputs []string // default: the profile's
+	// StandinExit builds the stand-in as a k3s that exits at once with
+	// this status (test/k3s-standin's exitAtOnce).
+	StandinExit string
+}
+
+func (v Variant) key() string {
+	if v.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf("-%s-%x", v.Name, sha256.Sum256([]byte(fmt.Sprintf("%+v", v))))[:len(v.Name)+10]
+}
+
+// variant builds (or reuses) a release variant of arch's images.
+func variant(t testing.TB, arch string, v Variant) *Artifacts {
+	t.Helper()
+	key := arch + v.key()
+	defer lockArch(key)()
+	buildMu.Lock()
+	a, err := buildDone[key], buildErr[key]
+	buildMu.Unlock()
+	if a != nil {
+		return a
+	}
+	if err != nil {
+		t.Fatalf("build %s images (earlier attempt): %v", key, err)
+	}
+	a, err = build(t, repoRoot(), arch, v)
+	buildMu.Lock()
+	buildDone[key], buildErr[key] = a, err
+	buildMu.Unlock()
+	if err != nil {
+		t.Fatalf("build %s images: %v", key, err)
+	}
+	return a
+}
+
+// testReleaseKey is the signing key of the test releases, made once and
+// kept beside the cached artifacts (so cached v1 and v2 builds trust each
+// other; its digest is part of every signed variant's cache key). It
+// returns the private key file and that digest.
+func testReleaseKey() (string, string, error) {
+	p := filepath.Join(cacheRoot(), "test-release.key")
+	if _, err := os.Stat(p); err != nil {
+		_, priv, err := sign.GenerateKey(nil)
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.MkdirAll(cacheRoot(), 0o755); err != nil {
+			return "", "", err
+		}
+		tmp := p + ".tmp"
+		if err := os.WriteFile(tmp, sign.MarshalPrivate(priv), 0o600); err != nil {
+			return "", "", err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return "", "", err
+		}
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", "", err
+	}
+	return p, fmt.Sprintf("%x", sha256.Sum256(b))[:8], nil
+}
+
+func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 	hash, err := inputHash(root, arch)
 	if err != nil {
 		return nil, fmt.Errorf("hash inputs: %w", err)
+	}
+	hash += v.key()
+	var keyFile string
+	if v.Signed {
+		kf, sum, err := testReleaseKey()
+		if err != nil {
+			return nil, fmt.Errorf("test release key: %w", err)
+		}
+		keyFile, hash = kf, hash+"-"+sum
 	}
 	out := filepath.Join(cacheRoot(), hash)
 	manPath := filepath.Join(out, arch+".manifest.json")
@@ -218,7 +302,11 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 		t.Logf("WARNING: scripts/fetch-inputs.sh %s failed (%v); trying keso-build with the packages already fetched:\n%s", arch, err, b)
 	}
 	standin := filepath.Join(out, "k3s-standin-"+arch)
-	gb := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", standin, "./test/k3s-standin")
+	ldflags := "-s -w"
+	if v.StandinExit != "" {
+		ldflags += " -X main.exitAtOnce=" + v.StandinExit
+	}
+	gb := exec.Command("go", "build", "-trimpath", "-ldflags="+ldflags, "-o", standin, "./test/k3s-standin")
 	gb.Dir = root
 	gb.Env = append(append(os.Environ(), "CGO_ENABLED=0"), goEnv(arch)...)
 	if b, err := gb.CombinedOutput(); err != nil {
@@ -235,7 +323,35 @@ func build(t testing.TB, root, arch string) (*Artifacts, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(kb, "--repo", root, "--out", out, "--k3s", standin, "--json", arch)
+	args := []string{"--repo", root, "--out", out, "--k3s", standin, "--json"}
+	if v.Version != "" {
+		args = append(args, "--version", v.Version)
+	}
+	if v.Signed {
+		args = append(args, "--sign-key", keyFile)
+	}
+	if len(v.Outputs) > 0 {
+		args = append(args, "--outputs", strings.Join(v.Outputs, ","))
+	}
+	prof := arch
+	if v.Cmdline != "" {
+		// A copy of the profile with another command line.
+		b, err := os.ReadFile(filepath.Join(root, "images", arch+".yaml"))
+		if err != nil {
+			return nil, err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "cmdline:") {
+				lines[i] = "cmdline: " + v.Cmdline
+			}
+		}
+		prof = filepath.Join(out, arch+".yaml")
+		if err := os.WriteFile(prof, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(kb, append(args, prof)...)
 	cmd.Dir = root
 	cmd.Stderr = logf
 	b, err := cmd.Output()

@@ -51,6 +51,11 @@ type FSSize struct {
 	BlockSize  int64  `json:"block_size"`
 }
 
+// exitAtOnce, set with -ldflags "-X main.exitAtOnce=1", makes the stand-in
+// exit with that status right after recording: a release whose k3s is
+// broken, for the upgrade rollback tests.
+var exitAtOnce string
+
 var watched = []string{"/", "/var", "/etc", "/tmp", "/run", "/keso/state"}
 
 func main() {
@@ -92,6 +97,13 @@ func main() {
 		out = c
 	}
 	out.WriteString(line)
+	if exitAtOnce != "" {
+		// The broken-release fixture: a k3s that dies right after start.
+		fmt.Fprintf(out, "k3s-standin: exiting at once with status %s (built as a broken k3s)\n", exitAtOnce)
+		code := 1
+		fmt.Sscan(exitAtOnce, &code)
+		os.Exit(code)
+	}
 	http.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	if err := http.ListenAndServe(":6443", nil); err != nil {
 		fmt.Fprintf(out, "k3s-standin: listen :6443: %v\n", err)

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keso-os/keso/test/e2e/qemu"
+)
+
+// Issue 5's tests in QEMU: install from the live ISO, an upgrade v1 → v2
+// over SSH with the image served on the host's loopback, tampered images
+// refused before anything is written, and the three rollbacks. Every guest
+// reboot ends QEMU (-no-reboot); the node's disk is booted again, as a box
+// comes back up, so the bootloader's try counting is the real one.
+
+// TestInstallFromISO: the "USB stick that installs the store box" flow. The
+// ISO is a disk (as dd'd to a stick), the config asks for a silent install
+// to the blank disk and a power-off; then the installed disk boots alone.
+func TestInstallFromISO(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	v1, _ := upgradeReleases(t, "amd64")
+	signer, pub := sshKey(t)
+	port := freePort(t)
+	cfg := fmt.Sprintf(`#cloud-config
+hostname: store-42
+ssh_authorized_keys:
+  - %s
+k3os:
+  install:
+    device: /dev/vdb
+    silent: true
+    power_off: true
+keso:
+  ssh:
+    root_login: true
+`, pub)
+	target := blankDisk(t, 4<<30)
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "install-live", Arch: "amd64", Firmware: qemu.UEFI, Boot: "c",
+		Disks: []string{overlayDisk(t, v1.file(t, "keso-amd64.iso"), 0), target, seed(t, cfg, "instance-id: store-42\n")}})
+	if _, _, err := vm.Expect(regexp.MustCompile(`installed to /dev/vdb`), 6*time.Minute); err != nil {
+		t.Fatalf("silent install: %v", err)
+	}
+	select {
+	case <-vm.Exited():
+		t.Logf("the live system installed and powered off after %s", vm.Since().Round(time.Second))
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the VM did not power off after the install; console tail:\n%s", tail(vm.Console(), 2000))
+	}
+	if !strings.Contains(vm.Console(), "power") {
+		t.Errorf("no power-off line on the console")
+	}
+	vm.Stop()
+
+	// The installed disk alone, no seed: the config comes from KESO_STATE.
+	n := &testNode{t: t, name: "installed", arch: "amd64", disk: target, port: port, signer: signer}
+	vm = n.start("disk")
+	s, _ := handoff(t, vm)
+	checkCommon(t, s, v1, "disk")
+	if s.Boot.Slot != "a" {
+		t.Errorf("installed disk booted slot %q, want a", s.Boot.Slot)
+	}
+	if v := s.Mounts["/var"]; v.FSType != "ext4" {
+		t.Errorf("/var is %+v, want ext4 on KESO_STATE", v)
+	}
+	c := n.ssh()
+	defer c.Close()
+	if got := strings.TrimSpace(run(t, c, "hostname")); got != "store-42" {
+		t.Errorf("hostname = %q, want store-42 from the installed config", got)
+	}
+	st := n.status(c)
+	if st.Mode != "disk" || st.Slot != "a" || st.Version != "1.0.0" {
+		t.Errorf("status = mode %q slot %q version %q, want disk, a, 1.0.0", st.Mode, st.Slot, st.Version)
+	}
+	ls := run(t, c, "ls -l /keso/state/keso/config.yaml")
+	if !strings.HasPrefix(ls, "-rw-------") {
+		t.Errorf("saved config: %q, want mode 0600", ls)
+	}
+	if got := run(t, c, "cat /keso/state/keso/config.yaml"); !strings.Contains(got, "store-42") {
+		t.Errorf("saved config does not hold the install's config:\n%s", got)
+	}
+}
+
+// TestUpgradeV1ToV2 upgrades a node over SSH: tampered images first
+// (refused, nothing written), then the real v2 with --reboot; the trial
+// boot of slot b commits once healthy.
+func TestUpgradeV1ToV2(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	v1, v2 := upgradeReleases(t, "amd64")
+	srv := serveReleases(t)
+	img := upgradeImage(t, v2)
+	url := srv.publish("v2", img)
+
+	n := newNode(t, "upgrade", v1)
+	vm, _ := n.bootsUntil("v1", "a", 1)
+	c := n.ssh()
+	st := n.status(c)
+	if st.Version != "1.0.0" || st.Slot != "a" || st.Upgrade == nil || !st.Upgrade.Committed {
+		t.Fatalf("before: status %+v / %+v, want 1.0.0 on a, committed", st, st.Upgrade)
+	}
+
+	// Tampering: one byte of the image (with the published digest, and with
+	// a digest made to match), one byte of the signature.
+	espBefore, slotBefore := partHash(t, c, "/dev/vda1", 64), partHash(t, c, "/dev/vda3", 64)
+	dir := t.TempDir()
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := os.ReadFile(img + ".sha256")
+	sig, _ := os.ReadFile(img + ".sig")
+	flip := func(b []byte, i int) []byte { c := append([]byte(nil), b...); c[i] ^= 0x01; return c }
+	cases := []struct {
+		name           string
+		image, sum, sg []byte
+		want           string
+	}{
+		{"image-byte", flip(data, len(data)/2), sum, sig, "sha256"},
+		{"image-byte-matching-digest", flip(data, len(data)/2), nil, sig, "signature"},
+		{"signature-byte", data, sum, flip(sig, len(sig)-5), "signature"},
+	}
+	for _, tc := range cases {
+		d := filepath.Join(dir, tc.name)
+		os.MkdirAll(d, 0o755)
+		p := filepath.Join(d, filepath.Base(img))
+		os.WriteFile(p, tc.image, 0o644)
+		if tc.sum == nil {
+			tc.sum = []byte(fmt.Sprintf("%s  %s\n", sha256Hex(tc.image), filepath.Base(img)))
+		}
+		os.WriteFile(p+".sha256", tc.sum, 0o644)
+		os.WriteFile(p+".sig", tc.sg, 0o644)
+		out, code := guestRun(c, "keso upgrade --image "+srv.publish(tc.name, p))
+		t.Logf("tampered %s: exit %d: %s", tc.name, code, strings.TrimSpace(out))
+		if code != 3 || !strings.Contains(out, "refused") || !strings.Contains(strings.ToLower(out), tc.want) {
+			t.Errorf("tampered %s: exit %d, want 3 (refused, naming the %s):\n%s", tc.name, code, tc.want, out)
+		}
+	}
+	if a, b := partHash(t, c, "/dev/vda1", 64), partHash(t, c, "/dev/vda3", 64); a != espBefore || b != slotBefore {
+		t.Errorf("a refused upgrade changed the disk: ESP %v, slot b %v", a != espBefore, b != slotBefore)
+	}
+
+	// The real upgrade.
+	start := time.Now()
+	out, code := guestRun(c, "keso upgrade --image "+url+" --reboot")
+	t.Logf("keso upgrade (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
+	if code != 0 && code != -1 {
+		t.Fatalf("keso upgrade: exit %d", code)
+	}
+	if !strings.Contains(out, "1.0.0 → 2.0.0 armed on slot b") {
+		t.Errorf("keso upgrade did not report the armed slot:\n%s", out)
+	}
+	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back (\S+)`).FindStringSubmatch(out); m != nil {
+		t.Logf("BENCH upgrade amd64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", m[1], m[2], m[3], m[4], m[5], m[6])
+	}
+	c.Close()
+	select {
+	case <-vm.Exited():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no reboot after keso upgrade --reboot; console tail:\n%s", tail(vm.Console(), 2000))
+	}
+	vm.Stop()
+
+	vm, slots := n.bootsUntil("v2", "b", 1)
+	if _, _, err := vm.Expect(regexp.MustCompile(`slot b is healthy: committed`), 3*time.Minute); err != nil {
+		t.Fatalf("trial of slot b: %v", err)
+	}
+	c = n.ssh()
+	defer c.Close()
+	st = n.status(c)
+	if st.Version != "2.0.0" || st.Slot != "b" || st.Upgrade == nil || !st.Upgrade.Committed || st.Upgrade.Trial {
+		t.Errorf("after: status %+v / %+v, want 2.0.0 on b, committed", st, st.Upgrade)
+	}
+	if got := osRelease(t, c); got != "2.0.0" {
+		t.Errorf("/etc/os-release VERSION_ID = %q, want 2.0.0", got)
+	}
+	text := run(t, c, "keso status")
+	t.Logf("keso status after the upgrade (boots %v):\n%s", slots, text)
+	if !strings.Contains(text, "keso 2.0.0, disk mode, slot B") || !strings.Contains(text, "committed") {
+		t.Errorf("keso status does not say v2, slot B, committed:\n%s", text)
+	}
+	vm.Stop()
+}
+
+// TestUpgradeRollback: three broken v2 releases. Each is tried its three
+// times, then the bootloader boots v1 again, which records the rollback and
+// its reason. No human action between the boots.
+func TestUpgradeRollback(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	v1, _ := upgradeReleases(t, "amd64")
+	cases := []struct {
+		name    string
+		variant Variant
+		corrupt bool   // overwrite the start of slot b after the upgrade wrote it
+		reason  string // in the recorded rollback
+	}{
+		// The kernel cannot start init: "Kernel panic - not syncing", then
+		// panic=5 reboots.
+		{"kernel-panic", Variant{Name: "v2-panic", Version: "2.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
+			Cmdline: "console=ttyS0,115200 panic=5 rdinit=/keso-no-such-init"}, false, "no trial boot reached the agent"},
+		// The root on slot b is damaged after it was written (a failing
+		// disk): the initrd cannot mount it and reboots.
+		{"corrupt-root", Variant{Name: "v2", Version: "2.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"}},
+			true, "no trial boot reached the agent"},
+		// k3s exits at once: the health gate gives each try up.
+		{"k3s-exits", Variant{Name: "v2-k3s-exits", Version: "2.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
+			StandinExit: "1"}, false, "not healthy within 30s"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v2 := variant(t, "amd64", tc.variant)
+			srv := serveReleases(t)
+			url := srv.publish("v2", upgradeImage(t, v2))
+			n := newNode(t, "rollback-"+tc.name, v1)
+			vm, _ := n.bootsUntil("v1", "a", 1)
+			c := n.ssh()
+			out, code := guestRun(c, "keso upgrade --image "+url)
+			if code != 0 {
+				t.Fatalf("keso upgrade: exit %d\n%s", code, out)
+			}
+			if tc.corrupt {
+				run(t, c, "dd if=/dev/zero of=/dev/vda3 bs=1M count=4 conv=fsync")
+			}
+			run(t, c, "keso reboot")
+			c.Close()
+			select {
+			case <-vm.Exited():
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("keso reboot did not reboot")
+			}
+			vm.Stop()
+
+			vm, slots := n.bootsUntil("rollback", "a", 5)
+			t.Logf("boots after the upgrade: %v", slots)
+			if got, want := strings.Join(slots, ","), "b,b,b,a"; got != want {
+				t.Errorf("slots booted = %s, want %s (three tries of the trial slot, then the old one)", got, want)
+			}
+			c = n.ssh()
+			defer c.Close()
+			st := n.status(c)
+			if st.Version != "1.0.0" || st.Slot != "a" || st.Upgrade == nil || !st.Upgrade.Committed {
+				t.Errorf("after the rollback: status %+v / %+v, want 1.0.0 on a, committed", st, st.Upgrade)
+			}
+			if r := st.Upgrade.LastRollback; r == nil || r.FromVersion != "2.0.0" || !strings.Contains(r.Reason, tc.reason) {
+				t.Errorf("recorded rollback = %+v, want one from 2.0.0 whose reason says %q", r, tc.reason)
+			} else {
+				t.Logf("recorded rollback: %s → %s: %s", r.FromVersion, r.ToVersion, r.Reason)
+			}
+			if got := osRelease(t, c); got != "1.0.0" {
+				t.Errorf("/etc/os-release VERSION_ID = %q, want 1.0.0", got)
+			}
+			vm.Stop()
+		})
+	}
+}
