@@ -28,6 +28,19 @@ rpi_pkgs_for() {
   esac
 }
 
+# Wi-Fi (arm profiles' wifi: block): Debian's wpa_supplicant and the packages
+# holding the shared libraries it loads (keso-build ships only those files).
+wifi_libs="libc6 libssl3 libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libpcsclite1 libdbus-1-3 libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libzstd1"
+wifi_pkgs_for() {
+  local d
+  case "$1" in
+    arm64) d=arm64 ;;
+    armv7) d=armhf ;;
+    *) return 0 ;;
+  esac
+  for p in wpasupplicant $wifi_libs; do echo "$p:$d"; done
+}
+
 # Packages per keso arch ("<package>:<debian arch>"; arch-independent ones bare).
 # The kernel entry is the metapackage; its Depends names the ABI package.
 pkgs_for() {
@@ -42,7 +55,7 @@ pkgs_for() {
 
 specs=()
 for a in "${arches[@]}"; do
-  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a"); do
+  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a") $(wifi_pkgs_for "$a"); do
     [[ " ${specs[*]} " == *" $p "* ]] || specs+=("$p")
   done
 done

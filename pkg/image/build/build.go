@@ -573,6 +573,10 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	if err := b.addInstaller(ctx, t); err != nil {
 		return "", "", err
 	}
+	wifi, err := b.addWiFi(ctx, t)
+	if err != nil {
+		return "", "", err
+	}
 	b.rootTree = t
 	b.man.RootContentBytes, _ = t.Size()
 	for p, n := range t {
@@ -609,6 +613,9 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	comp := b.prof.Compression
 	if comp == "" {
 		comp = "zstd"
+	}
+	if wifi != "" {
+		comp += "; Wi-Fi: " + wifi
 	}
 	return out, fmt.Sprintf("%d entries, %s content, %s", len(t), human(b.man.RootContentBytes), comp), nil
 }

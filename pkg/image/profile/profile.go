@@ -80,6 +80,20 @@ type Profile struct {
 	Compression string `yaml:"compression,omitempty"`
 	// RPi describes the Raspberry Pi SD card image (output rpi).
 	RPi *RPi `yaml:"rpi,omitempty"`
+	// WiFi ships a WPA supplicant for the cloud-config's `wifi:` networks.
+	WiFi *WiFi `yaml:"wifi,omitempty"`
+}
+
+// WiFi is Debian's wpa_supplicant shipped in the root (usr/sbin) with
+// exactly the shared libraries it loads, at their Debian paths, and the
+// program interpreter at its PT_INTERP path (pkg/image/sharedlib).
+type WiFi struct {
+	// Supplicant is Debian's wpasupplicant (deb_arch: the profile's).
+	Supplicant Input `yaml:"supplicant"`
+	// Libraries are the Debian packages (the profile's Debian arch) that
+	// hold the libraries; only the files the program's DT_NEEDED closure
+	// names are shipped. A library found in none of them fails the build.
+	Libraries []string `yaml:"libraries"`
 }
 
 // RPi is the Raspberry Pi SD card image's part of a profile: where the
@@ -194,6 +208,14 @@ func (p *Profile) Validate() error {
 	}
 	if p.Wants("rpi") {
 		errs = append(errs, p.validateRPi()...)
+	}
+	if w := p.WiFi; w != nil {
+		if w.Supplicant.Package == "" && w.Supplicant.URL == "" {
+			errs = append(errs, "wifi.supplicant: set package (wpasupplicant)")
+		}
+		if len(w.Libraries) == 0 {
+			errs = append(errs, "wifi.libraries: list the Debian packages holding wpa_supplicant's shared libraries (libc6, libssl3, libnl-3-200, …)")
+		}
 	}
 	switch p.Compression {
 	case "", "zstd", "xz", "gzip":

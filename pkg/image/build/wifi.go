@@ -1,0 +1,109 @@
+package build
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/keso-os/keso/pkg/image/profile"
+	"github.com/keso-os/keso/pkg/image/sharedlib"
+	"github.com/keso-os/keso/pkg/image/tree"
+)
+
+// SupplicantPath is where the root carries wpa_supplicant (pkg/wifi runs it).
+const SupplicantPath = "usr/sbin/wpa_supplicant"
+
+// addWiFi adds the profile's WPA supplicant to the root: Debian's
+// wpa_supplicant at usr/sbin, the shared libraries of its DT_NEEDED closure
+// at their Debian multiarch paths (found in the profile's library
+// packages), and the program interpreter at its PT_INTERP path. It returns
+// a one-line description ("" when the profile has no wifi block).
+func (b *builder) addWiFi(ctx context.Context, t tree.Tree) (string, error) {
+	w := b.prof.WiFi
+	if w == nil {
+		return "", nil
+	}
+	debArch := b.prof.DebArch()
+	triplet, err := sharedlib.Triplet(debArch)
+	if err != nil {
+		return "", fmt.Errorf("wifi: %w", err)
+	}
+	p, desc, err := b.resolveInput(ctx, w.Supplicant, debArch)
+	if err != nil {
+		return "", fmt.Errorf("wifi.supplicant: %w (scripts/fetch-inputs.sh %s fetches it)", err, b.prof.Arch)
+	}
+	const inDeb = "sbin/wpa_supplicant"
+	dir, err := b.unpackDeb(p, "wpa", func(n string) bool { return n == inDeb })
+	if err != nil {
+		return "", fmt.Errorf("wifi.supplicant: %w", err)
+	}
+	prog := filepath.Join(dir, inDeb)
+	if err := checkMachine(prog, b.prof.Arch); err != nil {
+		return "", fmt.Errorf("wifi.supplicant %s: %w", desc, err)
+	}
+	var trees []string
+	for _, name := range w.Libraries {
+		lp, _, err := b.resolveInput(ctx, profile.Input{Package: name}, debArch)
+		if err != nil {
+			return "", fmt.Errorf("wifi.libraries %s: %w (scripts/fetch-inputs.sh %s fetches it)", name, err, b.prof.Arch)
+		}
+		ld, err := b.unpackDeb(lp, "libs", func(n string) bool {
+			return strings.HasPrefix(n, "lib/") || strings.HasPrefix(n, "usr/lib/")
+		})
+		if err != nil {
+			return "", fmt.Errorf("wifi.libraries %s: %w", name, err)
+		}
+		trees = append(trees, ld)
+	}
+	res, err := sharedlib.Closure(prog, trees, triplet)
+	if err != nil {
+		return "", fmt.Errorf("wifi: %w (wifi.libraries in the profile lists the packages searched)", err)
+	}
+	t.Copy(SupplicantPath, 0o755, prog)
+	have := map[string]bool{}
+	for _, l := range res.Libs {
+		t.Copy(l.Dest, 0o755, l.Source)
+		have[l.Dest] = true
+	}
+	if res.Interp != "" && !have[res.Interp] {
+		// e.g. lib/ld-linux-aarch64.so.1 -> aarch64-linux-gnu/ld-linux-aarch64.so.1
+		target := ""
+		for _, l := range res.Libs {
+			if path.Base(l.Dest) == path.Base(res.Interp) {
+				target = l.Dest
+			}
+		}
+		if target == "" {
+			return "", fmt.Errorf("wifi: the interpreter %s is not among the libraries found", res.Interp)
+		}
+		rel, err := filepath.Rel(path.Dir(res.Interp), target)
+		if err != nil {
+			return "", err
+		}
+		t.Symlink(res.Interp, rel)
+	}
+	var size int64
+	for _, l := range res.Libs {
+		size += duSizeNode(&tree.Node{Source: l.Source})
+	}
+	size += duSizeNode(&tree.Node{Source: prog})
+	return fmt.Sprintf("%s + %d shared libraries, %s", desc, len(res.Libs), human(size)), nil
+}
+
+// checkMachine refuses an ELF program built for another machine than arch.
+func checkMachine(p, arch string) error {
+	f, err := elf.Open(p)
+	if err != nil {
+		return fmt.Errorf("read ELF %s: %w", p, err)
+	}
+	defer f.Close()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "armv7": elf.EM_ARM}[arch]
+	if f.Machine != want {
+		return fmt.Errorf("%s is a %v program but the %s image needs %v: use the package of Debian architecture %s", p, f.Machine, arch, want,
+			map[string]string{"amd64": "amd64", "arm64": "arm64", "armv7": "armhf"}[arch])
+	}
+	return nil
+}
