@@ -14,7 +14,7 @@ import (
 // (read by keso-init's initrd stage) rather than the cloud-config.
 var bootParams = map[string]bool{
 	"live": true, "slot": true, "root": true, "root_sha256": true, "debug": true,
-	"mode": true, "fallback_mode": true, "tries": true, "trial": true,
+	"mode": true, "fallback_mode": true, "tries": true, "trial": true, "mbr": true,
 }
 
 // cmdlineNode builds a config mapping from `keso.<path>=<value>` and
