@@ -83,6 +83,7 @@ type Agent struct {
 	mods    *moduleLoader
 	started []power.Stopper
 	scripts []cloudconfig.Script
+	beat    progress // the watchdog's heartbeat
 }
 
 // Run applies the config and supervises the node until a power request;
@@ -102,6 +103,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		fmt.Fprintf(a.Log, "keso: %v (no pseudo-terminals for SSH sessions)\n", err)
 	}
 	a.watchPower(ctx)
+	wd, _ := params.Get("keso.watchdog")
+	a.armWatchdog(ctx, wd == "0")
 	// evdev and the ACPI button driver make the power button an input event.
 	for _, m := range []string{"evdev", "button"} {
 		a.mods.Load(m)
@@ -182,6 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case req := <-a.reqs:
 			return a.shutdown(req)
 		case <-tick.C:
+			a.beat.mark(time.Now())
 			a.refresh(sup)
 		}
 	}
@@ -189,6 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // phase runs one named phase and records its report in the status.
 func (a *Agent) phase(name string, f func(rec *phase.Recorder)) {
+	a.beat.mark(time.Now())
 	rec := phase.NewRecorder(name, a.Log, a.where)
 	f(rec)
 	rep := rec.Done()
