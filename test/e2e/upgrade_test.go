@@ -231,7 +231,7 @@ func TestUpgradeRollback(t *testing.T) {
 				t.Fatalf("keso upgrade: exit %d\n%s", code, out)
 			}
 			if tc.corrupt {
-				run(t, c, "dd if=/dev/zero of=/dev/vda3 bs=1M count=4 conv=fsync")
+				run(t, c, "dd if=/dev/zero of=/dev/vda3 bs=1M count=4 oflag=sync")
 			}
 			guestRun(c, "keso reboot") // the session ends with the guest
 			c.Close()
@@ -264,4 +264,64 @@ func TestUpgradeRollback(t *testing.T) {
 			vm.Stop()
 		})
 	}
+}
+
+// TestUpgradeArm64 runs the upgrade path on the arm64 raw disk under
+// AAVMF: v1 → v2 over SSH (committed on slot b), then a v3 whose command
+// line panics the kernel: slot a is tried three times and v2 on slot b
+// boots again with the rollback recorded.
+func TestUpgradeArm64(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	v1, v2 := upgradeReleases(t, "arm64")
+	v3 := variant(t, "arm64", Variant{Name: "v3-panic", Version: "3.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
+		Cmdline: "console=ttyAMA0,115200 panic=5 rdinit=/keso-no-such-init"})
+	srv := serveReleases(t)
+	n := newNode(t, "arm64-upgrade", v1)
+	vm, _ := n.bootsUntil("v1", "a", 1)
+	c := n.ssh()
+	out, code := guestRun(c, "keso upgrade --reboot --image "+srv.publish("v2", upgradeImage(t, v2)))
+	t.Logf("keso upgrade to 2.0.0: exit %d\n%s", code, out)
+	if !strings.Contains(out, "1.0.0 → 2.0.0 armed on slot b") {
+		t.Fatalf("keso upgrade did not arm slot b")
+	}
+	if m := upgradeNumbersRE.FindStringSubmatch(out); m != nil {
+		t.Logf("BENCH upgrade arm64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", m[1], m[2], m[3], m[4], m[5], m[6])
+	}
+	c.Close()
+	<-vm.Exited()
+	vm.Stop()
+
+	vm, _ = n.bootsUntil("v2", "b", 1)
+	if _, _, err := vm.Expect(regexp.MustCompile(`slot b is healthy: committed`), 3*time.Minute); err != nil {
+		t.Fatalf("trial of slot b: %v", err)
+	}
+	c = n.ssh()
+	if st := n.status(c); st.Version != "2.0.0" || st.Slot != "b" || st.Upgrade == nil || !st.Upgrade.Committed {
+		t.Fatalf("after the upgrade: status %+v / %+v, want 2.0.0 on b, committed", st, st.Upgrade)
+	}
+	if got := osRelease(t, c); got != "2.0.0" {
+		t.Errorf("/etc/os-release VERSION_ID = %q, want 2.0.0", got)
+	}
+	out, code = guestRun(c, "keso upgrade --reboot --image "+srv.publish("v3", upgradeImage(t, v3)))
+	if !strings.Contains(out, "2.0.0 → 3.0.0 armed on slot a") {
+		t.Fatalf("keso upgrade to the broken 3.0.0: exit %d\n%s", code, out)
+	}
+	c.Close()
+	<-vm.Exited()
+	vm.Stop()
+
+	vm, slots := n.bootsUntil("rollback", "b", 5)
+	if got, want := strings.Join(slots, ","), "a,a,a,b"; got != want {
+		t.Errorf("slots booted = %s, want %s", got, want)
+	}
+	c = n.ssh()
+	defer c.Close()
+	st := n.status(c)
+	if st.Version != "2.0.0" || st.Slot != "b" || st.Upgrade == nil || st.Upgrade.LastRollback == nil || st.Upgrade.LastRollback.FromVersion != "3.0.0" {
+		t.Errorf("after the rollback: status %+v / %+v, want 2.0.0 on b with a rollback from 3.0.0", st, st.Upgrade)
+	} else {
+		t.Logf("recorded rollback: %s", st.Upgrade.LastRollback.Reason)
+	}
+	vm.Stop()
 }
