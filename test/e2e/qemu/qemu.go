@@ -55,6 +55,11 @@ type Config struct {
 
 	Extra  []string // extra QEMU arguments
 	LogDir string   // where the console log goes; default a test temp dir
+
+	// Board, when set, is an emulated board instead of the virt/pc
+	// machine (raspi.go): "raspi3b". Disks become its SD card.
+	Board string
+	DTB   string // -dtb for a board's direct kernel boot
 }
 
 // VM is a running QEMU.
@@ -117,6 +122,9 @@ func Available(cfg Config) string {
 // Args builds the QEMU command line for cfg; dir holds per-VM files (the
 // UEFI variable store copy). It is pure apart from naming files in dir.
 func Args(cfg Config, dir string) []string {
+	if cfg.Board != "" {
+		return boardArgs(cfg)
+	}
 	mem := cfg.MemMiB
 	if mem == 0 {
 		mem = 1024
