@@ -21,7 +21,7 @@ import (
 // card in QEMU's raspi3b machine with a config file placed on its FAT
 // boot partition, as a user would before putting the card in a Pi.
 
-func needTools(t *testing.T, tools ...string) {
+func needTools(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -33,7 +33,7 @@ func needTools(t *testing.T, tools ...string) {
 // fatOffset is where the boot partition starts (1 MiB), in mtools' syntax.
 const fatOffset = "@@1M"
 
-func mtype(t *testing.T, img, name string) []byte {
+func mtype(t testing.TB, img, name string) []byte {
 	t.Helper()
 	out, err := exec.Command("mtype", "-i", img+fatOffset, "::"+name).Output()
 	if err != nil {
@@ -42,7 +42,7 @@ func mtype(t *testing.T, img, name string) []byte {
 	return out
 }
 
-func mcopyOut(t *testing.T, img, name, dst string) {
+func mcopyOut(t testing.TB, img, name, dst string) {
 	t.Helper()
 	if out, err := exec.Command("mcopy", "-o", "-i", img+fatOffset, "::"+name, dst).CombinedOutput(); err != nil {
 		t.Fatalf("mcopy %s from %s: %v\n%s", name, filepath.Base(img), err, out)
@@ -187,7 +187,7 @@ func checkRPiStructure(t *testing.T, arch, img string) {
 // rpiCmdline is the kernel command line boot.cmd gives slot a, with the
 // console on the PL011 that QEMU's first serial port is (a Pi's header
 // UART is the mini UART, ttyS1), and QEMU's watchdog quirk worked around.
-func rpiCmdline(t *testing.T, bootCmd string) string {
+func rpiCmdline(t testing.TB, bootCmd string) string {
 	m := regexp.MustCompile(`setenv bootargs "([^"]*)"`).FindStringSubmatch(bootCmd)
 	if m == nil {
 		t.Fatalf("boot.cmd sets no bootargs:\n%s", bootCmd)
@@ -205,16 +205,12 @@ func rpiCmdline(t *testing.T, bootCmd string) string {
 	return strings.Join(append(append([]string{"console=ttyAMA0,115200"}, out...), "keso.watchdog=0"), " ")
 }
 
-// TestRPiBootRaspi3b boots the arm64 card in QEMU's Raspberry Pi 3B: the
-// kernel, initrd and DTB come from the card's boot partition, the root
-// from its slot A (found by the MBR signature), the state partition grows
-// to the card's end, and a config.yaml dropped on the boot partition is
-// applied.
-func TestRPiBootRaspi3b(t *testing.T) {
-	skipUnlessE2E(t)
-	needTools(t, "mtype", "mcopy")
-	t.Parallel()
-	a := artifacts(t, "arm64")
+// bootRPi copies the arm64 card, puts a config.yaml on its boot
+// partition, boots it in raspi3b with the kernel, initrd and DTB from the
+// card and the command line from its boot.cmd, and returns the stand-in's
+// record, the console and the time to the handoff.
+func bootRPi(t testing.TB, a *Artifacts, name string) (*Standin, string, time.Duration) {
+	t.Helper()
 	src := a.file(t, "keso-rpi-arm64.img")
 	dir := t.TempDir()
 	card := filepath.Join(dir, "sd.img")
@@ -236,11 +232,26 @@ func TestRPiBootRaspi3b(t *testing.T) {
 	if !strings.Contains(cmdline, "keso.slot=a") || !strings.Contains(cmdline, "keso.mbr=") {
 		t.Fatalf("command line %q lacks keso.slot=a or keso.mbr", cmdline)
 	}
-	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "rpi3b", Arch: "arm64", Board: "raspi3b",
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "arm64", Board: "raspi3b",
 		Kernel: kernel, Initrd: initrd, DTB: dtb, Append: cmdline, Disks: []string{card}})
 	s, took := handoff(t, vm)
 	console := vm.Console()
 	vm.Stop()
+	os.Remove(card)
+	return s, console, took
+}
+
+// TestRPiBootRaspi3b boots the arm64 card in QEMU's Raspberry Pi 3B: the
+// kernel, initrd and DTB come from the card's boot partition, the root
+// from its slot A (found by the MBR signature), the state partition grows
+// to the card's end, and a config.yaml dropped on the boot partition is
+// applied.
+func TestRPiBootRaspi3b(t *testing.T) {
+	skipUnlessE2E(t)
+	needTools(t, "mtype", "mcopy")
+	t.Parallel()
+	a := artifacts(t, "arm64")
+	s, console, took := bootRPi(t, a, "rpi3b")
 	t.Logf("raspi3b: k3s handoff %s after QEMU start", took.Round(100*time.Millisecond))
 	checkCommon(t, s, a, "disk")
 	if s.Boot.Slot != "a" || s.Boot.RootDevice != "/dev/mmcblk0p2" || s.Boot.State != "/dev/mmcblk0p4" {
