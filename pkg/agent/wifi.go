@@ -20,7 +20,7 @@ func (a *Agent) joinWiFi(ctx context.Context) cloudconfig.Config {
 	var res wifi.Result
 	a.phase("wifi", func(rec *phase.Recorder) {
 		ctl := host.WPACtrl{Dir: a.FS.Path(wifi.CtrlDir), LocalDir: a.FS.Path("/run/keso")}
-		res = wifi.Run(ctx, a.cfg, a.FS, a.Host, ctl, a.Log, wifi.Options{}, rec)
+		res = wifi.Run(ctx, a.cfg, a.FS, a.Host, ctl, a.mods, a.Log, wifi.Options{}, rec)
 	})
 	if res.Service != nil {
 		a.started = append(a.started, res.Service)

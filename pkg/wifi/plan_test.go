@@ -184,3 +184,15 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestInRange(t *testing.T) {
+	for _, tc := range []struct{ scan, want string }{
+		{"bssid / frequency / signal level / flags / ssid\n", "no networks in range"},
+		{"bssid / frequency / signal level / flags / ssid\n02:00:00:00:01:00\t2412\t-30\t[WPA2-PSK-CCMP][ESS]\tkeso-e2e\n02:00:00:00:02:00\t5180\t-70\t[ESS]\t\n",
+			`networks in range: "keso-e2e" [WPA2-PSK-CCMP][ESS], "(hidden)" [ESS]`},
+	} {
+		if got := InRange(tc.scan); got != tc.want {
+			t.Errorf("InRange(%q) = %q, want %q", tc.scan, got, tc.want)
+		}
+	}
+}

@@ -33,6 +33,19 @@ type Starter interface {
 	StartService(argv, env []string, out io.Writer) (*exec.Cmd, error)
 }
 
+// ModuleLoader loads a kernel module with its dependencies (the agent's
+// modules.dep loader).
+type ModuleLoader interface {
+	Load(name string) error
+}
+
+// CryptoModules are the ciphers mac80211 asks the kernel's crypto API for
+// (CCMP, GCMP, BIP). The kernel would request them from a modprobe that
+// this system does not have, so they are loaded before the supplicant
+// starts; without them an access point's or a station's key install
+// fails. FullMAC drivers (brcmfmac on the Pi) do the crypto in firmware.
+var CryptoModules = []string{"ctr", "ccm", "gcm", "ghash_generic", "cmac"}
+
 // Controller talks to the supplicant's control socket (host.WPACtrl).
 type Controller interface {
 	Request(ctx context.Context, iface, cmd string) (string, error)
@@ -111,7 +124,7 @@ func Links(fsys FS) ([]Link, error) {
 // supplicant under a supervisor bound to ctx (give it the agent's
 // lifetime context) and waits up to WaitAssociated for it to associate.
 // Supplicant output goes to log, one "keso: wifi: " line per line.
-func Run(ctx context.Context, cfg cloudconfig.Config, fsys FS, st Starter, ctl Controller, log io.Writer, opts Options, rec *phase.Recorder) Result {
+func Run(ctx context.Context, cfg cloudconfig.Config, fsys FS, st Starter, ctl Controller, mods ModuleLoader, log io.Writer, opts Options, rec *phase.Recorder) Result {
 	opts.defaults()
 	if len(cfg.Keso.Wifi) == 0 {
 		rec.Skip("no wifi networks in the config")
@@ -144,6 +157,18 @@ func Run(ctx context.Context, cfg cloudconfig.Config, fsys FS, st Starter, ctl C
 	if _, err := fsys.Stat(Supplicant); err != nil {
 		rec.Fail("keso.wifi", fmt.Errorf("%s is not in this image (the profile's wifi: block ships it): %w", Supplicant, err))
 		return Result{Interface: plan.Interface}
+	}
+	if mods != nil {
+		var skipped []string
+		for _, m := range CryptoModules {
+			if err := mods.Load(m); err != nil {
+				skipped = append(skipped, fmt.Sprintf("%s (%v)", m, err))
+			}
+		}
+		if len(skipped) > 0 {
+			// Not a failure: a FullMAC driver does not need them.
+			rec.Change("skip", "crypto modules", strings.Join(skipped, "; ")+": mac80211 drivers cannot install keys without them")
+		}
 	}
 	if err := fsys.MkdirAll("/run/keso", 0o755); err != nil {
 		rec.Fail("keso.wifi", err)
@@ -180,12 +205,40 @@ func Run(ctx context.Context, cfg cloudconfig.Config, fsys FS, st Starter, ctl C
 			} else {
 				state = "wpa_state=" + state
 			}
-			rec.Fail("keso.wifi", fmt.Errorf("%s: not associated with %s within %s (%s); wpa_supplicant keeps trying",
-				plan.Interface, strings.Join(plan.Networks, " or "), opts.WaitAssociated, state))
+			seen := "no scan results"
+			sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+			if out, err := ctl.Request(sctx, plan.Interface, "SCAN_RESULTS"); err == nil {
+				seen = InRange(out)
+			}
+			scancel()
+			rec.Fail("keso.wifi", fmt.Errorf("%s: not associated with %s within %s (%s; %s); wpa_supplicant keeps trying",
+				plan.Interface, strings.Join(plan.Networks, " or "), opts.WaitAssociated, state, seen))
 			return res
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// InRange summarises a SCAN_RESULTS reply (a header line, then bssid,
+// frequency, signal, flags and SSID separated by tabs) for a message:
+// "networks in range: shop [WPA2-PSK-CCMP][ESS], …".
+func InRange(scan string) string {
+	var nets []string
+	for _, l := range strings.Split(scan, "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) < 5 || strings.HasPrefix(l, "bssid /") {
+			continue
+		}
+		ssid := f[4]
+		if ssid == "" {
+			ssid = "(hidden)"
+		}
+		nets = append(nets, fmt.Sprintf("%q %s", ssid, f[3]))
+	}
+	if len(nets) == 0 {
+		return "no networks in range"
+	}
+	return "networks in range: " + strings.Join(nets, ", ")
 }
 
 // ParseStatus parses a control socket STATUS reply (key=value lines).

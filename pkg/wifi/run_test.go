@@ -79,6 +79,20 @@ func (f *fakeStarter) StartService(argv, env []string, out io.Writer) (*exec.Cmd
 	return cmd, cmd.Start()
 }
 
+// fakeMods records module loads; missing fails.
+type fakeMods struct {
+	loaded  []string
+	missing string
+}
+
+func (f *fakeMods) Load(name string) error {
+	if name == f.missing {
+		return errors.New("not in modules.dep")
+	}
+	f.loaded = append(f.loaded, name)
+	return nil
+}
+
 // fakeCtl answers STATUS with the states in turn (the last one repeats).
 type fakeCtl struct {
 	mu     sync.Mutex
@@ -89,6 +103,9 @@ type fakeCtl struct {
 func (f *fakeCtl) Request(ctx context.Context, iface, cmd string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if cmd == "SCAN_RESULTS" {
+		return "bssid / frequency / signal level / flags / ssid\n02:00:00:00:01:00\t2412\t-30\t[WPA2-PSK-CCMP][ESS]\tother\n", nil
+	}
 	if cmd != "STATUS" || iface != "wlan0" {
 		return "", errors.New("unexpected request " + iface + " " + cmd)
 	}
@@ -122,13 +139,17 @@ func TestRunAssociates(t *testing.T) {
 	rec := phase.NewRecorder("wifi", &log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	res := Run(ctx, cfgWith(cloudconfig.Wifi{Name: "store", Passphrase: "correct horse"}), host.FS{Root: root}, st, ctl, &log, Options{}, rec)
+	mods := &fakeMods{missing: "cmac"}
+	res := Run(ctx, cfgWith(cloudconfig.Wifi{Name: "store", Passphrase: "correct horse"}), host.FS{Root: root}, st, ctl, mods, &log, Options{}, rec)
 	rep := rec.Done()
 	if !res.Associated || res.Interface != "wlan0" || res.SSID != "store" || res.Service == nil {
 		t.Fatalf("Run = %+v, want associated on wlan0 with ssid store and a service", res)
 	}
 	if len(rep.Failures) != 0 {
 		t.Errorf("failures: %+v", rep.Failures)
+	}
+	if got, want := strings.Join(mods.loaded, " "), "ctr ccm gcm ghash_generic"; got != want {
+		t.Errorf("loaded modules %q, want %q", got, want)
 	}
 	conf, err := os.ReadFile(filepath.Join(root, ConfPath))
 	if err != nil || !strings.Contains(string(conf), `psk="correct horse"`) {
@@ -139,6 +160,7 @@ func TestRunAssociates(t *testing.T) {
 	}
 	for _, want := range []string{"keso: wifi: write /run/keso/wpa_supplicant.conf (1 network(s): store)",
 		"keso: wifi: start wpa_supplicant (wlan0)", "keso: wifi: Successfully initialized wpa_supplicant",
+		"keso: wifi: skip crypto modules (cmac (not in modules.dep)",
 		`keso: wifi: associated wlan0 (ssid "store", bssid 02:00:00:00:01:00, SAE`} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
@@ -162,12 +184,12 @@ func TestRunReportsNoAssociation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res := Run(ctx, cfgWith(cloudconfig.Wifi{Name: "store", Passphrase: "correct horse"}), host.FS{Root: root}, &fakeStarter{},
-		&fakeCtl{states: []string{"SCANNING"}}, io.Discard, Options{WaitAssociated: 600 * time.Millisecond}, rec)
+		&fakeCtl{states: []string{"SCANNING"}}, nil, io.Discard, Options{WaitAssociated: 600 * time.Millisecond}, rec)
 	rep := rec.Done()
 	if res.Associated || res.Service == nil {
 		t.Errorf("Run = %+v, want not associated, supplicant running", res)
 	}
-	if len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0].Err, "wlan0: not associated with store within 600ms (wpa_state=SCANNING); wpa_supplicant keeps trying") {
+	if len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0].Err, "wlan0: not associated with store within 600ms (wpa_state=SCANNING; networks in range: \"other\" [WPA2-PSK-CCMP][ESS]); wpa_supplicant keeps trying") {
 		t.Errorf("failures = %+v", rep.Failures)
 	}
 	cancel()
@@ -200,7 +222,7 @@ func TestRunWithoutSupplicantOrRadio(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := phase.NewRecorder("wifi", io.Discard, nil)
 			st := &fakeStarter{}
-			res := Run(context.Background(), tc.cfg, host.FS{Root: tc.root(t)}, st, &fakeCtl{states: []string{""}}, io.Discard,
+			res := Run(context.Background(), tc.cfg, host.FS{Root: tc.root(t)}, st, &fakeCtl{states: []string{""}}, nil, io.Discard,
 				Options{LinkSettle: 300 * time.Millisecond}, rec)
 			rep := rec.Done()
 			if res.Service != nil || len(st.argvs) != 0 {
