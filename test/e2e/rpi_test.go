@@ -205,39 +205,55 @@ func rpiCmdline(t testing.TB, bootCmd string) string {
 	return strings.Join(append(append([]string{"console=ttyAMA0,115200"}, out...), "keso.watchdog=0"), " ")
 }
 
-// bootRPi copies the arm64 card, puts a config.yaml on its boot
-// partition, boots it in raspi3b with the kernel, initrd and DTB from the
-// card and the command line from its boot.cmd, and returns the stand-in's
-// record, the console and the time to the handoff.
-func bootRPi(t testing.TB, a *Artifacts, name string) (*Standin, string, time.Duration) {
+// rpiVM is a raspi3b boot of a copy of the arm64 card.
+type rpiVM struct {
+	card, kernel, initrd, dtb, cmdline string
+}
+
+// prepareRPi copies the arm64 card, puts a config.yaml on its boot
+// partition, and takes the kernel, initrd and DTB off the card and the
+// command line from its boot.cmd (for slot).
+func prepareRPi(t testing.TB, a *Artifacts, slot string) rpiVM {
 	t.Helper()
 	src := a.file(t, "keso-rpi-arm64.img")
 	dir := t.TempDir()
-	card := filepath.Join(dir, "sd.img")
-	if out, err := exec.Command("cp", "--sparse=always", src, card).CombinedOutput(); err != nil {
+	r := rpiVM{card: filepath.Join(dir, "sd.img"), kernel: filepath.Join(dir, "vmlinuz"), initrd: filepath.Join(dir, "initrd"),
+		dtb: filepath.Join(dir, "bcm2837-rpi-3-b.dtb")}
+	if out, err := exec.Command("cp", "--sparse=always", src, r.card).CombinedOutput(); err != nil {
 		t.Fatalf("copy the card: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte("#cloud-config\nhostname: store-pi-e2e\nkeso:\n  labels:\n    keso.io/sdcard: \"yes\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mcopy", "-o", "-i", card+fatOffset, cfg, "::config.yaml").CombinedOutput(); err != nil {
+	if out, err := exec.Command("mcopy", "-o", "-i", r.card+fatOffset, cfg, "::config.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("put config.yaml on the boot partition: %v\n%s", err, out)
 	}
-	kernel, initrd, dtb := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd"), filepath.Join(dir, "bcm2837-rpi-3-b.dtb")
-	mcopyOut(t, card, "keso/a/vmlinuz", kernel)
-	mcopyOut(t, card, "keso/a/initrd", initrd)
-	mcopyOut(t, card, "bcm2837-rpi-3-b.dtb", dtb)
-	cmdline := rpiCmdline(t, string(mtype(t, card, "boot.cmd")))
-	if !strings.Contains(cmdline, "keso.slot=a") || !strings.Contains(cmdline, "keso.mbr=") {
-		t.Fatalf("command line %q lacks keso.slot=a or keso.mbr", cmdline)
+	mcopyOut(t, r.card, "keso/"+slot+"/vmlinuz", r.kernel)
+	mcopyOut(t, r.card, "keso/"+slot+"/initrd", r.initrd)
+	mcopyOut(t, r.card, "bcm2837-rpi-3-b.dtb", r.dtb)
+	r.cmdline = strings.ReplaceAll(rpiCmdline(t, string(mtype(t, r.card, "boot.cmd"))), "keso.slot=a", "keso.slot="+slot)
+	if !strings.Contains(r.cmdline, "keso.slot="+slot) || !strings.Contains(r.cmdline, "keso.mbr=") {
+		t.Fatalf("command line %q lacks keso.slot=%s or keso.mbr", r.cmdline, slot)
 	}
-	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "arm64", Board: "raspi3b",
-		Kernel: kernel, Initrd: initrd, DTB: dtb, Append: cmdline, Disks: []string{card}})
+	return r
+}
+
+func (r rpiVM) start(t testing.TB, name string) *qemu.VM {
+	return qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "arm64", Board: "raspi3b",
+		Kernel: r.kernel, Initrd: r.initrd, DTB: r.dtb, Append: r.cmdline, Disks: []string{r.card}})
+}
+
+// bootRPi boots slot a of a prepared card to the handoff and returns the
+// stand-in's record, the console and the time to the handoff.
+func bootRPi(t testing.TB, a *Artifacts, name string) (*Standin, string, time.Duration) {
+	t.Helper()
+	r := prepareRPi(t, a, "a")
+	vm := r.start(t, name)
 	s, took := handoff(t, vm)
 	console := vm.Console()
 	vm.Stop()
-	os.Remove(card)
+	os.Remove(r.card)
 	return s, console, took
 }
 
@@ -279,5 +295,30 @@ func TestRPiBootRaspi3b(t *testing.T) {
 	}
 	if strings.Contains(console, `unknown key "mbr"`) {
 		t.Errorf("keso.mbr was taken for config")
+	}
+}
+
+// TestRPiFailedSlotReboots boots the card's empty slot B: the initrd must
+// say what it found and restart the machine (through the BCM2835
+// watchdog, an initrd module), since U-Boot's try counter only counts
+// boots that end in a restart. QEMU runs with -no-reboot, so the restart
+// ends the VM.
+func TestRPiFailedSlotReboots(t *testing.T) {
+	skipUnlessE2E(t)
+	needTools(t, "mtype", "mcopy")
+	t.Parallel()
+	a := artifacts(t, "arm64")
+	r := prepareRPi(t, a, "b")
+	vm := r.start(t, "rpi3b-empty-slot")
+	if _, _, err := vm.Expect(regexp.MustCompile(`/dev/mmcblk0p3 holds zeros, not a squashfs`), bootTimeout); err != nil {
+		t.Fatalf("the initrd did not report the empty slot B: %v", err)
+	}
+	select {
+	case <-vm.Exited():
+		if !strings.Contains(vm.Console(), "reboot: Restarting system") || strings.Contains(vm.Console(), "Reboot failed") {
+			t.Errorf("QEMU ended without the kernel restarting the machine")
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the machine did not restart within 90 s of the failure (no restart handler: bcm2835_wdt missing from the initrd?)")
 	}
 }
