@@ -85,7 +85,7 @@ func (s *Stage) waitForRoot(ctx context.Context, plan Plan) (string, Mode, Surve
 		var survey Survey
 		if plan.Mode != ModeLive {
 			if plan.MBRDisk != "" {
-				if name, ok := s.findMBRPart(devs, plan.MBRDisk, MBRRootPart(slot)); ok {
+				if name, ok := s.findMBRPart(plan.MBRDisk, MBRRootPart(slot)); ok {
 					return s.devPath(name), ModeDisk, nil, nil
 				}
 			}

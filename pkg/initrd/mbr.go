@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/keso-os/keso/pkg/host"
 )
 
 // MBR disks: the Raspberry Pi SD card (pkg/image/sdcard) has an MBR
@@ -43,21 +45,6 @@ func ParseDiskID(s string) (string, error) {
 	return v, nil
 }
 
-// MBRDiskID returns the disk signature of an MBR partition table in
-// sector 0 (8 lower-case hex digits), or ok false when sector 0 holds no
-// MBR or a GPT's protective MBR.
-func MBRDiskID(sector0 []byte) (id string, ok bool) {
-	if len(sector0) < 512 || sector0[510] != 0x55 || sector0[511] != 0xaa {
-		return "", false
-	}
-	for i := 0; i < 4; i++ {
-		if sector0[446+16*i+4] == 0xee {
-			return "", false
-		}
-	}
-	return fmt.Sprintf("%08x", binary.LittleEndian.Uint32(sector0[440:444])), true
-}
-
 // partN reads the partition number (PARTN=) of a block device from sysfs.
 func (s *Stage) partN(name string) int {
 	data, err := os.ReadFile(s.path(filepath.Join("/sys/class/block", name, "uevent")))
@@ -75,41 +62,20 @@ func (s *Stage) partN(name string) int {
 }
 
 // findMBRPart returns the kernel name of partition partno of the disk
-// whose MBR signature is id.
-func (s *Stage) findMBRPart(devs []BlockDev, id string, partno int) (string, bool) {
-	for _, d := range devs {
-		if d.Partition || strings.HasPrefix(d.Name, "loop") || strings.HasPrefix(d.Name, "ram") || strings.HasPrefix(d.Name, "sr") {
-			continue
-		}
-		f, err := os.Open(s.devPath(d.Name))
-		if err != nil {
-			continue
-		}
-		sec := make([]byte, 512)
-		_, err = f.ReadAt(sec, 0)
-		f.Close()
-		if err != nil {
-			continue
-		}
-		if got, ok := MBRDiskID(sec); !ok || got != id {
-			continue
-		}
-		// Kernel naming: sda -> sda2, mmcblk0 -> mmcblk0p2, nvme0n1 -> nvme0n1p2.
-		want := map[string]bool{d.Name + strconv.Itoa(partno): true, d.Name + "p" + strconv.Itoa(partno): true}
-		for _, p := range devs {
-			if p.Partition && want[p.Name] && s.partN(p.Name) == partno {
-				return p.Name, true
-			}
-		}
+// whose MBR signature is id (host.FindMBRPartition, under the stage's root).
+func (s *Stage) findMBRPart(id string, partno int) (string, bool) {
+	dev, err := host.FindMBRPartition(s.Root, id, partno)
+	if err != nil {
+		return "", false
 	}
-	return "", false
+	return strings.TrimPrefix(dev, "/dev/"), true
 }
 
 // statePart finds the state partition: partition 4 of the MBR disk the
 // root came from, else the GPT partition labelled KESO_STATE.
 func (s *Stage) statePart(devs []BlockDev, info *Info) (BlockDev, bool) {
 	if info.MBRDisk != "" {
-		if name, ok := s.findMBRPart(devs, info.MBRDisk, MBRPartState); ok {
+		if name, ok := s.findMBRPart(info.MBRDisk, MBRPartState); ok {
 			for _, d := range devs {
 				if d.Name == name {
 					return d, true
@@ -127,7 +93,7 @@ func planGrow(head []byte, sectorSize int, diskSectors uint64, label string, par
 	if len(head) >= 2*ss && string(head[ss:ss+8]) == "EFI PART" {
 		return PlanGPTGrow(head, sectorSize, diskSectors, label)
 	}
-	if _, ok := MBRDiskID(head); ok {
+	if _, ok := host.MBRDiskID(head); ok {
 		if ss != 512 {
 			return nil, fmt.Errorf("mbr: %d-byte sectors: only 512 is supported", ss)
 		}
@@ -141,7 +107,7 @@ func planGrow(head []byte, sectorSize int, diskSectors uint64, label string, par
 // the disk. The one write is the new sector 0. An MBR entry counts at most
 // 2^32-1 sectors (2 TiB), which bounds the growth.
 func PlanMBRGrow(sector0 []byte, diskSectors uint64, partno int) (*GPTGrow, error) {
-	if _, ok := MBRDiskID(sector0); !ok {
+	if _, ok := host.MBRDiskID(sector0); !ok {
 		return nil, fmt.Errorf("mbr: no MBR partition table in sector 0")
 	}
 	if partno < 1 || partno > 4 {

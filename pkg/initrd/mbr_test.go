@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/cmdline"
+	"github.com/keso-os/keso/pkg/host"
 )
 
 // mbrSector builds sector 0 with a disk signature and partitions
@@ -51,7 +52,7 @@ func TestPlanMBRGrow(t *testing.T) {
 	if got := binary.LittleEndian.Uint32(out[446+16*3+12:]); got != 8388608-4720640 {
 		t.Errorf("new size = %d, want %d", got, 8388608-4720640)
 	}
-	if id, ok := MBRDiskID(out); !ok || id != "d4d16b13" {
+	if id, ok := host.MBRDiskID(out); !ok || id != "d4d16b13" {
 		t.Errorf("signature after grow = %q %v, want d4d16b13", id, ok)
 	}
 	for i := 0; i < 3; i++ { // the other entries are untouched
@@ -70,7 +71,7 @@ func TestPlanMBRGrow(t *testing.T) {
 	}
 	prot := mbrSector(0, [2]uint32{1, 100})
 	prot[446+4] = 0xee
-	if _, ok := MBRDiskID(prot); ok {
+	if _, ok := host.MBRDiskID(prot); ok {
 		t.Errorf("a GPT protective MBR was taken for an MBR disk")
 	}
 	if _, err := planGrow(prot, 512, 1000, "KESO_STATE", 1); err == nil {
