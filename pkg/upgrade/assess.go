@@ -30,24 +30,24 @@ type BootStatus struct {
 // one used up its tries): then it records the rollback with its reason and
 // clears the pending upgrade.
 func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version string, now time.Time) (BootStatus, error) {
+	return AssessBoot(SystemdBoot{ESP: esp}, state, slot, version, now)
+}
+
+// AssessBoot is Assess for any boot loader.
+func AssessBoot(bl BootLoader, state StateFS, slot bootloader.Slot, version string, now time.Time) (BootStatus, error) {
 	bs := BootStatus{Slot: slot, Version: version}
-	entries, err := bootloader.Entries(esp)
+	slots, err := bl.Slots()
 	if err != nil {
 		return bs, fmt.Errorf("assess boot: %w", err)
 	}
-	var trial *bootloader.Entry
-	for _, e := range entries {
-		if e.Counting && e.Slot != slot {
-			trial = &e
-		}
-		switch e.Slot {
-		case slot:
-			bs.Trial = e.Counting
-			bs.TriesLeft = e.Left
-			bs.Committed = !e.Counting
-		default:
-			bs.OtherSlot = fmt.Sprintf("%s (%s)", e.Slot, e.Title)
-		}
+	if s, ok := slots[slot]; ok {
+		bs.Trial = s.Trial
+		bs.TriesLeft = s.Left
+		bs.Committed = s.Present && !s.Trial
+	}
+	other := slots[slot.Other()]
+	if other.Present {
+		bs.OtherSlot = fmt.Sprintf("%s (%s)", slot.Other(), other.Title)
 	}
 	st, err := LoadState(state)
 	if err != nil {
@@ -55,7 +55,7 @@ func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version str
 	}
 	if p := st.Pending; p != nil {
 		switch {
-		case p.ToSlot != slot && (trial == nil || trial.Slot != p.ToSlot):
+		case p.ToSlot != slot && !(p.ToSlot == slot.Other() && other.Trial):
 			// The trial entry was never armed (Arm renames it into
 			// place last): the upgrade stopped before it could boot.
 			bs.Interrupted = fmt.Sprintf("the upgrade to %s (slot %s, started %s) stopped before its trial boot was armed; %s keeps running",
@@ -89,7 +89,12 @@ func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version str
 // and the pending upgrade becomes the last commit. On a slot that is not
 // on trial it does nothing.
 func MarkHealthy(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version string, now time.Time) error {
-	if err := bootloader.Commit(esp, slot); err != nil {
+	return MarkHealthyBoot(SystemdBoot{ESP: esp}, state, slot, version, now)
+}
+
+// MarkHealthyBoot is MarkHealthy for any boot loader.
+func MarkHealthyBoot(bl BootLoader, state StateFS, slot bootloader.Slot, version string, now time.Time) error {
+	if err := bl.Commit(slot); err != nil {
 		return err
 	}
 	st, err := LoadState(state)
@@ -121,8 +126,13 @@ func RecordFailure(state StateFS, reason string) error {
 // Rollback makes the other slot boot next (keso rollback). The other slot
 // must have a committed entry.
 func RollbackTo(esp bootloader.ESP, state StateFS, running bootloader.Slot, version, reason string, now time.Time) (bootloader.Slot, error) {
+	return RollbackBoot(SystemdBoot{ESP: esp}, state, running, version, reason, now)
+}
+
+// RollbackBoot is RollbackTo for any boot loader.
+func RollbackBoot(bl BootLoader, state StateFS, running bootloader.Slot, version, reason string, now time.Time) (bootloader.Slot, error) {
 	other := running.Other()
-	if err := bootloader.Prefer(esp, other); err != nil {
+	if err := bl.Prefer(other); err != nil {
 		return "", fmt.Errorf("rollback to slot %s: %w", other, err)
 	}
 	st, err := LoadState(state)

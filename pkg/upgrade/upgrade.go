@@ -85,6 +85,7 @@ type Outcome struct {
 type Upgrader struct {
 	Disk    Disk
 	ESP     bootloader.ESP
+	Boot    BootLoader // nil: systemd-boot entries on ESP (SystemdBoot); the Pi card: UBoot
 	State   StateFS
 	WorkDir string // downloads go here; on a node /var/lib/keso/upgrade
 	Client  *http.Client
@@ -184,7 +185,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 
 	// 3. Write the inactive slot and read it back. Its old entry goes
 	// first: nothing may boot a half-written slot.
-	if _, err := bootloader.Retire(u.ESP, target); err != nil {
+	if err := u.loader().Retire(target); err != nil {
 		return out, fmt.Errorf("retire slot %s: %w", target, err)
 	}
 	dev, err := u.Disk.OpenSlot(target)
@@ -236,12 +237,12 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		opts = stripSlot(info.Cmdline)
 	}
 	u.logf("installing slot %s's kernel and initrd on the ESP", target)
-	e, err := bootloader.Arm(u.ESP, bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
+	armed, err := u.loader().Arm(bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
 		Title: "keso " + info.Version, Options: opts, Tries: tries})
 	if err != nil {
 		return out, fmt.Errorf("arm slot %s: %w", target, err)
 	}
-	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, e.File, tries)
+	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, armed, tries)
 	if _, ok := localPath(req.Image); !ok {
 		os.Remove(imgPath) // the slot holds it now
 	}
@@ -249,16 +250,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 }
 
 func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {
-	entries, err := bootloader.Entries(u.ESP)
-	if err != nil {
-		return fmt.Errorf("read boot entries: %w", err)
-	}
-	for _, e := range entries {
-		if e.Slot == running && e.Counting {
-			return refuse("slot %s is itself on trial (%d tries left); wait until it is committed", running, e.Left)
-		}
-	}
-	return nil
+	return checkTrial(u.loader(), running)
 }
 
 // fetchImage returns a local path of the image.

@@ -1,0 +1,274 @@
+package upgrade
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/host"
+)
+
+// newPiFixture is a Raspberry Pi card as keso-build makes it: both slots'
+// kernels on the boot FAT, boot.env with slot a good and no trial, slot
+// a's root written and slot b's empty.
+func newPiFixture(t *testing.T) (*fixture, UBoot) {
+	t.Helper()
+	f := newFixture(t)
+	f.esp = host.FS{Root: filepath.Join(f.dir, "boot")}
+	for _, s := range []bootloader.Slot{"a", "b"} {
+		must(t, f.esp.WriteFileAtomic(bootloader.KernelPath(s), []byte("kernel-1.0.0"), 0o644))
+		must(t, f.esp.WriteFileAtomic(bootloader.InitrdPath(s), []byte("initrd-1.0.0"), 0o644))
+	}
+	must(t, f.esp.WriteFileAtomic(bootloader.UBootEnvPath, bootloader.UBootEnv{Good: "a"}.Render(), 0o644))
+	f.node.Options = "" // the Pi's command line is in boot.scr; ReadNode gets no ESP
+	return f, UBoot{FS: f.esp}
+}
+
+func (f *fixture) piUpgrader(ub UBoot) *Upgrader {
+	u := f.upgrader()
+	u.ESP, u.Boot = nil, ub
+	return u
+}
+
+// ubootBoot is one power-on of the board: the boot script's decision
+// (UBootEnv.Booting), written back when it took a try, as the script's
+// fatwrite does.
+func ubootBoot(t *testing.T, esp host.FS) bootloader.Slot {
+	t.Helper()
+	env, err := bootloader.ReadUBootEnv(esp)
+	must(t, err)
+	slot, next := env.Booting()
+	if next != env {
+		must(t, esp.WriteFileAtomic(bootloader.UBootEnvPath, next.Render(), 0o644))
+	}
+	return slot
+}
+
+func readEnv(t *testing.T, esp host.FS) bootloader.UBootEnv {
+	t.Helper()
+	env, err := bootloader.ReadUBootEnv(esp)
+	must(t, err)
+	return env
+}
+
+func TestUBootUpgradeOverHTTPThenCommit(t *testing.T) {
+	f, ub := newPiFixture(t)
+	img := makeImage(t, f.dir, "1.1.0")
+	publish(t, img, f.priv)
+	srv := httptest.NewServer(http.FileServer(http.Dir(f.dir)))
+	defer srv.Close()
+
+	out, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: srv.URL + "/" + filepath.Base(img)}, f.node)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, f.log.String())
+	}
+	imgData, _ := os.ReadFile(img)
+	if out.ToVersion != "1.1.0" || out.Slot != "b" || out.ImageBytes != int64(len(imgData)) {
+		t.Errorf("outcome = %+v", out)
+	}
+	slot, _ := os.ReadFile(f.disk.path("b"))
+	if !bytes.Equal(slot[:len(imgData)], imgData) {
+		t.Errorf("slot b does not hold the image")
+	}
+	k, _ := f.esp.ReadFile(bootloader.KernelPath("b"))
+	if !bytes.HasPrefix(k, []byte("kernel-1.1.0")) {
+		t.Errorf("boot partition kernel for b = %.20q, want the new release's", k)
+	}
+	if k, _ := f.esp.ReadFile(bootloader.KernelPath("a")); string(k) != "kernel-1.0.0" {
+		t.Errorf("kernel for a = %.20q, want it untouched", k)
+	}
+	if got, want := readEnv(t, f.esp), (bootloader.UBootEnv{Good: "a", Try: "b", Left: 3}); got != want {
+		t.Errorf("boot.env after Run = %+v, want %+v", got, want)
+	}
+	if !strings.Contains(f.log.String(), "keso_try=b keso_left=3") {
+		t.Errorf("log does not say what was armed:\n%s", f.log.String())
+	}
+
+	// The script boots the trial; the agent sees a trial and commits.
+	if s := ubootBoot(t, f.esp); s != "b" {
+		t.Fatalf("booted %s, want b", s)
+	}
+	bs, err := AssessBoot(ub, f.state, "b", "1.1.0", time.Now())
+	must(t, err)
+	if !bs.Trial || bs.Committed || bs.TriesLeft != 2 || bs.OtherSlot != "a (keso)" {
+		t.Errorf("trial status = %+v, want trial with 2 tries left, other slot a", bs)
+	}
+	// An upgrade from a slot on trial is refused before anything is written.
+	img2 := makeImage(t, f.dir, "1.2.0")
+	publish(t, img2, f.priv)
+	node := f.node
+	node.Slot, node.Version = "b", "1.1.0"
+	if _, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: img2}, node); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "on trial") {
+		t.Errorf("upgrade on a trial slot: err = %v, want refused (on trial)", err)
+	}
+
+	must(t, MarkHealthyBoot(ub, f.state, "b", "1.1.0", time.Now()))
+	if got, want := readEnv(t, f.esp), (bootloader.UBootEnv{Good: "b"}); got != want {
+		t.Errorf("boot.env after commit = %+v, want %+v", got, want)
+	}
+	bs, err = AssessBoot(ub, f.state, "b", "1.1.0", time.Now())
+	must(t, err)
+	if bs.Trial || !bs.Committed || bs.LastCommit == nil || bs.LastCommit.Version != "1.1.0" {
+		t.Errorf("after commit = %+v", bs)
+	}
+	for i := 0; i < 4; i++ {
+		if s := ubootBoot(t, f.esp); s != "b" {
+			t.Fatalf("boot %d after commit = %s, want b", i, s)
+		}
+	}
+
+	// keso rollback: slot a (which booted 1.0.0 before) boots next, for good.
+	other, err := RollbackBoot(ub, f.state, "b", "1.1.0", "operator", time.Now())
+	must(t, err)
+	if other != "a" {
+		t.Errorf("rollback to %s, want a", other)
+	}
+	for i := 0; i < 3; i++ {
+		if s := ubootBoot(t, f.esp); s != "a" {
+			t.Fatalf("boot %d after rollback = %s, want a", i, s)
+		}
+	}
+	bs, err = AssessBoot(ub, f.state, "a", "1.0.0", time.Now())
+	must(t, err)
+	if !bs.Committed || bs.Trial || bs.LastRollback == nil || bs.LastRollback.Reason != "operator" || bs.OtherSlot != "b (keso 1.1.0)" {
+		t.Errorf("after rollback = %+v (rollback %+v)", bs, bs.LastRollback)
+	}
+}
+
+func TestUBootFailedTrialRollsBackWithReason(t *testing.T) {
+	f, ub := newPiFixture(t)
+	img := makeImage(t, f.dir, "1.1.0")
+	publish(t, img, f.priv)
+	if _, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: img}, f.node); err != nil {
+		t.Fatalf("Run: %v\n%s", err, f.log.String())
+	}
+	for try := 1; try <= 3; try++ {
+		if s := ubootBoot(t, f.esp); s != "b" {
+			t.Fatalf("try %d booted %s, want b", try, s)
+		}
+		bs, err := AssessBoot(ub, f.state, "b", "1.1.0", time.Now())
+		must(t, err)
+		if !bs.Trial || bs.TriesLeft != 3-try {
+			t.Errorf("try %d: status = %+v, want trial with %d tries left", try, bs, 3-try)
+		}
+		must(t, RecordFailure(f.state, fmt.Sprintf("k3s exited (try %d)", try)))
+	}
+	if s := ubootBoot(t, f.esp); s != "a" {
+		t.Fatalf("after 3 failed tries booted %s, want a", s)
+	}
+	bs, err := AssessBoot(ub, f.state, "a", "1.0.0", time.Now())
+	must(t, err)
+	if bs.LastRollback == nil || bs.LastRollback.FromVersion != "1.1.0" || !strings.Contains(bs.LastRollback.Reason, "k3s exited (try 3)") {
+		t.Errorf("rollback = %+v", bs.LastRollback)
+	}
+	if !bs.Committed || bs.Trial {
+		t.Errorf("status on a = %+v, want committed", bs)
+	}
+	st, err := LoadState(f.state)
+	must(t, err)
+	if st.Pending != nil {
+		t.Errorf("pending upgrade after the rollback = %+v, want none", st.Pending)
+	}
+	// The failed slot cannot be preferred; a new upgrade may replace it.
+	if _, err := RollbackBoot(ub, f.state, "a", "1.0.0", "operator", time.Now()); err == nil || !strings.Contains(err.Error(), "on trial") {
+		t.Errorf("rollback to the failed slot: err = %v, want refused", err)
+	}
+	img2 := makeImage(t, f.dir, "1.2.0")
+	publish(t, img2, f.priv)
+	if _, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: img2}, f.node); err != nil {
+		t.Fatalf("second Run: %v\n%s", err, f.log.String())
+	}
+	if got, want := readEnv(t, f.esp), (bootloader.UBootEnv{Good: "a", Try: "b", Left: 3}); got != want {
+		t.Errorf("boot.env after the second Run = %+v, want %+v", got, want)
+	}
+}
+
+// An upgrade cut after its slot was written but before boot.env armed the
+// trial is reported as interrupted, not as a rollback.
+func TestUBootInterruptedUpgrade(t *testing.T) {
+	f, ub := newPiFixture(t)
+	must(t, SaveState(f.state, State{Pending: &Pending{FromVersion: "1.0.0", ToVersion: "1.1.0", FromSlot: "a", ToSlot: "b", Tries: 3}}))
+	must(t, ub.Retire("b"))
+	if s := ubootBoot(t, f.esp); s != "a" {
+		t.Fatalf("booted %s, want a", s)
+	}
+	bs, err := AssessBoot(ub, f.state, "a", "1.0.0", time.Now())
+	must(t, err)
+	if bs.Interrupted == "" || bs.LastRollback != nil || !bs.Committed {
+		t.Errorf("status = %+v, want interrupted, no rollback", bs)
+	}
+}
+
+func TestUBootDecisions(t *testing.T) {
+	env := func(good, try string, left int) bootloader.UBootEnv {
+		return bootloader.UBootEnv{Good: bootloader.Slot(good), Try: bootloader.Slot(try), Left: left}
+	}
+	retire := []struct {
+		in      bootloader.UBootEnv
+		slot    bootloader.Slot
+		want    bootloader.UBootEnv
+		changed bool
+		err     bool
+	}{
+		{env("a", "", 0), "b", env("a", "", 0), false, false},
+		{env("a", "b", 2), "b", env("a", "", 0), true, false},
+		{env("a", "b", 0), "b", env("a", "", 0), true, false},
+		{env("a", "", 0), "a", env("a", "", 0), false, true},
+	}
+	for _, c := range retire {
+		got, changed, err := ubootRetire(c.in, c.slot)
+		if got != c.want || changed != c.changed || (err != nil) != c.err {
+			t.Errorf("ubootRetire(%+v, %s) = %+v, %v, %v; want %+v, %v, err %v", c.in, c.slot, got, changed, err, c.want, c.changed, c.err)
+		}
+	}
+	prefer := []struct {
+		in      bootloader.UBootEnv
+		slot    bootloader.Slot
+		present bool
+		want    bootloader.UBootEnv
+		err     bool
+	}{
+		{env("b", "", 0), "a", true, env("a", "", 0), false},
+		{env("a", "b", 2), "a", true, env("a", "b", 0), false}, // rollback off a running trial: the trial is spent
+		{env("a", "b", 0), "b", true, env("a", "b", 0), true},  // the failed trial
+		{env("a", "", 0), "b", false, env("a", "", 0), true},   // empty slot b of a fresh card
+	}
+	for _, c := range prefer {
+		got, err := ubootPrefer(c.in, c.slot, c.present)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("ubootPrefer(%+v, %s, %v) = %+v, %v; want %+v, err %v", c.in, c.slot, c.present, got, err, c.want, c.err)
+		}
+	}
+	slots := ubootSlots(env("a", "b", 0), map[bootloader.Slot]string{"b": "keso 1.1.0"})
+	if got, want := slots["b"], (SlotBoot{Present: true, Trial: true, Left: 0, Title: "keso 1.1.0"}); got != want {
+		t.Errorf("slot b = %+v, want %+v", got, want)
+	}
+	if got, want := slots["a"], (SlotBoot{Present: true, Title: "keso"}); got != want {
+		t.Errorf("slot a = %+v, want %+v", got, want)
+	}
+	if got := ubootSlots(env("a", "", 0), nil)["b"]; got.Present {
+		t.Errorf("untitled slot b of a fresh card = %+v, want not present", got)
+	}
+}
+
+// A fresh card's slot b has a kernel but an empty root: keso rollback
+// refuses to switch to it.
+func TestUBootRollbackRefusesEmptySlot(t *testing.T) {
+	f, ub := newPiFixture(t)
+	_, err := RollbackBoot(ub, f.state, "a", "1.0.0", "operator", time.Now())
+	if !errors.Is(err, bootloader.ErrNoEntry) {
+		t.Errorf("rollback on a fresh card: err = %v, want ErrNoEntry", err)
+	}
+	if got, want := readEnv(t, f.esp), (bootloader.UBootEnv{Good: "a"}); got != want {
+		t.Errorf("boot.env = %+v, want unchanged %+v", got, want)
+	}
+}
