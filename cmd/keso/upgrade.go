@@ -78,20 +78,21 @@ func runUpgrade(args []string) int {
 	}
 	l := host.Linux{}
 	root := host.FS{Root: "/"}
-	esp, unmount, err := mountESP(l)
+	bp, err := openBoot(l, root)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
 		return 1
 	}
+	unmount := bp.Unmount
 	defer unmount()
-	node, err := upgrade.ReadNode(root, esp, extraKeys(root))
+	node, err := upgrade.ReadNode(root, bp.NodeESP, extraKeys(root))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	u := &upgrade.Upgrader{Disk: hostDisk{l}, ESP: esp, State: root, WorkDir: "/var/lib/keso/upgrade", Log: os.Stdout}
+	u := &upgrade.Upgrader{Disk: bp.Disk, ESP: bp.FS, Boot: bp.Loader, State: root, WorkDir: "/var/lib/keso/upgrade", Log: os.Stdout}
 	out, err := u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries}, node)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
@@ -118,18 +119,19 @@ func runRollback(args []string) int {
 	}
 	l := host.Linux{}
 	root := host.FS{Root: "/"}
-	esp, unmount, err := mountESP(l)
+	bp, err := openBoot(l, root)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
 		return 1
 	}
+	unmount := bp.Unmount
 	defer unmount()
-	node, err := upgrade.ReadNode(root, esp, nil)
+	node, err := upgrade.ReadNode(root, bp.NodeESP, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
 		return 1
 	}
-	other, err := upgrade.RollbackTo(esp, root, node.Slot, node.Version, "keso rollback by an operator", time.Now())
+	other, err := upgrade.RollbackBoot(bp.Loader, root, node.Slot, node.Version, "keso rollback by an operator", time.Now())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso rollback: %v\n", err)
 		return 1

@@ -23,10 +23,11 @@ const (
 	healthStable = 30 * time.Second
 )
 
-// withESP mounts the EFI system partition, runs f on it and unmounts it.
+// withESP mounts the EFI system partition (on the Pi card: the FAT boot
+// partition, bootPartition), runs f on its boot loader and unmounts it.
 // The ESP stays unmounted otherwise, so a power cut cannot catch it dirty.
-func (a *Agent) withESP(f func(esp host.FS) error) error {
-	dev, err := a.Host.FindPartition("KESO_EFI")
+func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
+	dev, uboot, err := a.bootPartition()
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func (a *Agent) withESP(f func(esp host.FS) error) error {
 			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
 		}
 	}()
-	return f(host.FS{Root: mp})
+	return f(bootLoader(host.FS{Root: mp}, uboot))
 }
 
 // trial assesses the boot (disk mode): it records a rollback that happened,
@@ -57,9 +58,9 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 		return
 	}
 	var bs upgrade.BootStatus
-	err := a.withESP(func(esp host.FS) error {
+	err := a.withESP(func(bl upgrade.BootLoader) error {
 		var err error
-		bs, err = upgrade.Assess(esp, a.FS, slot, a.Boot.Version, time.Now())
+		bs, err = upgrade.AssessBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
 		return err
 	})
 	if err != nil {
@@ -97,8 +98,8 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 			}
 			ok, why := a.healthy(sup, stable)
 			if ok {
-				err := a.withESP(func(esp host.FS) error {
-					return upgrade.MarkHealthy(esp, a.FS, slot, a.Boot.Version, time.Now())
+				err := a.withESP(func(bl upgrade.BootLoader) error {
+					return upgrade.MarkHealthyBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
 				})
 				if err != nil {
 					fmt.Fprintf(a.Log, "keso: upgrade: commit slot %s: %v\n", slot, err)

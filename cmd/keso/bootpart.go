@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/cmdline"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/upgrade"
+)
+
+// The two disk layouts keso upgrades: GPT with systemd-boot (KESO_EFI,
+// KESO_ROOT_A/B by partition name) and the Raspberry Pi card, an MBR disk
+// named on the command line by keso.mbr=<disk signature>, with U-Boot's
+// boot.env on partition 1 (KESO_BOOT) and the slots a/b on partitions 2/3
+// (docs/boot.md).
+
+// Partition numbers on the Pi card.
+const (
+	piBootPart  = 1
+	piSlotAPart = 2
+)
+
+// piDiskID returns keso.mbr= of the running kernel's command line.
+func piDiskID(root host.FS) (string, bool) {
+	data, err := root.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", false
+	}
+	id, ok := cmdline.Parse(string(data)).Get("keso.mbr")
+	return id, ok && id != ""
+}
+
+// mbrDisk opens root slots by partition number on the Pi card.
+type mbrDisk struct {
+	l  host.Linux
+	id string
+}
+
+func (d mbrDisk) OpenSlot(s bootloader.Slot) (upgrade.SlotDevice, error) {
+	n := piSlotAPart
+	if s == bootloader.SlotB {
+		n++
+	}
+	dev, err := host.FindMBRPartition("/", d.id, n)
+	if err != nil {
+		return nil, err
+	}
+	return d.l.OpenBlock(dev)
+}
+
+// bootPart is the running system's boot partition, mounted, with its
+// boot loader and the disk of its slots.
+type bootPart struct {
+	FS      host.FS
+	Loader  upgrade.BootLoader
+	Disk    upgrade.Disk
+	NodeESP bootloader.ESP // where ReadNode finds the running entry's options (nil on the Pi)
+	Unmount func()
+}
+
+// openBoot finds and mounts the boot partition of either layout.
+func openBoot(l host.Linux, root host.FS) (bootPart, error) {
+	id, pi := piDiskID(root)
+	if !pi {
+		esp, unmount, err := mountESP(l)
+		if err != nil {
+			return bootPart{}, err
+		}
+		return bootPart{FS: esp, Loader: upgrade.SystemdBoot{ESP: esp}, Disk: hostDisk{l}, NodeESP: esp, Unmount: unmount}, nil
+	}
+	dev, err := host.FindMBRPartition("/", id, piBootPart)
+	if err != nil {
+		return bootPart{}, fmt.Errorf("boot partition (keso.mbr=%s): %w", id, err)
+	}
+	p := bootPart{Disk: mbrDisk{l: l, id: id}, Unmount: func() {}}
+	if mp := l.MountPointOf(dev); mp != "" {
+		p.FS = host.FS{Root: mp}
+	} else {
+		const mp = "/run/keso/boot"
+		if err := l.Mount(dev, mp, "vfat", 0, ""); err != nil {
+			return bootPart{}, fmt.Errorf("mount boot partition %s on %s: %w", dev, mp, err)
+		}
+		p.FS = host.FS{Root: mp}
+		p.Unmount = func() { syscall.Sync(); l.Unmount(mp) }
+	}
+	p.Loader = upgrade.UBoot{FS: p.FS}
+	return p, nil
+}

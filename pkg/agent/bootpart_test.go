@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/upgrade"
+)
+
+// On the Pi card (keso.mbr= on the command line) the A/B state is on MBR
+// partition 1 of the disk with that signature, kept by U-Boot.
+func TestBootPartitionOnThePiCard(t *testing.T) {
+	root := t.TempDir()
+	w := func(p string, b []byte) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mbr := make([]byte, 512)
+	binary.LittleEndian.PutUint32(mbr[440:], 0x5eed1234)
+	mbr[446+4] = 0x0e
+	mbr[510], mbr[511] = 0x55, 0xaa
+	w("sys/class/block/mmcblk0/uevent", []byte("DEVNAME=mmcblk0\nDEVTYPE=disk\n"))
+	w("dev/mmcblk0", mbr)
+	for _, p := range []string{"1", "2", "3", "4"} {
+		w("sys/class/block/mmcblk0p"+p+"/uevent", []byte("DEVNAME=mmcblk0p"+p+"\nDEVTYPE=partition\nPARTN="+p+"\n"))
+	}
+	a := &Agent{FS: host.FS{Root: root}, Cmdline: "console=ttyS1,115200 panic=10 keso.mbr=5eed1234 keso.slot=b"}
+	dev, uboot, err := a.bootPartition()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dev, "/dev/mmcblk0p1"; got != want || !uboot {
+		t.Errorf("bootPartition() = %q, uboot %v; want %q, uboot true", got, uboot, want)
+	}
+	if _, ok := bootLoader(host.FS{Root: root}, uboot).(upgrade.UBoot); !ok {
+		t.Errorf("boot loader on the Pi card is not upgrade.UBoot")
+	}
+
+	a.Cmdline = "console=ttyS1,115200 panic=10 keso.mbr=0badcafe keso.slot=b"
+	if _, _, err := a.bootPartition(); err == nil {
+		t.Errorf("bootPartition() with an unknown disk signature: no error")
+	}
+	// Without keso.mbr= it is the GPT layout's ESP (which this machine
+	// may or may not have), kept by systemd-boot.
+	a.Cmdline = "console=ttyS0 keso.slot=a"
+	if _, uboot, _ := a.bootPartition(); uboot {
+		t.Errorf("bootPartition() without keso.mbr= says U-Boot")
+	}
+	if _, ok := bootLoader(host.FS{Root: root}, false).(upgrade.SystemdBoot); !ok {
+		t.Errorf("boot loader on GPT is not upgrade.SystemdBoot")
+	}
+}
