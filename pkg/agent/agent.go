@@ -134,7 +134,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var net netconf.Result
 	nl := host.NewNetlink()
-	a.phase("network", func(rec *phase.Recorder) { net = netconf.Run(ctx, *cfg, nl, nl, a.FS, rec) })
+	netCfg := a.joinWiFi(ctx)
+	a.phase("network", func(rec *phase.Recorder) { net = netconf.Run(ctx, netCfg, nl, nl, a.FS, rec) })
 	a.phase("ntp", func(rec *phase.Recorder) {
 		servers := cfg.Keso.NTPServers
 		if len(servers) == 0 {
