@@ -1,6 +1,10 @@
 package agent
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
@@ -29,4 +33,21 @@ func bootLoader(part host.FS, uboot bool) upgrade.BootLoader {
 		return upgrade.UBoot{FS: part}
 	}
 	return upgrade.SystemdBoot{ESP: part}
+}
+
+// assessLine is the console line of a boot's assessment, e.g. "slot a
+// committed (U-Boot keso/boot.env)".
+func assessLine(bs upgrade.BootStatus, bl upgrade.BootLoader) string {
+	state := "not committed"
+	switch {
+	case bs.Trial:
+		state = fmt.Sprintf("on trial, %d tries left", bs.TriesLeft)
+	case bs.Committed:
+		state = "committed"
+	}
+	where := "systemd-boot entries"
+	if _, ok := bl.(upgrade.UBoot); ok {
+		where = "U-Boot " + strings.TrimPrefix(bootloader.UBootEnvPath, "/")
+	}
+	return fmt.Sprintf("slot %s %s (%s)", bs.Slot, state, where)
 }

@@ -58,3 +58,19 @@ func TestBootPartitionOnThePiCard(t *testing.T) {
 		t.Errorf("boot loader on GPT is not upgrade.SystemdBoot")
 	}
 }
+
+func TestAssessLine(t *testing.T) {
+	for _, tc := range []struct {
+		bs   upgrade.BootStatus
+		bl   upgrade.BootLoader
+		want string
+	}{
+		{upgrade.BootStatus{Slot: "a", Committed: true}, upgrade.UBoot{}, "slot a committed (U-Boot keso/boot.env)"},
+		{upgrade.BootStatus{Slot: "b", Trial: true, TriesLeft: 2}, upgrade.SystemdBoot{}, "slot b on trial, 2 tries left (systemd-boot entries)"},
+		{upgrade.BootStatus{Slot: "b"}, upgrade.UBoot{}, "slot b not committed (U-Boot keso/boot.env)"},
+	} {
+		if got := assessLine(tc.bs, tc.bl); got != tc.want {
+			t.Errorf("assessLine(%+v) = %q, want %q", tc.bs, got, tc.want)
+		}
+	}
+}

@@ -61,6 +61,9 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 	err := a.withESP(func(bl upgrade.BootLoader) error {
 		var err error
 		bs, err = upgrade.AssessBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
+		if err == nil {
+			fmt.Fprintf(a.Log, "keso: upgrade: %s\n", assessLine(bs, bl))
+		}
 		return err
 	})
 	if err != nil {
