@@ -138,10 +138,18 @@ func (u UBoot) Retire(slot bootloader.Slot) error {
 	return nil
 }
 
+// maxUBootTries is the most tries boot.env's one-digit counter holds.
+const maxUBootTries = 9
+
 // Arm writes the slot's title, kernel and initrd (bootloader.ArmUBoot),
 // then keso_try/keso_left: from there on the script tries it. The kernel
 // command line is boot.scr's; spec.Options is not used.
 func (u UBoot) Arm(spec bootloader.ArmSpec) (string, error) {
+	if spec.Tries > maxUBootTries {
+		// The script counts with setexpr, which writes hex, while
+		// boot.env is written in decimal: one digit reads the same.
+		return "", fmt.Errorf("arm slot %s: %d tries: U-Boot's counter in %s holds 1 to %d", spec.Slot, spec.Tries, bootloader.UBootEnvPath, maxUBootTries)
+	}
 	if err := u.FS.WriteFileAtomic(UBootTitlePath(spec.Slot), []byte(spec.Title+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("arm slot %s: %w", spec.Slot, err)
 	}

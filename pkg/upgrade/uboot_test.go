@@ -272,3 +272,18 @@ func TestUBootRollbackRefusesEmptySlot(t *testing.T) {
 		t.Errorf("boot.env = %+v, want unchanged %+v", got, want)
 	}
 }
+
+// boot.env's counter is one digit (the script's setexpr writes hex): more
+// tries are refused before anything is written.
+func TestUBootArmRefusesTooManyTries(t *testing.T) {
+	f, ub := newPiFixture(t)
+	if _, err := ub.Arm(bootloader.ArmSpec{Slot: "b", Kernel: []byte("k"), Initrd: []byte("i"), Tries: 10}); err == nil || !strings.Contains(err.Error(), "1 to 9") {
+		t.Errorf("Arm with 10 tries: err = %v, want refused", err)
+	}
+	if got, want := readEnv(t, f.esp), (bootloader.UBootEnv{Good: "a"}); got != want {
+		t.Errorf("boot.env = %+v, want unchanged %+v", got, want)
+	}
+	if k, _ := f.esp.ReadFile(bootloader.KernelPath("b")); string(k) != "kernel-1.0.0" {
+		t.Errorf("kernel b = %q, want unchanged", k)
+	}
+}
