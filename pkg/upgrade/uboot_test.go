@@ -287,3 +287,87 @@ func TestUBootArmRefusesTooManyTries(t *testing.T) {
 		t.Errorf("kernel b = %q, want unchanged", k)
 	}
 }
+
+// cutFS fails every write to the boot partition after the first n, as a
+// power cut would leave it.
+type cutFS struct {
+	host.FS
+	n int
+}
+
+func (c *cutFS) spend() error {
+	if c.n == 0 {
+		return errors.New("power cut")
+	}
+	c.n--
+	return nil
+}
+
+func (c *cutFS) WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
+	return c.FS.WriteFileAtomic(p, data, mode)
+}
+
+func (c *cutFS) Remove(p string) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
+	return c.FS.Remove(p)
+}
+
+func (c *cutFS) Rename(o, n string) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
+	return c.FS.Rename(o, n)
+}
+
+// An upgrade cut after any write to the boot partition leaves a card that
+// boots a complete version: slot a as before, or slot b only once its new
+// kernel and initrd are all there.
+func TestUBootUpgradePowerCut(t *testing.T) {
+	dir := t.TempDir()
+	f0, _ := newPiFixture(t)
+	img := makeImage(t, dir, "1.1.0")
+	publish(t, img, f0.priv)
+	for n := 0; ; n++ {
+		f, _ := newPiFixture(t)
+		f.priv, f.pub = f0.priv, f0.pub
+		f.node.TrustedKeys = f0.node.TrustedKeys
+		cut := &cutFS{FS: f.esp, n: n}
+		_, err := f.piUpgrader(UBoot{FS: cut}).Run(context.Background(), Request{Image: img}, f.node)
+		slot := ubootBoot(t, f.esp)
+		k, _ := f.esp.ReadFile(bootloader.KernelPath(slot))
+		i, _ := f.esp.ReadFile(bootloader.InitrdPath(slot))
+		switch {
+		case slot == "a" && (string(k) != "kernel-1.0.0" || string(i) != "initrd-1.0.0"):
+			t.Errorf("cut after %d writes: slot a's kernel/initrd changed", n)
+		case slot == "b" && (!bytes.HasPrefix(k, []byte("kernel-1.1.0")) || string(i) != "initrd-1.1.0"):
+			t.Errorf("cut after %d writes: boots slot b with kernel %.12q initrd %q, want the complete 1.1.0", n, k, i)
+		}
+		bs, aerr := AssessBoot(UBoot{FS: f.esp}, f.state, slot, map[bootloader.Slot]string{"a": "1.0.0", "b": "1.1.0"}[slot], time.Now())
+		if aerr != nil {
+			t.Errorf("cut after %d writes: assess: %v", n, aerr)
+		}
+		if err == nil {
+			if slot != "b" || !bs.Trial {
+				t.Errorf("uncut upgrade boots %s (%+v), want slot b on trial", slot, bs)
+			}
+			if n < 4 {
+				t.Errorf("the upgrade made only %d writes to the boot partition, want title, kernel, initrd and boot.env", n)
+			}
+			break
+		}
+		if slot != "a" {
+			t.Errorf("cut after %d writes (%v): boots %s, want a", n, err, slot)
+		}
+		if bs.LastRollback != nil {
+			t.Errorf("cut after %d writes: reported as a rollback: %+v", n, bs.LastRollback)
+		}
+		if n > 20 {
+			t.Fatalf("the upgrade never completed: %v", err)
+		}
+	}
+}
