@@ -21,6 +21,9 @@ const (
 	// EffectiveConfig is the merged cloud-config the agent applied; its
 	// keso.upgrade.public_keys are trusted too.
 	EffectiveConfig = "/run/keso/config.yaml"
+	// ArchFile names the image's arch (written by keso-build, read by
+	// keso install too).
+	ArchFile = "/usr/share/keso/install/arch"
 )
 
 // NodeFS is the running root (host.FS{Root: "/"} on a node).
@@ -46,6 +49,9 @@ func ReadNode(root NodeFS, esp bootloader.ESP, extraKeys []string) (Node, error)
 	params := cmdline.Parse(string(cl))
 	if s, ok := params.Get("keso.slot"); ok {
 		n.Slot = bootloader.Slot(s)
+	}
+	if b, err := root.ReadFile(ArchFile); err == nil {
+		n.Arch = strings.TrimSpace(string(b))
 	}
 	des, _ := root.ReadDir(KeysDir)
 	var names []string
