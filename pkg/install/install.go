@@ -117,7 +117,7 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	if err := esp.Write(b, int64(efi.Start)*512, efi.Bytes(), raw.LabelEFI, tree, in.Epoch); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
-	if err := copyFile(disk, in.Squashfs, int64(rootA.Start)*512); err != nil {
+	if err := raw.CopyFileAt(disk, in.Squashfs, int64(rootA.Start)*512); err != nil {
 		return fmt.Errorf("install: write %s: %w", raw.LabelRootA, err)
 	}
 	if err := zero(disk, int64(rootB.Start)*512, mib); err != nil {
@@ -131,7 +131,7 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	if err := table.Write(disk, l.DiskBytes); err != nil {
 		return fmt.Errorf("install: write GPT: %w", err)
 	}
-	if err := copyFile(disk, in.StateImage, int64(state.Start)*512); err != nil {
+	if err := raw.CopyFileAt(disk, in.StateImage, int64(state.Start)*512); err != nil {
 		return fmt.Errorf("install: write %s: %w", raw.LabelState, err)
 	}
 	if err := disk.Sync(); err != nil {
@@ -155,16 +155,6 @@ func SaveConfig(state StateFS, config []byte) error {
 		return fmt.Errorf("install: save config: %w", err)
 	}
 	return nil
-}
-
-func copyFile(dst io.WriterAt, src string, off int64) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(io.NewOffsetWriter(dst, off), f)
-	return err
 }
 
 func zero(w io.WriterAt, off, n int64) error {

@@ -737,20 +737,9 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 			t.Copy(p, 0o644, s)
 		}
 	}
-	fi, err := os.Stat(b.squash)
+	rootMiB, stateMiB, err := b.slotSizes()
 	if err != nil {
 		return "", "", err
-	}
-	rootMiB := b.opts.RootSizeMiB
-	if rootMiB == 0 {
-		rootMiB = b.prof.RootSizeMiB
-	}
-	if rootMiB == 0 {
-		rootMiB = int((fi.Size()*5/4+(64<<20)-1)/(64<<20)) * 64
-	}
-	stateMiB := b.prof.StateSizeMiB
-	if stateMiB == 0 {
-		stateMiB = 64
 	}
 	l := raw.Layout{EFIMiB: 256, RootMiB: rootMiB, StateMiB: stateMiB}
 	if err := raw.Write(ctx, b.out("raw"), raw.Options{Arch: b.prof.Arch, Seed: b.seed(), Layout: l, ESP: t,
@@ -762,6 +751,29 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 		desc += "; no UEFI loader for " + b.prof.Arch + " yet"
 	}
 	return b.out("raw"), desc, nil
+}
+
+// slotSizes is the size of each root slot (--root-size, else the
+// profile's, else the squashfs + 25% rounded up to 64 MiB) and of the
+// state partition (the profile's, else 64 MiB; it grows on first boot) of
+// the disk images (raw, Raspberry Pi card).
+func (b *builder) slotSizes() (rootMiB, stateMiB int, err error) {
+	fi, err := os.Stat(b.squash)
+	if err != nil {
+		return 0, 0, err
+	}
+	rootMiB = b.opts.RootSizeMiB
+	if rootMiB == 0 {
+		rootMiB = b.prof.RootSizeMiB
+	}
+	if rootMiB == 0 {
+		rootMiB = int((fi.Size()*5/4+(64<<20)-1)/(64<<20)) * 64
+	}
+	stateMiB = b.prof.StateSizeMiB
+	if stateMiB == 0 {
+		stateMiB = 64
+	}
+	return rootMiB, stateMiB, nil
 }
 
 // isolinuxCfg renders iso/isolinux.cfg from the repo.

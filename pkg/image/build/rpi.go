@@ -184,20 +184,9 @@ func (b *builder) stepRPi(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	fi, err := os.Stat(b.squash)
+	rootMiB, stateMiB, err := b.slotSizes()
 	if err != nil {
 		return "", "", err
-	}
-	rootMiB := b.opts.RootSizeMiB
-	if rootMiB == 0 {
-		rootMiB = b.prof.RootSizeMiB
-	}
-	if rootMiB == 0 {
-		rootMiB = int((fi.Size()*5/4+(64<<20)-1)/(64<<20)) * 64
-	}
-	stateMiB := b.prof.StateSizeMiB
-	if stateMiB == 0 {
-		stateMiB = 64
 	}
 	bootMiB := r.BootMiB
 	if bootMiB == 0 {

@@ -131,7 +131,7 @@ func Write(ctx context.Context, out string, o Options) error {
 	if err := esp.Write(b, int64(parts[0].Start)*sector, parts[0].Bytes(), LabelEFI, o.ESP, o.Epoch); err != nil {
 		return fmt.Errorf("raw disk %s: %w", out, err)
 	}
-	if err := copyAt(w, o.Squashfs, int64(parts[1].Start)*sector); err != nil {
+	if err := CopyFileAt(w, o.Squashfs, int64(parts[1].Start)*sector); err != nil {
 		return fmt.Errorf("raw disk %s: write %s: %w", out, LabelRootA, err)
 	}
 	ext, err := MakeExt4(ctx, o.TmpDir, parts[3].Bytes(), LabelState, GUID(o.Seed+"/ext4"), o.Epoch)
@@ -139,13 +139,15 @@ func Write(ctx context.Context, out string, o Options) error {
 		return fmt.Errorf("raw disk %s: %w", out, err)
 	}
 	defer os.Remove(ext)
-	if err := copyAt(w, ext, int64(parts[3].Start)*sector); err != nil {
+	if err := CopyFileAt(w, ext, int64(parts[3].Start)*sector); err != nil {
 		return fmt.Errorf("raw disk %s: write %s: %w", out, LabelState, err)
 	}
 	return nil
 }
 
-func copyAt(w io.WriterAt, src string, off int64) error {
+// CopyFileAt writes the file src into w at offset off (a partition of a
+// disk image or of a disk).
+func CopyFileAt(w io.WriterAt, src string, off int64) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -156,7 +155,7 @@ func Write(ctx context.Context, out string, o Options) error {
 	if err := esp.Write(b, parts[0].Offset(), parts[0].Bytes(), BootLabel, o.Boot, o.Epoch); err != nil {
 		return fmt.Errorf("sd card image %s: %w", out, err)
 	}
-	if err := copyAt(w, o.Squashfs, parts[1].Offset()); err != nil {
+	if err := raw.CopyFileAt(w, o.Squashfs, parts[1].Offset()); err != nil {
 		return fmt.Errorf("sd card image %s: write root slot A: %w", out, err)
 	}
 	ext, err := raw.MakeExt4(ctx, o.TmpDir, parts[3].Bytes(), raw.LabelState, raw.GUID(o.Seed+"/rpi-ext4"), o.Epoch)
@@ -164,20 +163,10 @@ func Write(ctx context.Context, out string, o Options) error {
 		return fmt.Errorf("sd card image %s: %w", out, err)
 	}
 	defer os.Remove(ext)
-	if err := copyAt(w, ext, parts[3].Offset()); err != nil {
+	if err := raw.CopyFileAt(w, ext, parts[3].Offset()); err != nil {
 		return fmt.Errorf("sd card image %s: write %s: %w", out, raw.LabelState, err)
 	}
 	return nil
-}
-
-func copyAt(w io.WriterAt, src string, off int64) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(io.NewOffsetWriter(w, off), f)
-	return err
 }
 
 // BootSpec is what goes on the FAT boot partition.
