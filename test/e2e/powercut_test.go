@@ -31,8 +31,6 @@ func TestUpgradePowerCut(t *testing.T) {
 	skipUnlessE2E(t)
 	t.Parallel()
 	v1, v2 := upgradeReleases(t, "amd64")
-	srv := serveReleases(t)
-	urls := map[string]string{"1.0.0": srv.publish("v1", upgradeImage(t, v1)), "2.0.0": srv.publish("v2", upgradeImage(t, v2))}
 
 	var mu sync.Mutex
 	var rows []cutRow
@@ -62,6 +60,10 @@ func TestUpgradePowerCut(t *testing.T) {
 		for i, ch := range chains {
 			t.Run(ch.name, func(t *testing.T) {
 				t.Parallel()
+				// Each chain has its own server: a download cut is a hook
+				// on the server, which another chain must not clear.
+				srv := serveReleases(t)
+				urls := map[string]string{"1.0.0": srv.publish("v1", upgradeImage(t, v1)), "2.0.0": srv.publish("v2", upgradeImage(t, v2))}
 				c := &cutChain{t: t, n: newNode(t, fmt.Sprintf("cut%d", i), v1), srv: srv, urls: urls}
 				c.up("first")
 				for j, cp := range ch.cuts {
