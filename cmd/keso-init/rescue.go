@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/initrd"
 )
 
@@ -66,7 +67,7 @@ func rescue(con *os.File, st *initrd.Stage) {
 				con.Write(b)
 			}
 		case "devs":
-			devs, err := initrd.ScanBlock("/")
+			devs, err := host.ScanBlock("/")
 			if err != nil {
 				fmt.Fprintln(con, err)
 			}

@@ -1,13 +1,10 @@
 package host
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -36,43 +33,15 @@ func MBRDiskID(sector0 []byte) (id string, ok bool) {
 // partno of the disk whose MBR signature is id, reading root/sys/class/block
 // and the disks' first sector at root/dev/<name> (root is "/" on a device).
 func FindMBRPartition(root, id string, partno int) (string, error) {
-	dir := filepath.Join(root, "sys/class/block")
-	ents, err := os.ReadDir(dir)
+	devs, err := ScanBlock(root)
 	if err != nil {
 		return "", fmt.Errorf("find partition %d of MBR disk %s: %w", partno, id, err)
 	}
-	type dev struct {
-		name  string
-		part  bool
-		partn int
-	}
-	var devs []dev
-	for _, e := range ents {
-		d := dev{name: e.Name()}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name(), "uevent"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), "=")
-			switch k {
-			case "DEVNAME":
-				d.name = v
-			case "DEVTYPE":
-				d.part = v == "partition"
-			case "PARTN":
-				d.partn, _ = strconv.Atoi(v)
-			}
-		}
-		devs = append(devs, d)
-	}
-	sort.Slice(devs, func(i, j int) bool { return devs[i].name < devs[j].name })
 	for _, d := range devs {
-		if d.part || strings.HasPrefix(d.name, "loop") || strings.HasPrefix(d.name, "ram") || strings.HasPrefix(d.name, "sr") {
+		if d.Partition || strings.HasPrefix(d.Name, "loop") || strings.HasPrefix(d.Name, "ram") || strings.HasPrefix(d.Name, "sr") {
 			continue
 		}
-		f, err := os.Open(filepath.Join(root, "dev", d.name))
+		f, err := os.Open(filepath.Join(root, "dev", d.Name))
 		if err != nil {
 			continue
 		}
@@ -88,11 +57,11 @@ func FindMBRPartition(root, id string, partno int) (string, error) {
 		// Kernel naming: sda -> sda2, mmcblk0 -> mmcblk0p2, nvme0n1 -> nvme0n1p2.
 		n := strconv.Itoa(partno)
 		for _, p := range devs {
-			if p.part && p.partn == partno && (p.name == d.name+n || p.name == d.name+"p"+n) {
-				return "/dev/" + p.name, nil
+			if p.Partition && p.PartN == partno && (p.Name == d.Name+n || p.Name == d.Name+"p"+n) {
+				return "/dev/" + p.Name, nil
 			}
 		}
-		return "", fmt.Errorf("find partition %d of MBR disk %s: /dev/%s has the signature but no partition %d", partno, id, d.name, partno)
+		return "", fmt.Errorf("find partition %d of MBR disk %s: /dev/%s has the signature but no partition %d", partno, id, d.Name, partno)
 	}
 	return "", fmt.Errorf("find partition %d of MBR disk %s: no disk has that MBR signature", partno, id)
 }

@@ -1,12 +1,8 @@
 package host
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -16,25 +12,13 @@ import (
 // FindPartition returns the device node (/dev/vda2) of the partition whose
 // GPT partition name is label, reading sysfs.
 func (Linux) FindPartition(label string) (string, error) {
-	uevents, _ := filepath.Glob("/sys/class/block/*/uevent")
-	for _, u := range uevents {
-		data, err := os.ReadFile(u)
-		if err != nil {
-			continue
-		}
-		var name, part string
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), "=")
-			switch k {
-			case "DEVNAME":
-				name = v
-			case "PARTNAME":
-				part = v
-			}
-		}
-		if part == label && name != "" {
-			return "/dev/" + name, nil
+	devs, err := ScanBlock("/")
+	if err != nil {
+		return "", fmt.Errorf("find partition %s: %w", label, err)
+	}
+	for _, d := range devs {
+		if d.PartLabel == label {
+			return "/dev/" + d.Name, nil
 		}
 	}
 	return "", fmt.Errorf("find partition %s: no block device has that GPT partition name", label)

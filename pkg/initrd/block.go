@@ -1,63 +1,22 @@
 package initrd
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/keso-os/keso/pkg/host"
 )
 
-// BlockDev is a block device as sysfs describes it.
-type BlockDev struct {
-	Name      string // kernel name, e.g. vda2
-	PartLabel string // GPT partition name (PARTNAME=), if any
-	Partition bool
-}
-
-// ScanBlock lists the block devices under root/sys/class/block, sorted by
-// name, with their GPT partition labels.
-func ScanBlock(root string) ([]BlockDev, error) {
-	dir := filepath.Join(root, "sys/class/block")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list block devices in %s: %w", dir, err)
-	}
-	var out []BlockDev
-	for _, e := range ents {
-		b := BlockDev{Name: e.Name()}
-		if data, err := os.ReadFile(filepath.Join(dir, e.Name(), "uevent")); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				k, v, _ := strings.Cut(sc.Text(), "=")
-				switch k {
-				case "DEVNAME":
-					b.Name = v
-				case "PARTNAME":
-					b.PartLabel = v
-				case "DEVTYPE":
-					b.Partition = v == "partition"
-				}
-			}
-		}
-		out = append(out, b)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
 // FindPartLabel returns the device with the given GPT partition label.
-func FindPartLabel(devs []BlockDev, label string) (BlockDev, bool) {
+func FindPartLabel(devs []host.BlockDev, label string) (host.BlockDev, bool) {
 	for _, d := range devs {
 		if d.PartLabel == label {
 			return d, true
 		}
 	}
-	return BlockDev{}, false
+	return host.BlockDev{}, false
 }
 
 // ISO 9660: the primary volume descriptor is in the 2048-byte sector 16; it
@@ -101,7 +60,7 @@ func (s Survey) String() string {
 }
 
 // describe is one device in a Survey.
-func describe(d BlockDev, iso string) string {
+func describe(d host.BlockDev, iso string) string {
 	var parts []string
 	if d.PartLabel != "" {
 		parts = append(parts, "partlabel "+d.PartLabel)

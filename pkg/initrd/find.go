@@ -78,7 +78,7 @@ func (s *Stage) waitForRoot(ctx context.Context, plan Plan) (string, Mode, Surve
 	lastReport := s.Now()
 	s.logf("looking for %s (up to %s)", wanted(plan), plan.RootWait)
 	for {
-		devs, err := ScanBlock(s.path("/"))
+		devs, err := host.ScanBlock(s.path("/"))
 		if err != nil {
 			return "", "", nil, err
 		}
@@ -160,14 +160,14 @@ func (s *Stage) Layers(info *Info) error {
 	s.defaults()
 	stateDir := ""
 	if info.Mode == ModeDisk {
-		devs, err := ScanBlock(s.path("/"))
+		devs, err := host.ScanBlock(s.path("/"))
 		if err != nil {
 			return err
 		}
 		if d, ok := s.statePart(devs, info); ok {
 			dev := s.devPath(d.Name)
 			stateDir = filepath.Join(Sysroot, StateDir)
-			if g, err := s.growPartition(d.Name, StatePartLabel); err != nil {
+			if g, err := s.growPartition(d, StatePartLabel); err != nil {
 				s.logf("state: not growing the %s partition: %v", StatePartLabel, err)
 			} else if g != nil {
 				info.StatePart = []uint64{g.OldEnd, g.NewEnd}
@@ -236,11 +236,11 @@ func prefixOverlay(data, root string) string {
 	return strings.Join(opts, ",")
 }
 
-// growPartition extends the partition part (labelled label) to the end of
-// its disk when the disk is larger than the image that was written to it.
+// growPartition extends the partition part (labelled label on GPT, by its
+// number on MBR) to the end of its disk when the disk is larger than the image that was written to it.
 // It returns nil, nil when there is nothing to do.
-func (s *Stage) growPartition(part, label string) (*GPTGrow, error) {
-	real, err := filepath.EvalSymlinks(s.path("/sys/class/block/" + part))
+func (s *Stage) growPartition(part host.BlockDev, label string) (*GPTGrow, error) {
+	real, err := filepath.EvalSymlinks(s.path("/sys/class/block/" + part.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func (s *Stage) growPartition(part, label string) (*GPTGrow, error) {
 	if n < 34*ss {
 		return nil, fmt.Errorf("read partition table of %s: %v", diskPath, err)
 	}
-	g, err := planGrow(head[:n], ss, size512*512/uint64(ss), label, s.partN(part))
+	g, err := planGrow(head[:n], ss, size512*512/uint64(ss), label, part.PartN)
 	if errors.Is(err, ErrGPTNoGrow) {
 		return nil, nil
 	}

@@ -1,13 +1,8 @@
 package initrd
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/keso-os/keso/pkg/host"
@@ -45,22 +40,6 @@ func ParseDiskID(s string) (string, error) {
 	return v, nil
 }
 
-// partN reads the partition number (PARTN=) of a block device from sysfs.
-func (s *Stage) partN(name string) int {
-	data, err := os.ReadFile(s.path(filepath.Join("/sys/class/block", name, "uevent")))
-	if err != nil {
-		return 0
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "PARTN="); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
-	}
-	return 0
-}
-
 // findMBRPart returns the kernel name of partition partno of the disk
 // whose MBR signature is id (host.FindMBRPartition, under the stage's root).
 func (s *Stage) findMBRPart(id string, partno int) (string, bool) {
@@ -73,7 +52,7 @@ func (s *Stage) findMBRPart(id string, partno int) (string, bool) {
 
 // statePart finds the state partition: partition 4 of the MBR disk the
 // root came from, else the GPT partition labelled KESO_STATE.
-func (s *Stage) statePart(devs []BlockDev, info *Info) (BlockDev, bool) {
+func (s *Stage) statePart(devs []host.BlockDev, info *Info) (host.BlockDev, bool) {
 	if info.MBRDisk != "" {
 		if name, ok := s.findMBRPart(info.MBRDisk, MBRPartState); ok {
 			for _, d := range devs {
