@@ -149,15 +149,7 @@ func Args(cfg Config, dir string) []string {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ff[0],
 			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, "vars.fd"))
 	}
-	if cfg.Kernel != "" {
-		a = append(a, "-kernel", cfg.Kernel)
-		if cfg.Initrd != "" {
-			a = append(a, "-initrd", cfg.Initrd)
-		}
-		if cfg.Append != "" {
-			a = append(a, "-append", cfg.Append)
-		}
-	}
+	a = append(a, kernelArgs(cfg)...)
 	if cfg.CDROM != "" {
 		if cfg.Arch == "amd64" {
 			a = append(a, "-drive", "file="+cfg.CDROM+",format=raw,media=cdrom,if=ide,readonly=on")
@@ -189,6 +181,25 @@ func Args(cfg Config, dir string) []string {
 		a = append(a, "-boot", cfg.Boot)
 	}
 	return append(a, cfg.Extra...)
+}
+
+// kernelArgs are the direct kernel boot arguments of cfg (none without
+// a Kernel).
+func kernelArgs(cfg Config) []string {
+	if cfg.Kernel == "" {
+		return nil
+	}
+	a := []string{"-kernel", cfg.Kernel}
+	if cfg.DTB != "" {
+		a = append(a, "-dtb", cfg.DTB)
+	}
+	if cfg.Initrd != "" {
+		a = append(a, "-initrd", cfg.Initrd)
+	}
+	if cfg.Append != "" {
+		a = append(a, "-append", cfg.Append)
+	}
+	return a
 }
 
 // Start takes a machine-wide VM slot and starts QEMU. The VM is killed and

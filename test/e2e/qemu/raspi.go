@@ -20,18 +20,7 @@ func boardArgs(cfg Config) []string {
 		}
 	}
 	a = append(a, "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none")
-	if cfg.Kernel != "" {
-		a = append(a, "-kernel", cfg.Kernel)
-		if cfg.DTB != "" {
-			a = append(a, "-dtb", cfg.DTB)
-		}
-		if cfg.Initrd != "" {
-			a = append(a, "-initrd", cfg.Initrd)
-		}
-		if cfg.Append != "" {
-			a = append(a, "-append", cfg.Append)
-		}
-	}
+	a = append(a, kernelArgs(cfg)...)
 	for _, d := range cfg.Disks {
 		a = append(a, "-drive", "file="+d+",if=sd,format=raw")
 	}
