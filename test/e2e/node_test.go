@@ -148,19 +148,12 @@ func (n *testNode) bootsUntil(label, want string, max int) (*qemu.VM, []string) 
 		case <-vm.Exited():
 		case <-time.After(4 * time.Minute):
 			n.t.Fatalf("boot %d (%s) of slot %s did not end within 4 min (booted so far: %v); console tail:\n%s",
-				n.boots, label, m[1], slots, tail(vm.Console(), 3000))
+				n.boots, label, m[1], slots, qemu.Tail(vm.Console(), 3000))
 		}
 		vm.Stop()
 	}
 	n.t.Fatalf("%d boots (%v) and slot %s never came up", max, slots, want)
 	return nil, nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // ssh logs in as root.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keso-os/keso/test/e2e/qemu"
 )
 
 // TestRPiAssessesUBootState boots the arm64 card's slot A in QEMU's
@@ -30,7 +32,7 @@ func TestRPiAssessesUBootState(t *testing.T) {
 	con := vm.Console()
 	vm.Stop()
 	if !strings.Contains(con, "keso: upgrade: slot a committed (U-Boot keso/boot.env)") {
-		t.Errorf("the agent did not report slot a committed from U-Boot's boot.env; console tail:\n%s", tail(con, 3000))
+		t.Errorf("the agent did not report slot a committed from U-Boot's boot.env; console tail:\n%s", qemu.Tail(con, 3000))
 	}
 	if strings.Contains(con, "KESO_EFI") {
 		t.Errorf("the agent looked for the GPT ESP on the Pi card")

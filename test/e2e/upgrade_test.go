@@ -50,7 +50,7 @@ keso:
 	case <-vm.Exited():
 		t.Logf("the live system installed and powered off after %s", vm.Since().Round(time.Second))
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("the VM did not power off after the install; console tail:\n%s", tail(vm.Console(), 2000))
+		t.Fatalf("the VM did not power off after the install; console tail:\n%s", qemu.Tail(vm.Console(), 2000))
 	}
 	if !strings.Contains(vm.Console(), "power") {
 		t.Errorf("no power-off line on the console")
@@ -167,7 +167,7 @@ func TestUpgradeV1ToV2(t *testing.T) {
 	select {
 	case <-vm.Exited():
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("no reboot after keso upgrade --reboot; console tail:\n%s", tail(vm.Console(), 2000))
+		t.Fatalf("no reboot after keso upgrade --reboot; console tail:\n%s", qemu.Tail(vm.Console(), 2000))
 	}
 	vm.Stop()
 

@@ -270,14 +270,15 @@ func Start(t testing.TB, cfg Config) *VM {
 		vm.Stop()
 		logf.Close()
 		if t.Failed() {
-			t.Logf("console of %s (%s): last 3000 bytes:\n%s", name, vm.logPath, tail(vm.Console(), 3000))
+			t.Logf("console of %s (%s): last 3000 bytes:\n%s", name, vm.logPath, Tail(vm.Console(), 3000))
 		}
 	})
 	t.Logf("qemu %s started: console log %s", name, vm.logPath)
 	return vm
 }
 
-func tail(s string, n int) string {
+// Tail is the last n bytes of s (a console, for failure messages).
+func Tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
 	}
@@ -339,9 +340,9 @@ func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) ([]string, time.D
 			if m != nil {
 				return m, time.Since(vm.start), nil
 			}
-			return nil, time.Since(vm.start), fmt.Errorf("qemu exited (%v) before the console matched %q; console tail:\n%s", werr, re, tail(vm.Console(), 2000))
+			return nil, time.Since(vm.start), fmt.Errorf("qemu exited (%v) before the console matched %q; console tail:\n%s", werr, re, Tail(vm.Console(), 2000))
 		case <-deadline.C:
-			return nil, time.Since(vm.start), fmt.Errorf("console did not match %q within %s; console tail:\n%s", re, timeout, tail(vm.Console(), 2000))
+			return nil, time.Since(vm.start), fmt.Errorf("console did not match %q within %s; console tail:\n%s", re, timeout, Tail(vm.Console(), 2000))
 		}
 	}
 }
