@@ -29,7 +29,8 @@ import (
 // UBootEnvPath is the counter file on the boot partition.
 const UBootEnvPath = "/keso/boot.env"
 
-// UBootEnv is the content of keso/boot.env.
+// UBootEnv is the content of keso/boot.env, and of GRUB's grub/grubenv
+// (grub.go), whose script keeps the same three variables.
 type UBootEnv struct {
 	Good Slot
 	Try  Slot // "" when no trial
@@ -42,6 +43,11 @@ func ParseUBootEnv(data []byte) (UBootEnv, error) {
 	if i := bytes.IndexByte(data, 0); i >= 0 {
 		data = data[:i]
 	}
+	return parseEnvLines(data, "boot.env")
+}
+
+// parseEnvLines reads the key=value lines of a counter env file named name.
+func parseEnvLines(data []byte, name string) (UBootEnv, error) {
 	e := UBootEnv{Good: SlotA}
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
@@ -56,16 +62,16 @@ func ParseUBootEnv(data []byte) (UBootEnv, error) {
 		case "keso_left":
 			n, err := strconv.ParseInt(strings.TrimPrefix(v, "0x"), 16, 32) // setexpr writes hex
 			if err != nil {
-				return e, fmt.Errorf("boot.env: keso_left=%q is not a number", v)
+				return e, fmt.Errorf("%s: keso_left=%q is not a number", name, v)
 			}
 			e.Left = int(n)
 		}
 	}
 	if !e.Good.Valid() {
-		return e, fmt.Errorf("boot.env: keso_good=%q is not a or b", e.Good)
+		return e, fmt.Errorf("%s: keso_good=%q is not a or b", name, e.Good)
 	}
 	if e.Try != "" && !e.Try.Valid() {
-		return e, fmt.Errorf("boot.env: keso_try=%q is not a or b", e.Try)
+		return e, fmt.Errorf("%s: keso_try=%q is not a or b", name, e.Try)
 	}
 	return e, nil
 }

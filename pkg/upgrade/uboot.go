@@ -28,7 +28,25 @@ import (
 // ubootPrefer, ubootSlots); UBoot reads and writes the files through the
 // ESP interface (host.FS on the mounted partition), every write temp +
 // fsync + rename.
-type UBoot struct{ FS bootloader.ESP }
+//
+// The same type serves GRUB on the armv7 ESP (Grub): grub.cfg keeps the
+// same variables in grub/grubenv, and each armed slot's kernel command
+// line goes into keso/<slot>/cmdline.cfg.
+type UBoot struct {
+	FS  bootloader.ESP
+	Env bootloader.EnvFile // the zero value: U-Boot's keso/boot.env
+}
+
+// Grub is the BootLoader of keso's grub.cfg on an ESP (armv7 under UEFI).
+func Grub(esp bootloader.ESP) UBoot { return UBoot{FS: esp, Env: bootloader.GrubEnvFile} }
+
+// EnvFile is the counter file this boot loader's script keeps.
+func (u UBoot) EnvFile() bootloader.EnvFile {
+	if u.Env.Path == "" {
+		return bootloader.UBootEnvFile
+	}
+	return u.Env
+}
 
 // UBootTitlePath is the title file of a slot on the boot partition.
 func UBootTitlePath(s bootloader.Slot) string { return fmt.Sprintf("/keso/%s/title", s) }
@@ -54,9 +72,9 @@ func ubootSlots(env bootloader.UBootEnv, titles map[bootloader.Slot]string) Boot
 // ubootRetire is boot.env with slot withdrawn before it is rewritten:
 // a trial of slot ends. The good slot cannot be retired (it is the one
 // that boots when nothing else does).
-func ubootRetire(env bootloader.UBootEnv, slot bootloader.Slot) (bootloader.UBootEnv, bool, error) {
+func ubootRetire(env bootloader.UBootEnv, slot bootloader.Slot, envPath string) (bootloader.UBootEnv, bool, error) {
 	if env.Good == slot {
-		return env, false, fmt.Errorf("slot %s is the good slot (keso_good in %s); refusing to leave the card without a bootable slot", slot, bootloader.UBootEnvPath)
+		return env, false, fmt.Errorf("slot %s is the good slot (keso_good in %s); refusing to leave the disk without a bootable slot", slot, envPath)
 	}
 	if env.Try != slot {
 		return env, false, nil
@@ -97,16 +115,11 @@ func (u UBoot) titles() (map[bootloader.Slot]string, error) {
 	return out, nil
 }
 
-func (u UBoot) writeEnv(env bootloader.UBootEnv) error {
-	if err := u.FS.WriteFileAtomic(bootloader.UBootEnvPath, env.Render(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", bootloader.UBootEnvPath, err)
-	}
-	return nil
-}
+func (u UBoot) writeEnv(env bootloader.UBootEnv) error { return u.EnvFile().Write(u.FS, env) }
 
 // Slots reads boot.env and the slots' titles.
 func (u UBoot) Slots() (BootSlots, error) {
-	env, err := bootloader.ReadUBootEnv(u.FS)
+	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +132,11 @@ func (u UBoot) Slots() (BootSlots, error) {
 
 // Retire ends a trial of slot, then removes its title.
 func (u UBoot) Retire(slot bootloader.Slot) error {
-	env, err := bootloader.ReadUBootEnv(u.FS)
+	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return err
 	}
-	env, changed, err := ubootRetire(env, slot)
+	env, changed, err := ubootRetire(env, slot, u.EnvFile().Path)
 	if err != nil {
 		return err
 	}
@@ -142,28 +155,29 @@ func (u UBoot) Retire(slot bootloader.Slot) error {
 const maxUBootTries = 9
 
 // Arm writes the slot's title, kernel and initrd (bootloader.ArmUBoot),
-// then keso_try/keso_left: from there on the script tries it. The kernel
-// command line is boot.scr's; spec.Options is not used.
+// then keso_try/keso_left: from there on the script tries it. On U-Boot
+// the kernel command line is boot.scr's and spec.Options is not used; on
+// GRUB it is written to keso/<slot>/cmdline.cfg.
 func (u UBoot) Arm(spec bootloader.ArmSpec) (string, error) {
 	if spec.Tries > maxUBootTries {
 		// The script counts with setexpr, which writes hex, while
 		// boot.env is written in decimal: one digit reads the same.
-		return "", fmt.Errorf("arm slot %s: %d tries: U-Boot's counter in %s holds 1 to %d", spec.Slot, spec.Tries, bootloader.UBootEnvPath, maxUBootTries)
+		return "", fmt.Errorf("arm slot %s: %d tries: %s's counter in %s holds 1 to %d", spec.Slot, spec.Tries, u.EnvFile().Name, u.EnvFile().Path, maxUBootTries)
 	}
 	if err := u.FS.WriteFileAtomic(UBootTitlePath(spec.Slot), []byte(spec.Title+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("arm slot %s: %w", spec.Slot, err)
 	}
-	env, err := bootloader.ArmUBoot(u.FS, spec)
+	env, err := u.EnvFile().Arm(u.FS, spec)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s keso_try=%s keso_left=%d", bootloader.UBootEnvPath, env.Try, env.Left), nil
+	return fmt.Sprintf("%s keso_try=%s keso_left=%d", u.EnvFile().Path, env.Try, env.Left), nil
 }
 
 // Commit makes the slot on trial keso_good; the slot that was good keeps
 // booting on `keso rollback`, so it gets a title when it has none.
 func (u UBoot) Commit(slot bootloader.Slot) error {
-	env, err := bootloader.ReadUBootEnv(u.FS)
+	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return fmt.Errorf("commit slot %s: %w", slot, err)
 	}
@@ -184,7 +198,7 @@ func (u UBoot) Commit(slot bootloader.Slot) error {
 
 // Prefer makes slot keso_good.
 func (u UBoot) Prefer(slot bootloader.Slot) error {
-	env, err := bootloader.ReadUBootEnv(u.FS)
+	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return fmt.Errorf("prefer slot %s: %w", slot, err)
 	}

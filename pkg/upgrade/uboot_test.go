@@ -225,7 +225,7 @@ func TestUBootDecisions(t *testing.T) {
 		{env("a", "", 0), "a", env("a", "", 0), false, true},
 	}
 	for _, c := range retire {
-		got, changed, err := ubootRetire(c.in, c.slot)
+		got, changed, err := ubootRetire(c.in, c.slot, bootloader.UBootEnvPath)
 		if got != c.want || changed != c.changed || (err != nil) != c.err {
 			t.Errorf("ubootRetire(%+v, %s) = %+v, %v, %v; want %+v, %v, err %v", c.in, c.slot, got, changed, err, c.want, c.changed, c.err)
 		}
