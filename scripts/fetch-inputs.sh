@@ -47,7 +47,7 @@ pkgs_for() {
   case "$1" in
     amd64) echo "linux-image-cloud-amd64:amd64 systemd-boot-efi:amd64 isolinux syslinux-common ca-certificates" ;;
     arm64) echo "linux-image-arm64:arm64 systemd-boot-efi:arm64 ca-certificates" ;;
-    armv7) echo "linux-image-armmp:armhf systemd-boot-efi:armhf ca-certificates" ;;
+    armv7) echo "linux-image-armmp:armhf grub-efi-arm-bin:armhf ca-certificates" ;;
     amd64-metal) echo "linux-image-amd64:amd64 systemd-boot-efi:amd64 isolinux syslinux-common ca-certificates" ;;
     *) echo "fetch-inputs: unknown arch $1 (want amd64, arm64, armv7 or amd64-metal)" >&2; exit 2 ;;
   esac

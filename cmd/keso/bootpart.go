@@ -10,8 +10,8 @@ import (
 	"github.com/keso-os/keso/pkg/upgrade"
 )
 
-// The two disk layouts keso upgrades: GPT with systemd-boot (KESO_EFI,
-// KESO_ROOT_A/B by partition name) and the Raspberry Pi card, an MBR disk
+// The two disk layouts keso upgrades: GPT with systemd-boot, or GRUB on
+// armv7 (KESO_EFI, KESO_ROOT_A/B by partition name) and the Raspberry Pi card, an MBR disk
 // named on the command line by keso.mbr=<disk signature>, with U-Boot's
 // boot.env on partition 1 (KESO_BOOT) and the slots a/b on partitions 2/3
 // (docs/boot.md).
@@ -56,7 +56,7 @@ type bootPart struct {
 	FS      host.FS
 	Loader  upgrade.BootLoader
 	Disk    upgrade.Disk
-	NodeESP bootloader.ESP // where ReadNode finds the running entry's options (nil on the Pi)
+	NodeESP bootloader.ESP // where ReadNode finds the running entry's options (systemd-boot only)
 	Unmount func()
 }
 
@@ -68,7 +68,11 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 		if err != nil {
 			return bootPart{}, err
 		}
-		return bootPart{FS: esp, Loader: upgrade.SystemdBoot{ESP: esp}, Disk: hostDisk{l}, NodeESP: esp, Unmount: unmount}, nil
+		p := bootPart{FS: esp, Loader: upgrade.ESPLoader(esp), Disk: hostDisk{l}, Unmount: unmount}
+		if _, sd := p.Loader.(upgrade.SystemdBoot); sd {
+			p.NodeESP = esp
+		}
+		return p, nil
 	}
 	dev, err := host.FindMBRPartition("/", id, piBootPart)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
@@ -32,7 +31,7 @@ func bootLoader(part host.FS, uboot bool) upgrade.BootLoader {
 	if uboot {
 		return upgrade.UBoot{FS: part}
 	}
-	return upgrade.SystemdBoot{ESP: part}
+	return upgrade.ESPLoader(part)
 }
 
 // assessLine is the console line of a boot's assessment, e.g. "slot a
@@ -46,8 +45,8 @@ func assessLine(bs upgrade.BootStatus, bl upgrade.BootLoader) string {
 		state = "committed"
 	}
 	where := "systemd-boot entries"
-	if _, ok := bl.(upgrade.UBoot); ok {
-		where = "U-Boot " + strings.TrimPrefix(bootloader.UBootEnvPath, "/")
+	if u, ok := bl.(upgrade.UBoot); ok {
+		where = u.EnvFile().Name + " " + strings.TrimPrefix(u.EnvFile().Path, "/")
 	}
 	return fmt.Sprintf("slot %s %s (%s)", bs.Slot, state, where)
 }

@@ -69,8 +69,14 @@ func ParseGrubEnv(data []byte) (UBootEnv, error) {
 // GrubCmdline is keso/<slot>/cmdline.cfg: a GRUB script that sets
 // keso_options to the slot's kernel command line (without keso.slot, which
 // grub.cfg adds). Single quotes keep GRUB from expanding anything in it.
+//
+// With no options the file sets nothing, and grub.cfg's default (the
+// command line the disk was built with) applies.
 func GrubCmdline(options string) []byte {
 	opts := strings.TrimSpace(stripSlotOption(options))
+	if opts == "" {
+		return []byte("# no command line of its own: grub.cfg's default applies\n")
+	}
 	return []byte("set keso_options='" + strings.ReplaceAll(opts, "'", `'\''`) + "'\n")
 }
 
@@ -91,6 +97,7 @@ func GrubConfig(options string) string {
 	for n := maxScriptTries; n >= 1; n-- {
 		fmt.Fprintf(&count, "  if [ \"${keso_left}\" = %d ]; then set keso_next=%d; fi\n", n, n-1)
 	}
+	def := strings.TrimSpace(stripSlotOption(options))
 	return fmt.Sprintf(`# keso A/B boot with a try counter in grub/grubenv (pkg/bootloader).
 set timeout=0
 set keso_good=a
@@ -123,7 +130,7 @@ boot
 echo "keso: slot ${keso_boot} did not start; restarting"
 sleep 5
 reboot
-`, count.String(), strings.TrimPrefix(strings.TrimSpace(string(GrubCmdline(options))), "set keso_options="))
+`, count.String(), "'"+strings.ReplaceAll(def, "'", `'\''`)+"'")
 }
 
 // maxScriptTries is the most tries a boot script's counter holds (U-Boot:

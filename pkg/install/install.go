@@ -1,6 +1,7 @@
 // Package install writes keso's installed layout onto a disk (DESIGN.md):
 // GPT with KESO_EFI (FAT16: systemd-boot, loader.conf, slot A's entry,
-// kernel and initrd), KESO_ROOT_A (the running squashfs, raw), KESO_ROOT_B
+// kernel and initrd; on armv7 GRUB, grub.cfg and grubenv instead of
+// systemd-boot and its entries), KESO_ROOT_A (the running squashfs, raw), KESO_ROOT_B
 // (empty, the same size) and KESO_STATE (a small ext4 image shipped in the
 // root file system, grown to fill its partition by the initrd on first
 // boot). The config is saved as /keso/config.yaml on the state partition,
@@ -20,7 +21,9 @@ import (
 
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/image/esp"
+	"github.com/keso-os/keso/pkg/image/grubefi"
 	"github.com/keso-os/keso/pkg/image/raw"
+	"github.com/keso-os/keso/pkg/image/tree"
 )
 
 const mib = 1 << 20
@@ -72,7 +75,8 @@ type Inputs struct {
 	Squashfs   string // the running root image
 	Kernel     string // /boot/vmlinuz
 	Initrd     string // /boot/initrd
-	Loader     string // systemd-boot EFI binary
+	Loader     string // the UEFI loader: systemd-boot, or GRUB's core image when Grub
+	Grub       bool   // boot through GRUB's grub.cfg (armv7), not systemd-boot entries
 	StateImage string // small ext4 image for KESO_STATE
 	// Options is slot A's kernel command line (keso.slot=a is added).
 	Options string
@@ -80,6 +84,20 @@ type Inputs struct {
 	// (the disk's serial, or random bytes).
 	Seed  string
 	Epoch int64
+}
+
+// espTree is the new disk's ESP: the loader booting slot A.
+func espTree(in Inputs) (tree.Tree, error) {
+	if in.Grub {
+		return grubefi.Plan(in.Arch, in.Loader, grubefi.SlotA{Kernel: in.Kernel, Initrd: in.Initrd, Options: in.Options})
+	}
+	entry := esp.Entry{File: bootloader.FileName(bootloader.SlotA, false, 0, 0), Title: "keso (slot A)", Version: 1,
+		Linux: bootloader.KernelPath(bootloader.SlotA), Initrd: bootloader.InitrdPath(bootloader.SlotA),
+		Options: in.Options + " keso.slot=a"}
+	return esp.Plan(in.Arch, in.Loader, []esp.Entry{entry}, map[string]string{
+		bootloader.KernelPath(bootloader.SlotA)[1:]: in.Kernel,
+		bootloader.InitrdPath(bootloader.SlotA)[1:]: in.Initrd,
+	})
 }
 
 // Write writes the layout onto disk (opened read-write; its size is
@@ -104,13 +122,7 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 		return fmt.Errorf("install: wipe backup partition table: %w", err)
 	}
 	b := file.New(disk, false)
-	entry := esp.Entry{File: bootloader.FileName(bootloader.SlotA, false, 0, 0), Title: "keso (slot A)", Version: 1,
-		Linux: bootloader.KernelPath(bootloader.SlotA), Initrd: bootloader.InitrdPath(bootloader.SlotA),
-		Options: in.Options + " keso.slot=a"}
-	tree, err := esp.Plan(in.Arch, in.Loader, []esp.Entry{entry}, map[string]string{
-		bootloader.KernelPath(bootloader.SlotA)[1:]: in.Kernel,
-		bootloader.InitrdPath(bootloader.SlotA)[1:]: in.Initrd,
-	})
+	tree, err := espTree(in)
 	if err != nil {
 		return fmt.Errorf("install: %w", err)
 	}

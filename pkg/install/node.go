@@ -18,7 +18,8 @@ const (
 	LiveSquashfs = "/run/keso/media/keso/root.squashfs"
 	// NetbootSquashfs is a netbooted node's root image.
 	NetbootSquashfs = "/run/keso/rootfs.squashfs"
-	// Dir holds loader.efi, state.ext4, arch and cmdline.
+	// Dir holds loader.efi, state.ext4, arch and cmdline, and bootloader
+	// ("grub") when loader.efi is GRUB's core image.
 	Dir = "/usr/share/keso/install"
 )
 
@@ -74,7 +75,9 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 	seed := make([]byte, 16)
 	rand.Read(seed)
 	start := time.Now()
+	loader, _ := root.ReadFile(Dir + "/bootloader") // "grub" on armv7; absent: systemd-boot
 	err = Write(disk.File, l, Inputs{
+		Grub: strings.TrimSpace(string(loader)) == "grub",
 		Arch: strings.TrimSpace(string(arch)), Squashfs: root.Path(squashfs), Kernel: root.Path("/boot/vmlinuz"),
 		Initrd: root.Path("/boot/initrd"), Loader: root.Path(Dir + "/loader.efi"), StateImage: root.Path(Dir + "/state.ext4"),
 		Options: strings.TrimSpace(string(opts)), Seed: hex.EncodeToString(seed), Epoch: time.Now().Unix(),

@@ -6,10 +6,11 @@ import (
 	"github.com/keso-os/keso/pkg/bootloader"
 )
 
-// BootLoader is the boot loader's A/B state as an upgrade sees it. Two
+// BootLoader is the boot loader's A/B state as an upgrade sees it. Three
 // boot loaders keep it: systemd-boot in counting entries on the ESP
-// (SystemdBoot) and keso's U-Boot script in keso/boot.env on the
-// Raspberry Pi's FAT boot partition (UBoot).
+// (SystemdBoot), keso's U-Boot script in keso/boot.env on the Raspberry
+// Pi's FAT boot partition (UBoot) and keso's grub.cfg in grub/grubenv on
+// the armv7 ESP (Grub, the same type as UBoot with GRUB's env file).
 type BootLoader interface {
 	// Slots reads what boots each slot.
 	Slots() (BootSlots, error)
@@ -76,6 +77,15 @@ func (s SystemdBoot) Commit(slot bootloader.Slot) error { return bootloader.Comm
 
 // Prefer gives the slot's entry the highest version.
 func (s SystemdBoot) Prefer(slot bootloader.Slot) error { return bootloader.Prefer(s.ESP, slot) }
+
+// ESPLoader is the boot loader whose A/B state is on a mounted ESP: GRUB
+// (grub/grub.cfg is there: armv7) or systemd-boot's entries.
+func ESPLoader(esp bootloader.ESP) BootLoader {
+	if _, err := esp.ReadFile(bootloader.GrubConfigPath); err == nil {
+		return Grub(esp)
+	}
+	return SystemdBoot{ESP: esp}
+}
 
 // loader is the Upgrader's boot loader: Boot, else systemd-boot on ESP.
 func (u *Upgrader) loader() BootLoader {

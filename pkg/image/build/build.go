@@ -30,6 +30,7 @@ import (
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/image/esp"
 	"github.com/keso-os/keso/pkg/image/gobuild"
+	"github.com/keso-os/keso/pkg/image/grubefi"
 	"github.com/keso-os/keso/pkg/image/iso"
 	"github.com/keso-os/keso/pkg/image/kmod"
 	"github.com/keso-os/keso/pkg/image/netboot"
@@ -127,6 +128,7 @@ type builder struct {
 	initBin, kesoBin, bb  string
 	caBundle              []byte
 	sdboot                string
+	grub                  string // GRUB core image (bootloader.grub), else ""
 	isolinuxDir           string
 	syslinuxDir           string
 	initrd, squash        string
@@ -183,6 +185,11 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	if b.outs["raw"] {
 		if err := raw.CheckTools(); err != nil {
+			return nil, err
+		}
+	}
+	if p.Bootloader.Grub != nil {
+		if err := grubefi.Check(); err != nil {
 			return nil, err
 		}
 	}
@@ -365,6 +372,22 @@ func (b *builder) stepBootloader(ctx context.Context) (string, string, error) {
 			return "", "", fmt.Errorf("UEFI loader %s not in %s", want, desc)
 		}
 		descs = append(descs, desc)
+	}
+	if bl.Grub != nil {
+		p, desc, err := b.resolveInput(ctx, bl.Grub.Input, b.prof.DebArch())
+		if err != nil {
+			return "", "", err
+		}
+		want := strings.Trim(bl.Grub.Dir, "/") + "/"
+		dir, err := b.unpackDeb(p, "grub", func(n string) bool { return strings.HasPrefix(n, want) })
+		if err != nil {
+			return "", "", err
+		}
+		b.grub = filepath.Join(b.work, "grub"+strings.ToUpper(b.prof.Arch)+".efi")
+		if err := grubefi.Mkimage(ctx, b.prof.Arch, filepath.Join(dir, want), b.grub); err != nil {
+			return "", "", fmt.Errorf("GRUB core image from %s: %w", desc, err)
+		}
+		descs = append(descs, desc+" (grub-mkimage "+strings.Join(grubefi.Modules, " ")+")")
 	}
 	if bl.BIOS != nil && b.outs["iso"] {
 		p, desc, err := b.resolveInput(ctx, bl.BIOS.Isolinux, "all")
@@ -684,7 +707,11 @@ func (b *builder) addInstaller(ctx context.Context, t tree.Tree) error {
 	}
 	t.Data(InstallDir+"/arch", 0o644, []byte(b.prof.Arch+"\n"))
 	t.Data(InstallDir+"/cmdline", 0o644, []byte(b.prof.Cmdline+"\n"))
-	if b.sdboot != "" {
+	switch {
+	case b.grub != "":
+		t.Copy(InstallDir+"/loader.efi", 0o644, b.grub)
+		t.Data(InstallDir+"/bootloader", 0o644, []byte("grub\n"))
+	case b.sdboot != "":
 		t.Copy(InstallDir+"/loader.efi", 0o644, b.sdboot)
 	}
 	size := int64(b.prof.StateSizeMiB) << 20
@@ -723,12 +750,19 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 	files := map[string]string{"keso/a/vmlinuz": b.vmlinuz, "keso/a/initrd": b.initrd}
 	var t tree.Tree
 	var err error
-	if loader != "" {
+	switch {
+	case b.grub != "":
+		loader = b.grub
+		t, err = grubefi.Plan(b.prof.Arch, b.grub, grubefi.SlotA{Kernel: b.vmlinuz, Initrd: b.initrd, Options: b.prof.Cmdline})
+		if err != nil {
+			return "", "", err
+		}
+	case loader != "":
 		t, err = esp.Plan(b.prof.Arch, loader, entries, files)
 		if err != nil {
 			return "", "", err
 		}
-	} else {
+	default:
 		// no UEFI loader for this arch yet: kernel, initrd and entries only
 		t = tree.Tree{}
 		t.Data("loader/loader.conf", 0o644, []byte(esp.LoaderConf))
@@ -747,6 +781,9 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	desc := fmt.Sprintf("GPT: KESO_EFI 256 MiB, KESO_ROOT_A/B %d MiB, KESO_STATE %d MiB", rootMiB, stateMiB)
+	if b.grub != "" {
+		desc += "; GRUB with a try counter in grub/grubenv"
+	}
 	if loader == "" {
 		desc += "; no UEFI loader for " + b.prof.Arch + " yet"
 	}

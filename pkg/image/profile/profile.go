@@ -38,6 +38,17 @@ type Bootloader struct {
 	UEFI *BootFile `yaml:"uefi,omitempty"`
 	// BIOS: isolinux (BIOS ISO boot); Files inside the packages.
 	BIOS *BIOS `yaml:"bios,omitempty"`
+	// Grub: GRUB for UEFI, linked with grub-mkimage from the package's
+	// module folder (Dir, e.g. usr/lib/grub/arm-efi). When set it is the
+	// A/B boot loader of the raw disk and of `keso install` (armv7, where
+	// systemd-boot's counting is broken); uefi stays the ISO's loader.
+	Grub *BootDir `yaml:"grub,omitempty"`
+}
+
+// BootDir is one folder taken from a package.
+type BootDir struct {
+	Input `yaml:",inline"`
+	Dir   string `yaml:"dir"`
 }
 
 // BootFile is one file taken from a package.
@@ -202,6 +213,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.Wants("iso") && p.Bootloader.UEFI == nil {
 		errs = append(errs, "output iso needs bootloader.uefi")
+	}
+	if g := p.Bootloader.Grub; g != nil && (g.Dir == "" || (g.Package == "" && g.URL == "")) {
+		errs = append(errs, "bootloader.grub: set package (grub-efi-arm-bin) and dir (usr/lib/grub/arm-efi)")
 	}
 	if p.Wants("iso") && p.Bootloader.BIOS == nil && p.Arch == "amd64" {
 		errs = append(errs, "output iso on amd64 needs bootloader.bios")
