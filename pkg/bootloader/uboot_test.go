@@ -136,35 +136,16 @@ func tail(s string, n int) string {
 	return s
 }
 
-const partStart = 1 << 20
+const partStart = esp.DiskPartStart
 
 // writeBootDisk makes an MBR disk with one bootable FAT16 partition.
 func writeBootDisk(t *testing.T, path string, files map[string][]byte) {
 	t.Helper()
-	const size = 64 << 20
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	mbr := make([]byte, 512)
-	e := mbr[446:]
-	e[0] = 0x80 // bootable
-	e[4] = 0x0e // FAT16 LBA
-	binary.LittleEndian.PutUint32(e[8:], partStart/512)
-	binary.LittleEndian.PutUint32(e[12:], (size-partStart)/512)
-	mbr[510], mbr[511] = 0x55, 0xaa
-	if _, err := f.WriteAt(mbr, 0); err != nil {
-		t.Fatal(err)
-	}
 	tr := tree.Tree{}
 	for p, data := range files {
 		tr.Data(p, 0o644, data)
 	}
-	if err := esp.Write(file.New(f, false), partStart, size-partStart, "KESOBOOT", tr, 0); err != nil {
+	if err := esp.WriteDisk(path, 64<<20, 0x0e, "KESOBOOT", tr, 0); err != nil {
 		t.Fatal(err)
 	}
 }

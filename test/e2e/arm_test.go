@@ -23,9 +23,20 @@ import (
 // by a UEFI loader, not by QEMU's -kernel.
 var efiStubRE = regexp.MustCompile(`EFI stub: Booting Linux Kernel`)
 
-// checkEFIStub asserts that the kernel came up through UEFI.
-func checkEFIStub(t testing.TB, vm *qemu.VM) {
+// grubSlotARE is grub.cfg's line when it boots the good slot a (armv7:
+// GRUB 2.06 starts a 32-bit kernel with its own loader, not the EFI stub).
+var grubSlotARE = regexp.MustCompile(`keso: booting slot a \(good a, trial , tries left 0\)`)
+
+// checkEFIStub asserts that the kernel came up through UEFI: through the
+// kernel's EFI stub, or on armv7 through GRUB's grub.cfg.
+func checkEFIStub(t testing.TB, vm *qemu.VM, arch string) {
 	t.Helper()
+	if arch == "armv7" {
+		if !grubSlotARE.MatchString(vm.Console()) {
+			t.Errorf("console shows no %q: the kernel was not started by keso's grub.cfg", grubSlotARE)
+		}
+		return
+	}
 	if !efiStubRE.MatchString(vm.Console()) {
 		t.Errorf("console shows no %q: the kernel was not started through UEFI", efiStubRE)
 	}
@@ -38,7 +49,7 @@ func bootArmISO(t testing.TB, name string) (*Standin, time.Duration) {
 	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "arm64", Firmware: qemu.UEFI, CDROM: iso})
 	s, took := handoff(t, vm)
 	vm.Stop()
-	checkEFIStub(t, vm)
+	checkEFIStub(t, vm, "arm64")
 	checkCommon(t, s, a, "live")
 	checkRAMVar(t, s)
 	if !strings.HasPrefix(s.Boot.Root, "/dev/sr0") || !strings.HasSuffix(s.Boot.Root, ":/keso/root.squashfs") {
@@ -65,7 +76,7 @@ func bootArmRawDisk(t testing.TB, arch, name string) (*Standin, time.Duration) {
 	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: arch, Firmware: qemu.UEFI, Disks: []string{disk}})
 	s, took := handoff(t, vm)
 	vm.Stop()
-	checkEFIStub(t, vm)
+	checkEFIStub(t, vm, arch)
 	checkCommon(t, s, a, "disk")
 	checkStateDisk(t, s, "/dev/vda", extra)
 	return s, took
@@ -114,8 +125,8 @@ func TestBootArm64RawDisk(t *testing.T) {
 }
 
 // TestBootArmv7RawDisk: the armv7 raw disk through AAVMF32 (virt,
-// highmem=off) and systemd-bootarm.efi reaches the handoff from slot a with
-// /var on KESO_STATE.
+// highmem=off) and GRUB (grub-efi-arm-bin, keso's grub.cfg) reaches the
+// handoff from slot a with /var on KESO_STATE.
 func TestBootArmv7RawDisk(t *testing.T) {
 	skipUnlessE2E(t)
 	t.Parallel()

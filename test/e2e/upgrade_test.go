@@ -276,18 +276,27 @@ func TestUpgradeRollback(t *testing.T) {
 	}
 }
 
-// TestUpgradeArm64 runs the upgrade path on the arm64 raw disk under
-// AAVMF: v1 → v2 over SSH (committed on slot b), then a v3 whose command
-// line panics the kernel: slot a is tried three times and v2 on slot b
-// boots again with the rollback recorded.
-func TestUpgradeArm64(t *testing.T) {
+// TestUpgradeArm runs the upgrade path on the arm raw disks: arm64 under
+// AAVMF (systemd-boot's counting) and armv7 under AAVMF32 (GRUB's counter
+// in grub/grubenv): v1 → v2 over SSH (committed on slot b), then a v3
+// whose command line panics the kernel: slot a is tried three times and v2
+// on slot b boots again with the rollback recorded.
+func TestUpgradeArm(t *testing.T) {
 	skipUnlessE2E(t)
-	t.Parallel()
-	v1, v2 := upgradeReleases(t, "arm64")
-	v3 := variant(t, "arm64", Variant{Name: "v3-panic", Version: "3.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
+	for _, arch := range []string{"arm64", "armv7"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			testUpgradeArm(t, arch)
+		})
+	}
+}
+
+func testUpgradeArm(t *testing.T, arch string) {
+	v1, v2 := upgradeReleases(t, arch)
+	v3 := variant(t, arch, Variant{Name: "v3-panic", Version: "3.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
 		Cmdline: "console=ttyAMA0,115200 panic=5 rdinit=/keso-no-such-init"})
 	srv := serveReleases(t)
-	n := newNode(t, "arm64-upgrade", v1)
+	n := newNode(t, arch+"-upgrade", v1)
 	vm, _ := n.bootsUntil("v1", "a", 1)
 	c := n.ssh()
 	out, code := guestRun(c, "keso upgrade --reboot --image "+srv.publish("v2", upgradeImage(t, v2)))
@@ -296,7 +305,7 @@ func TestUpgradeArm64(t *testing.T) {
 		t.Fatalf("keso upgrade did not arm slot b")
 	}
 	if m := upgradeNumbersRE.FindStringSubmatch(out); m != nil {
-		t.Logf("BENCH upgrade arm64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", m[1], m[2], m[3], m[4], m[5], m[6])
+		t.Logf("BENCH upgrade %s: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", arch, m[1], m[2], m[3], m[4], m[5], m[6])
 	}
 	c.Close()
 	<-vm.Exited()

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend"
+	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 
 	"github.com/keso-os/keso/pkg/image/tree"
@@ -169,4 +170,36 @@ func copyIn(fs *fat16.FileSystem, p string, n *tree.Node) error {
 	}
 	_, err = io.Copy(f, r)
 	return err
+}
+
+// DiskPartStart is where WriteDisk's one partition starts.
+const DiskPartStart = 1 << 20
+
+// WriteDisk writes a disk image of size bytes at path with an MBR holding
+// one bootable FAT16 partition of type partType (0x0e: FAT16 LBA, as a
+// Pi's boot ROM wants; 0xef: an EFI system partition) from 1 MiB on,
+// filled with t. Tests of boot loaders boot it in QEMU.
+func WriteDisk(path string, size int64, partType byte, label string, t tree.Tree, epoch int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	mbr := make([]byte, 512)
+	e := mbr[446:]
+	e[0] = 0x80 // bootable
+	e[4] = partType
+	binary.LittleEndian.PutUint32(e[8:], DiskPartStart/512)
+	binary.LittleEndian.PutUint32(e[12:], uint32((size-DiskPartStart)/512))
+	mbr[510], mbr[511] = 0x55, 0xaa
+	if _, err := f.WriteAt(mbr, 0); err != nil {
+		return fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	if err := Write(file.New(f, false), DiskPartStart, size-DiskPartStart, label, t, epoch); err != nil {
+		return fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	return f.Close()
 }
