@@ -127,3 +127,35 @@ func extract(t *testing.T, f *os.File, p raw.Part, dst string) string {
 	}
 	return dst
 }
+
+// TestESPTree: an install writes the boot loader the running image
+// carries: systemd-boot with slot A's entry, or on armv7 GRUB with
+// grub.cfg, grubenv (slot a good) and slot A's command line.
+func TestESPTree(t *testing.T) {
+	for _, tc := range []struct {
+		in         Inputs
+		want, none []string
+	}{
+		{Inputs{Arch: "amd64", Loader: "/l.efi", Kernel: "/k", Initrd: "/i", Options: "console=ttyS0"},
+			[]string{"EFI/BOOT/BOOTX64.EFI", "loader/loader.conf", "loader/entries/slot-a.conf", "keso/a/vmlinuz", "keso/a/initrd"},
+			[]string{"grub/grub.cfg"}},
+		{Inputs{Arch: "armv7", Grub: true, Loader: "/grub.efi", Kernel: "/k", Initrd: "/i", Options: "console=ttyAMA0"},
+			[]string{"EFI/BOOT/BOOTARM.EFI", "grub/grub.cfg", "grub/grubenv", "keso/a/cmdline.cfg", "keso/a/vmlinuz", "keso/a/initrd"},
+			[]string{"loader/entries/slot-a.conf"}},
+	} {
+		tr, err := espTree(tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in.Arch, err)
+		}
+		for _, p := range tc.want {
+			if tr[p] == nil {
+				t.Errorf("%s (grub %v): ESP lacks %s", tc.in.Arch, tc.in.Grub, p)
+			}
+		}
+		for _, p := range tc.none {
+			if tr[p] != nil {
+				t.Errorf("%s (grub %v): ESP has %s", tc.in.Arch, tc.in.Grub, p)
+			}
+		}
+	}
+}
