@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -235,11 +236,19 @@ func testReleaseKey() (string, string, error) {
 		if err := os.MkdirAll(cacheRoot(), 0o755); err != nil {
 			return "", "", err
 		}
-		tmp := p + ".tmp"
-		if err := os.WriteFile(tmp, sign.MarshalPrivate(priv), 0o600); err != nil {
+		// First writer wins: tests building signed variants in parallel
+		// (in this process or another) must all use one key, so the key
+		// is linked into place only if no other is there yet.
+		tmp, err := os.CreateTemp(cacheRoot(), "test-release.key.*")
+		if err != nil {
 			return "", "", err
 		}
-		if err := os.Rename(tmp, p); err != nil {
+		defer os.Remove(tmp.Name())
+		_, werr := tmp.Write(sign.MarshalPrivate(priv))
+		if cerr := tmp.Close(); werr != nil || cerr != nil {
+			return "", "", errors.Join(werr, cerr)
+		}
+		if err := os.Link(tmp.Name(), p); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", "", err
 		}
 	}
