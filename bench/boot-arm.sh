@@ -24,10 +24,10 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 {
   echo "## arm"
   echo
-  echo "QEMU start → \`KESO-K3S-STANDIN\` line (the k3s handoff) through UEFI firmware and systemd-boot,"
-  echo "TCG software emulation, 1 vCPU, 1 GiB: arm64 \`-M virt -cpu cortex-a57\` with AAVMF (Debian's"
-  echo "generic arm64 kernel), armv7 \`-M virt,highmem=off -cpu cortex-a15\` with AAVMF32 and"
-  echo "\`systemd-bootarm.efi\` (Debian's armmp zImage through its EFI stub). 3 timed boots per path"
+  echo "QEMU start → \`KESO-K3S-STANDIN\` line (the k3s handoff) through UEFI firmware and the boot loader,"
+  echo "TCG software emulation, 1 vCPU, 1 GiB: arm64 \`-M virt -cpu cortex-a57\` with AAVMF and systemd-boot"
+  echo "(Debian's generic arm64 kernel), armv7 \`-M virt,highmem=off -cpu cortex-a15\` with AAVMF32 and"
+  echo "GRUB (grub-efi-arm-bin's core image and keso's grub.cfg; Debian's armmp zImage). 3 timed boots per path"
   echo "after one warm-up boot; \`bench/boot-arm.sh\` ($(date -u +%Y-%m-%d), $(nproc) host cores shared"
   echo "with other work; load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)."
   echo

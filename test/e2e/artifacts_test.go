@@ -183,9 +183,12 @@ func artifacts(t testing.TB, arch string) *Artifacts {
 type Variant struct {
 	Name    string // cache key, e.g. "v2-panic"
 	Version string
-	Signed  bool     // sign with testReleaseKey
-	Cmdline string   // replaces the profile's kernel command line
-	Outputs []string // default: the profile's
+	Signed  bool   // sign with testReleaseKey
+	Cmdline string // replaces the profile's kernel command line
+	// RPiCmdline replaces the Raspberry Pi card's (rpi.cmdline), e.g. to
+	// see the card's console on QEMU virt's serial port (ttyAMA0).
+	RPiCmdline string
+	Outputs    []string // default: the profile's
 	// StandinExit builds the stand-in as a k3s that exits at once with
 	// this status (test/k3s-standin's exitAtOnce).
 	StandinExit string
@@ -343,7 +346,7 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 		args = append(args, "--outputs", strings.Join(v.Outputs, ","))
 	}
 	prof := arch
-	if v.Cmdline != "" {
+	if v.Cmdline != "" || v.RPiCmdline != "" {
 		// A copy of the profile with another command line.
 		b, err := os.ReadFile(filepath.Join(root, "images", arch+".yaml"))
 		if err != nil {
@@ -351,8 +354,11 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 		}
 		lines := strings.Split(string(b), "\n")
 		for i, l := range lines {
-			if strings.HasPrefix(l, "cmdline:") {
+			if strings.HasPrefix(l, "cmdline:") && v.Cmdline != "" {
 				lines[i] = "cmdline: " + v.Cmdline
+			}
+			if strings.HasPrefix(l, "  cmdline:") && v.RPiCmdline != "" {
+				lines[i] = "  cmdline: " + v.RPiCmdline // rpi.cmdline
 			}
 		}
 		prof = filepath.Join(out, arch+".yaml")

@@ -75,15 +75,32 @@ type testNode struct {
 	signer ssh.Signer
 	boots  int
 	vm     *qemu.VM
+	fw     qemu.Firmware // UEFI (raw disk) or UBoot (the Pi card on QEMU's virt machine)
 }
 
 // newNode writes a copy of the release's raw disk (grown to 4 GiB) and a
-// NoCloud seed with nodeConfig.
+// NoCloud seed with nodeConfig; the node boots it through UEFI.
 func newNode(t testing.TB, name string, rel *Artifacts) *testNode {
 	t.Helper()
+	return diskNode(t, name, rel, fmt.Sprintf("keso-%s.img", rel.Arch), qemu.UEFI)
+}
+
+// newCardNode is a node booting the release's Raspberry Pi card
+// (keso-rpi-<arch>.img) through U-Boot on QEMU's virt machine: Debian's
+// u-boot-qemu finds the card's boot.scr by distro boot, as the Pi's U-Boot
+// does, and the card's initrd finds its slots by keso.mbr= on the virtio
+// disk. Everything of the card's A/B path runs but the Pi's firmware and
+// hardware (QEMU's raspi3b cannot run U-Boot, NOTES.md).
+func newCardNode(t testing.TB, name string, rel *Artifacts) *testNode {
+	t.Helper()
+	return diskNode(t, name, rel, fmt.Sprintf("keso-rpi-%s.img", rel.Arch), qemu.UBoot)
+}
+
+func diskNode(t testing.TB, name string, rel *Artifacts, img string, fw qemu.Firmware) *testNode {
+	t.Helper()
 	signer, pub := sshKey(t)
-	n := &testNode{t: t, name: name, arch: rel.Arch, signer: signer, port: freePort(t)}
-	n.disk = rawCopy(t, rel.file(t, fmt.Sprintf("keso-%s.img", rel.Arch)), 4<<30)
+	n := &testNode{t: t, name: name, arch: rel.Arch, signer: signer, port: freePort(t), fw: fw}
+	n.disk = rawCopy(t, rel.file(t, img), 4<<30)
 	n.seed = seed(t, fmt.Sprintf(nodeConfig, pub, name), "instance-id: "+name+"\n")
 	return n
 }
@@ -113,7 +130,7 @@ func (n *testNode) start(label string) *qemu.VM {
 		disks = append(disks, n.seed)
 	}
 	vm := qemu.Start(n.t, qemu.Config{LogDir: logDir(n.t), Name: fmt.Sprintf("%s-%02d-%s", n.name, n.boots, label),
-		Arch: n.arch, Firmware: qemu.UEFI, Boot: "c", Disks: disks,
+		Arch: n.arch, Firmware: n.fw, Boot: "c", Disks: disks,
 		Extra: []string{"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", n.port),
 			"-device", "virtio-net-pci,netdev=n0"}})
 	n.vm = vm

@@ -276,27 +276,56 @@ func TestUpgradeRollback(t *testing.T) {
 	}
 }
 
-// TestUpgradeArm runs the upgrade path on the arm raw disks: arm64 under
-// AAVMF (systemd-boot's counting) and armv7 under AAVMF32 (GRUB's counter
-// in grub/grubenv): v1 → v2 over SSH (committed on slot b), then a v3
-// whose command line panics the kernel: slot a is tried three times and v2
-// on slot b boots again with the rollback recorded.
+// TestUpgradeArm runs the upgrade path on the arm disks: the arm64 raw disk
+// under AAVMF (systemd-boot's counting), the armv7 raw disk under AAVMF32
+// (GRUB's counter in grub/grubenv) and the arm64 Raspberry Pi card through
+// Debian's U-Boot on QEMU's virt machine (the card's boot.scr and its
+// counter in keso/boot.env). Each does v1 → v2 over SSH (committed on slot
+// b), then a broken v3 on slot a that fails every try, after which v2 on
+// slot b boots again with the rollback recorded. The raw disks' v3 panics
+// the kernel through its own command line; the card's boot.scr keeps the
+// card's command line, so its v3 is a k3s that exits (the health gate
+// gives each try up) and is tried twice (--tries 2).
 func TestUpgradeArm(t *testing.T) {
 	skipUnlessE2E(t)
-	for _, arch := range []string{"arm64", "armv7"} {
-		t.Run(arch, func(t *testing.T) {
+	squash := []string{"squashfs", "vmlinuz", "initrd"}
+	panicV3 := Variant{Name: "v3-panic", Version: "3.0.0", Signed: true, Outputs: squash,
+		Cmdline: "console=ttyAMA0,115200 panic=5 rdinit=/keso-no-such-init"}
+	cases := []armUpgrade{
+		{name: "arm64", arch: "arm64", node: newNode, v3: panicV3, tries: 3},
+		{name: "armv7", arch: "armv7", node: newNode, v3: panicV3, tries: 3},
+		{name: "arm64-pi-card", arch: "arm64", node: newCardNode, tries: 2,
+			// the card's console on virt's PL011, which the Pi's
+			// command line (ttyS1, tty1) does not name
+			v1: &Variant{Name: "v1-card", Version: "1.0.0", Signed: true, Outputs: append(squash, "rpi"),
+				RPiCmdline: "console=ttyAMA0,115200 panic=10"},
+			v3: Variant{Name: "v3-k3s-exits", Version: "3.0.0", Signed: true, Outputs: squash, StandinExit: "1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testUpgradeArm(t, arch)
+			testUpgradeArm(t, tc)
 		})
 	}
 }
 
-func testUpgradeArm(t *testing.T, arch string) {
-	v1, v2 := upgradeReleases(t, arch)
-	v3 := variant(t, arch, Variant{Name: "v3-panic", Version: "3.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
-		Cmdline: "console=ttyAMA0,115200 panic=5 rdinit=/keso-no-such-init"})
+// armUpgrade is one TestUpgradeArm machine.
+type armUpgrade struct {
+	name, arch string
+	node       func(t testing.TB, name string, rel *Artifacts) *testNode
+	v1         *Variant // the installed release; default upgradeReleases' v1
+	v3         Variant  // a release whose every trial fails
+	tries      int
+}
+
+func testUpgradeArm(t *testing.T, tc armUpgrade) {
+	v1, v2 := upgradeReleases(t, tc.arch)
+	if tc.v1 != nil {
+		v1 = variant(t, tc.arch, *tc.v1)
+	}
+	v3 := variant(t, tc.arch, tc.v3)
 	srv := serveReleases(t)
-	n := newNode(t, arch+"-upgrade", v1)
+	n := tc.node(t, tc.name+"-upgrade", v1)
 	vm, _ := n.bootsUntil("v1", "a", 1)
 	c := n.ssh()
 	out, code := guestRun(c, "keso upgrade --reboot --image "+srv.publish("v2", upgradeImage(t, v2)))
@@ -305,7 +334,7 @@ func testUpgradeArm(t *testing.T, arch string) {
 		t.Fatalf("keso upgrade did not arm slot b")
 	}
 	if m := upgradeNumbersRE.FindStringSubmatch(out); m != nil {
-		t.Logf("BENCH upgrade %s: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", arch, m[1], m[2], m[3], m[4], m[5], m[6])
+		t.Logf("BENCH upgrade %s: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", tc.name, m[1], m[2], m[3], m[4], m[5], m[6])
 	}
 	c.Close()
 	<-vm.Exited()
@@ -322,7 +351,7 @@ func testUpgradeArm(t *testing.T, arch string) {
 	if got := osRelease(t, c); got != "2.0.0" {
 		t.Errorf("/etc/os-release VERSION_ID = %q, want 2.0.0", got)
 	}
-	out, code = guestRun(c, "keso upgrade --reboot --image "+srv.publish("v3", upgradeImage(t, v3)))
+	out, code = guestRun(c, fmt.Sprintf("keso upgrade --reboot --tries %d --image %s", tc.tries, srv.publish("v3", upgradeImage(t, v3))))
 	if !strings.Contains(out, "2.0.0 → 3.0.0 armed on slot a") {
 		t.Fatalf("keso upgrade to the broken 3.0.0: exit %d\n%s", code, out)
 	}
@@ -330,8 +359,8 @@ func testUpgradeArm(t *testing.T, arch string) {
 	<-vm.Exited()
 	vm.Stop()
 
-	vm, slots := n.bootsUntil("rollback", "b", 5)
-	if got, want := strings.Join(slots, ","), "a,a,a,b"; got != want {
+	vm, slots := n.bootsUntil("rollback", "b", tc.tries+2)
+	if got, want := strings.Join(slots, ","), strings.Repeat("a,", tc.tries)+"b"; got != want {
 		t.Errorf("slots booted = %s, want %s", got, want)
 	}
 	c = n.ssh()

@@ -32,6 +32,7 @@ const (
 	BIOS   Firmware = "bios"   // SeaBIOS (amd64 only)
 	UEFI   Firmware = "uefi"   // OVMF / AAVMF
 	Direct Firmware = "direct" // -kernel/-initrd, the machine's default firmware
+	UBoot  Firmware = "uboot"  // Debian's U-Boot for QEMU's virt machine (distro boot: boot.scr)
 )
 
 // Config describes one VM.
@@ -103,6 +104,12 @@ var firmwareFiles = map[string][2]string{
 	"armv7": {"/usr/share/AAVMF/AAVMF32_CODE.fd", "/usr/share/AAVMF/AAVMF32_VARS.fd"},
 }
 
+// U-Boot builds for QEMU's virt machine (Debian u-boot-qemu).
+var ubootFiles = map[string]string{
+	"arm64": "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+	"armv7": "/usr/lib/u-boot/qemu_arm/u-boot.bin",
+}
+
 // Available reports why cfg cannot run here ("" when it can): a missing
 // emulator or firmware file, named so a skip message says what to install.
 func Available(cfg Config) string {
@@ -114,6 +121,11 @@ func Available(cfg Config) string {
 			if _, err := os.Stat(f); err != nil {
 				return f + " not found (Debian ovmf / qemu-efi-aarch64 / qemu-efi-arm; run scripts/deps.sh)"
 			}
+		}
+	}
+	if cfg.Firmware == UBoot {
+		if _, err := os.Stat(ubootFiles[cfg.Arch]); err != nil {
+			return fmt.Sprintf("no U-Boot for %s at %q (Debian u-boot-qemu; run scripts/deps.sh)", cfg.Arch, ubootFiles[cfg.Arch])
 		}
 	}
 	return ""
@@ -148,6 +160,9 @@ func Args(cfg Config, dir string) []string {
 		a = append(a,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ff[0],
 			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, "vars.fd"))
+	}
+	if cfg.Firmware == UBoot {
+		a = append(a, "-bios", ubootFiles[cfg.Arch])
 	}
 	a = append(a, kernelArgs(cfg)...)
 	if cfg.CDROM != "" {

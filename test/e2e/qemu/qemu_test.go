@@ -23,6 +23,8 @@ func TestArgs(t *testing.T) {
 			[]string{"-M virt,highmem=off", "-kernel /k", "-initrd /i", "-append console=ttyAMA0", "-netdev user,id=n0"}},
 		{"arm64 cd", Config{Arch: "arm64", Firmware: UEFI, CDROM: "/c.iso"},
 			[]string{"-M virt", "AAVMF_CODE.fd", "virtio-scsi-pci", "media=cdrom", "scsi-cd,drive=cd0"}},
+		{"arm64 u-boot card", Config{Arch: "arm64", Firmware: UBoot, Disks: []string{"/sd.img"}},
+			[]string{"-M virt", "-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin", "file=/sd.img,format=raw"}},
 	}
 	for _, tt := range tests {
 		got := strings.Join(Args(tt.cfg, "/vm"), " ")
