@@ -73,14 +73,15 @@ func ParseGrubEnv(data []byte) (UBootEnv, error) {
 // With no options the file sets nothing, and grub.cfg's default (the
 // command line the disk was built with) applies.
 func GrubCmdline(options string) []byte {
-	opts := strings.TrimSpace(stripSlotOption(options))
+	opts := strings.TrimSpace(StripSlotOption(options))
 	if opts == "" {
 		return []byte("# no command line of its own: grub.cfg's default applies\n")
 	}
 	return []byte("set keso_options='" + strings.ReplaceAll(opts, "'", `'\''`) + "'\n")
 }
 
-func stripSlotOption(options string) string {
+// StripSlotOption is a kernel command line without its keso.slot=.
+func StripSlotOption(options string) string {
 	var keep []string
 	for _, f := range strings.Fields(options) {
 		if !strings.HasPrefix(f, "keso.slot=") {
@@ -97,7 +98,7 @@ func GrubConfig(options string) string {
 	for n := maxScriptTries; n >= 1; n-- {
 		fmt.Fprintf(&count, "  if [ \"${keso_left}\" = %d ]; then set keso_next=%d; fi\n", n, n-1)
 	}
-	def := strings.TrimSpace(stripSlotOption(options))
+	def := strings.TrimSpace(StripSlotOption(options))
 	return fmt.Sprintf(`# keso A/B boot with a try counter in grub/grubenv (pkg/bootloader).
 set timeout=0
 set keso_good=a

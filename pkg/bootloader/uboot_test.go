@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"github.com/keso-os/keso/test/e2e/qemu"
 	"hash/crc32"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat16"
 
 	"github.com/keso-os/keso/pkg/image/esp"
 	"github.com/keso-os/keso/pkg/image/tree"
@@ -150,25 +146,11 @@ func writeBootDisk(t *testing.T, path string, files map[string][]byte) {
 	}
 }
 
-func readFromFAT(t *testing.T, path, p string) []byte {
+func readFromFAT(t *testing.T, disk, p string) []byte {
 	t.Helper()
-	f, err := os.Open(path)
+	b, err := esp.ReadDiskFile(disk, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	fs, err := fat16.Read(file.New(f, true), fi.Size()-partStart, partStart, 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := fs.OpenFile(p, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return b
 }

@@ -93,12 +93,4 @@ func ReadNode(root NodeFS, esp bootloader.ESP, extraKeys []string) (Node, error)
 	return n, nil
 }
 
-func stripSlot(opts string) string {
-	var keep []string
-	for _, f := range strings.Fields(opts) {
-		if !strings.HasPrefix(f, "keso.slot=") {
-			keep = append(keep, f)
-		}
-	}
-	return strings.Join(keep, " ")
-}
+func stripSlot(opts string) string { return bootloader.StripSlotOption(opts) }

@@ -131,18 +131,7 @@ func TestUpgradeOverHTTPThenCommit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, f.log.String())
 	}
-	imgData, _ := os.ReadFile(img)
-	if out.ToVersion != "1.1.0" || out.Slot != "b" || out.ImageBytes != int64(len(imgData)) || out.Downloaded != int64(len(imgData)) {
-		t.Errorf("outcome = %+v", out)
-	}
-	slot, _ := os.ReadFile(f.disk.path("b"))
-	if !bytes.Equal(slot[:len(imgData)], imgData) {
-		t.Errorf("slot b does not hold the image")
-	}
-	k, _ := f.esp.ReadFile(bootloader.KernelPath("b"))
-	if !bytes.HasPrefix(k, []byte("kernel-1.1.0")) {
-		t.Errorf("ESP kernel for b = %.20q", k)
-	}
+	checkWroteSlotB(t, f, img, out)
 
 	// The firmware boots the trial; the agent sees a trial and commits.
 	e, err := bootloader.Boot(f.esp)
@@ -263,6 +252,24 @@ func TestRefusals(t *testing.T) {
 	small.disk.size = 1024
 	if _, err := small.upgrader().Run(context.Background(), Request{Image: newer, SHA256: sumHex(t, newer)}, withKey(small.node, f.pub)); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "holds only") {
 		t.Errorf("slot too small: err = %v, want refused", err)
+	}
+}
+
+// checkWroteSlotB asserts that an upgrade to img (1.1.0, over HTTP) wrote
+// slot b and its kernel on the boot partition.
+func checkWroteSlotB(t *testing.T, f *fixture, img string, out Outcome) {
+	t.Helper()
+	imgData, _ := os.ReadFile(img)
+	if out.ToVersion != "1.1.0" || out.Slot != "b" || out.ImageBytes != int64(len(imgData)) || out.Downloaded != int64(len(imgData)) {
+		t.Errorf("outcome = %+v", out)
+	}
+	slot, _ := os.ReadFile(f.disk.path("b"))
+	if !bytes.Equal(slot[:len(imgData)], imgData) {
+		t.Errorf("slot b does not hold the image")
+	}
+	k, _ := f.esp.ReadFile(bootloader.KernelPath("b"))
+	if !bytes.HasPrefix(k, []byte("kernel-1.1.0")) {
+		t.Errorf("boot partition kernel for b = %.20q, want the new release's", k)
 	}
 }
 

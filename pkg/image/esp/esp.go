@@ -203,3 +203,29 @@ func WriteDisk(path string, size int64, partType byte, label string, t tree.Tree
 	}
 	return f.Close()
 }
+
+// ReadDiskFile reads file p from the FAT partition of a disk WriteDisk wrote.
+func ReadDiskFile(path, p string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	fs, err := fat16.Read(file.New(f, true), fi.Size()-DiskPartStart, DiskPartStart, 512)
+	if err != nil {
+		return nil, fmt.Errorf("boot disk %s: %w", path, err)
+	}
+	h, err := fs.OpenFile(p, os.O_RDONLY)
+	if err != nil {
+		return nil, fmt.Errorf("boot disk %s: open %s: %w", path, p, err)
+	}
+	b, err := io.ReadAll(h)
+	if err != nil {
+		return nil, fmt.Errorf("boot disk %s: read %s: %w", path, p, err)
+	}
+	return b, nil
+}

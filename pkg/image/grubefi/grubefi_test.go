@@ -3,16 +3,12 @@ package grubefi
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat16"
 
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/deb"
@@ -158,24 +154,9 @@ func TestGrubCountsTriesInQEMU(t *testing.T) {
 
 func readFAT(t *testing.T, disk, p string) []byte {
 	t.Helper()
-	f, err := os.Open(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	fs, err := fat16.Read(file.New(f, true), fi.Size()-esp.DiskPartStart, esp.DiskPartStart, 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := fs.OpenFile(p, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(h)
+	b, err := esp.ReadDiskFile(disk, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
-
