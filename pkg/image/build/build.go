@@ -752,7 +752,6 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 	var err error
 	switch {
 	case b.grub != "":
-		loader = b.grub
 		t, err = grubefi.Plan(b.prof.Arch, b.grub, grubefi.SlotA{Kernel: b.vmlinuz, Initrd: b.initrd, Options: b.prof.Cmdline})
 		if err != nil {
 			return "", "", err
@@ -781,10 +780,10 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	desc := fmt.Sprintf("GPT: KESO_EFI 256 MiB, KESO_ROOT_A/B %d MiB, KESO_STATE %d MiB", rootMiB, stateMiB)
-	if b.grub != "" {
+	switch {
+	case b.grub != "":
 		desc += "; GRUB with a try counter in grub/grubenv"
-	}
-	if loader == "" {
+	case loader == "":
 		desc += "; no UEFI loader for " + b.prof.Arch + " yet"
 	}
 	return b.out("raw"), desc, nil
