@@ -77,8 +77,11 @@ func GrubCmdline(options string) []byte {
 	if opts == "" {
 		return []byte("# no command line of its own: grub.cfg's default applies\n")
 	}
-	return []byte("set keso_options='" + strings.ReplaceAll(opts, "'", `'\''`) + "'\n")
+	return []byte("set keso_options=" + grubQuote(opts) + "\n")
 }
+
+// grubQuote single-quotes s for a GRUB script: nothing in it is expanded.
+func grubQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // StripSlotOption is a kernel command line without its keso.slot=.
 func StripSlotOption(options string) string {
@@ -95,7 +98,7 @@ func StripSlotOption(options string) string {
 // a slot has no cmdline.cfg (the image's own, from the build).
 func GrubConfig(options string) string {
 	var count strings.Builder
-	for n := maxScriptTries; n >= 1; n-- {
+	for n := MaxScriptTries; n >= 1; n-- {
 		fmt.Fprintf(&count, "  if [ \"${keso_left}\" = %d ]; then set keso_next=%d; fi\n", n, n-1)
 	}
 	def := strings.TrimSpace(StripSlotOption(options))
@@ -131,9 +134,9 @@ boot
 echo "keso: slot ${keso_boot} did not start; restarting"
 sleep 5
 reboot
-`, count.String(), "'"+strings.ReplaceAll(def, "'", `'\''`)+"'")
+`, count.String(), grubQuote(def))
 }
 
-// maxScriptTries is the most tries a boot script's counter holds (U-Boot:
+// MaxScriptTries is the most tries a boot script's counter holds (U-Boot:
 // one hex digit read back as decimal; GRUB: one comparison per value).
-const maxScriptTries = 9
+const MaxScriptTries = 9

@@ -74,8 +74,8 @@ func TestGrubConfig(t *testing.T) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
 		}
 	}
-	if strings.Contains(cfg, "= 10 ]") || strings.Count(cfg, "set keso_next=") != maxScriptTries+1 {
-		t.Errorf("grub.cfg counts other than 1..%d tries:\n%s", maxScriptTries, cfg)
+	if strings.Contains(cfg, "= 10 ]") || strings.Count(cfg, "set keso_next=") != MaxScriptTries+1 {
+		t.Errorf("grub.cfg counts other than 1..%d tries:\n%s", MaxScriptTries, cfg)
 	}
 }
 

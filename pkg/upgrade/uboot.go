@@ -151,18 +151,15 @@ func (u UBoot) Retire(slot bootloader.Slot) error {
 	return nil
 }
 
-// maxUBootTries is the most tries boot.env's one-digit counter holds.
-const maxUBootTries = 9
-
-// Arm writes the slot's title, kernel and initrd (bootloader.ArmUBoot),
+// Arm writes the slot's title, kernel and initrd (EnvFile().Arm),
 // then keso_try/keso_left: from there on the script tries it. On U-Boot
 // the kernel command line is boot.scr's and spec.Options is not used; on
 // GRUB it is written to keso/<slot>/cmdline.cfg.
 func (u UBoot) Arm(spec bootloader.ArmSpec) (string, error) {
-	if spec.Tries > maxUBootTries {
+	if spec.Tries > bootloader.MaxScriptTries {
 		// The script counts with setexpr, which writes hex, while
 		// boot.env is written in decimal: one digit reads the same.
-		return "", fmt.Errorf("arm slot %s: %d tries: %s's counter in %s holds 1 to %d", spec.Slot, spec.Tries, u.EnvFile().Name, u.EnvFile().Path, maxUBootTries)
+		return "", fmt.Errorf("arm slot %s: %d tries: %s's counter in %s holds 1 to %d", spec.Slot, spec.Tries, u.EnvFile().Name, u.EnvFile().Path, bootloader.MaxScriptTries)
 	}
 	if err := u.FS.WriteFileAtomic(UBootTitlePath(spec.Slot), []byte(spec.Title+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("arm slot %s: %w", spec.Slot, err)
