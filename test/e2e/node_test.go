@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -75,7 +76,7 @@ type testNode struct {
 	signer ssh.Signer
 	boots  int
 	vm     *qemu.VM
-	fw     qemu.Firmware // UEFI (raw disk) or UBoot (the Pi card on QEMU's virt machine)
+	fw     qemu.Firmware // "" or UEFI (raw disk, installed disk); UBoot (the Pi card on QEMU's virt machine)
 }
 
 // newNode writes a copy of the release's raw disk (grown to 4 GiB) and a
@@ -130,7 +131,7 @@ func (n *testNode) start(label string) *qemu.VM {
 		disks = append(disks, n.seed)
 	}
 	vm := qemu.Start(n.t, qemu.Config{LogDir: logDir(n.t), Name: fmt.Sprintf("%s-%02d-%s", n.name, n.boots, label),
-		Arch: n.arch, Firmware: n.fw, Boot: "c", Disks: disks,
+		Arch: n.arch, Firmware: cmp.Or(n.fw, qemu.UEFI), Boot: "c", Disks: disks,
 		Extra: []string{"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", n.port),
 			"-device", "virtio-net-pci,netdev=n0"}})
 	n.vm = vm
