@@ -2,6 +2,7 @@ package grubefi
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,4 +160,31 @@ func readFAT(t *testing.T, disk, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestMkimageReproducible: the core image is a function of the module
+// folder and the arguments (keso builds are reproducible).
+func TestMkimageReproducible(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	mods := grubModules(t)
+	var sums []string
+	for i := 0; i < 2; i++ {
+		out := filepath.Join(t.TempDir(), "BOOTARM.EFI")
+		if err := Mkimage(context.Background(), "armv7", mods, out); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 64<<10 || string(b[:2]) != "MZ" {
+			t.Fatalf("core image is %d bytes starting %q, want a PE image", len(b), b[:2])
+		}
+		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(b)))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds differ: %s, %s", sums[0], sums[1])
+	}
 }
