@@ -127,12 +127,3 @@ func sortedKeys(m map[string][]byte) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-// ReadUBootEnv reads keso/boot.env (UBootEnvFile.Read).
-func ReadUBootEnv(esp ESP) (UBootEnv, error) { return UBootEnvFile.Read(esp) }
-
-// ArmUBoot arms a slot in keso/boot.env (UBootEnvFile.Arm).
-func ArmUBoot(esp ESP, spec ArmSpec) (UBootEnv, error) { return UBootEnvFile.Arm(esp, spec) }
-
-// CommitUBoot commits a slot in keso/boot.env (UBootEnvFile.Commit).
-func CommitUBoot(esp ESP, slot Slot) (UBootEnv, error) { return UBootEnvFile.Commit(esp, slot) }

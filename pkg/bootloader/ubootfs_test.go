@@ -12,15 +12,15 @@ import (
 // the script (UBootEnv.Booting) in between.
 func TestUBootArmCommit(t *testing.T) {
 	esp := host.FS{Root: t.TempDir()}
-	if env, err := ReadUBootEnv(esp); err != nil || env != (UBootEnv{Good: SlotA}) {
+	if env, err := UBootEnvFile.Read(esp); err != nil || env != (UBootEnv{Good: SlotA}) {
 		t.Fatalf("no boot.env: %+v %v, want the script's default (a good)", env, err)
 	}
 	must(t, esp.WriteFileAtomic(UBootEnvPath, UBootEnv{Good: SlotA}.Render(), 0o644))
 
-	if _, err := ArmUBoot(esp, ArmSpec{Slot: SlotA, Kernel: []byte("k"), Initrd: []byte("i")}); err == nil || !strings.Contains(err.Error(), "good slot") {
+	if _, err := UBootEnvFile.Arm(esp, ArmSpec{Slot: SlotA, Kernel: []byte("k"), Initrd: []byte("i")}); err == nil || !strings.Contains(err.Error(), "good slot") {
 		t.Errorf("arming the good slot: %v, want a refusal", err)
 	}
-	env, err := ArmUBoot(esp, ArmSpec{Slot: SlotB, Kernel: []byte("kernel-v2"), Initrd: []byte("initrd-v2"), Tries: 2})
+	env, err := UBootEnvFile.Arm(esp, ArmSpec{Slot: SlotB, Kernel: []byte("kernel-v2"), Initrd: []byte("initrd-v2"), Tries: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,17 +38,17 @@ func TestUBootArmCommit(t *testing.T) {
 	if slot != SlotB {
 		t.Fatalf("first boot after arm: %s, want b", slot)
 	}
-	if got, err := CommitUBoot(esp, SlotA); err != nil || got != next {
+	if got, err := UBootEnvFile.Commit(esp, SlotA); err != nil || got != next {
 		t.Errorf("committing the good slot a during b's trial: %+v %v, want no change (%+v)", got, err, next)
 	}
-	env, err = CommitUBoot(esp, SlotB)
+	env, err = UBootEnvFile.Commit(esp, SlotB)
 	if err != nil || env != (UBootEnv{Good: SlotB}) {
 		t.Errorf("after commit: %+v %v, want b good, no trial", env, err)
 	}
-	if again, err := CommitUBoot(esp, SlotB); err != nil || again != env {
+	if again, err := UBootEnvFile.Commit(esp, SlotB); err != nil || again != env {
 		t.Errorf("second commit: %+v %v, want no change", again, err)
 	}
-	if got, _ := ReadUBootEnv(esp); got != env {
+	if got, _ := UBootEnvFile.Read(esp); got != env {
 		t.Errorf("boot.env on disk = %+v, want %+v", got, env)
 	}
 }
@@ -58,7 +58,7 @@ func TestUBootArmCommit(t *testing.T) {
 // trial before the kernel is replaced.
 func TestUBootFallbackAfterTries(t *testing.T) {
 	esp := host.FS{Root: t.TempDir()}
-	env, err := ArmUBoot(esp, ArmSpec{Slot: SlotB, Kernel: []byte("k"), Initrd: []byte("i"), Tries: 3})
+	env, err := UBootEnvFile.Arm(esp, ArmSpec{Slot: SlotB, Kernel: []byte("k"), Initrd: []byte("i"), Tries: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestUBootFallbackAfterTries(t *testing.T) {
 		t.Errorf("boots %v, want b b b a a", boots)
 	}
 	must(t, esp.WriteFileAtomic(UBootEnvPath, env.Render(), 0o644))
-	if env, err = ArmUBoot(esp, ArmSpec{Slot: SlotB, Kernel: []byte("k2"), Initrd: []byte("i2")}); err != nil || env.Left != DefaultTries {
+	if env, err = UBootEnvFile.Arm(esp, ArmSpec{Slot: SlotB, Kernel: []byte("k2"), Initrd: []byte("i2")}); err != nil || env.Left != DefaultTries {
 		t.Errorf("re-arm: %+v %v, want %d fresh tries", env, err, DefaultTries)
 	}
 }
@@ -88,7 +88,7 @@ func fmtSlots(s []Slot) string {
 func TestUBootCommitNotOnTrial(t *testing.T) {
 	esp := host.FS{Root: t.TempDir()}
 	must(t, esp.WriteFileAtomic(UBootEnvPath, UBootEnv{Good: SlotA}.Render(), 0o644))
-	if _, err := CommitUBoot(esp, SlotB); err == nil || !strings.Contains(err.Error(), "not on trial") {
+	if _, err := UBootEnvFile.Commit(esp, SlotB); err == nil || !strings.Contains(err.Error(), "not on trial") {
 		t.Errorf("committing b with no trial: %v, want an error", err)
 	}
 }
