@@ -3,17 +3,22 @@
 // /sbin/init in the root file system it runs the system stage
 // (pkg/systemstage). It never lets the kernel panic: a failure prints one
 // line, then a rescue shell (keso.debug) or a reboot after a bounded wait.
+//
+// Run as "modprobe" (the root's /sbin/modprobe is a link to it, the path
+// the kernel runs to autoload a module) it is keso's modprobe (kmod.Modprobe).
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/keso-os/keso/pkg/agent"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/kmod"
 	"github.com/keso-os/keso/pkg/sshd"
 	"github.com/keso-os/keso/pkg/systemstage"
 	"github.com/keso-os/keso/pkg/version"
@@ -22,6 +27,10 @@ import (
 const rebootWait = 15 * time.Second
 
 func main() {
+	if filepath.Base(os.Args[0]) == "modprobe" {
+		h := host.Linux{}
+		os.Exit(kmod.Modprobe(os.Args[1:], kmod.NewLoader(host.FS{Root: "/"}, h), h, os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println("keso-init", version.Version)
 		return

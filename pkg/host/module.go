@@ -21,3 +21,12 @@ func (Linux) LoadModule(path, params string) error {
 	}
 	return nil
 }
+
+// RemoveModule unloads the module name with delete_module (O_NONBLOCK: a
+// module in use is an error, not a wait).
+func (Linux) RemoveModule(name string) error {
+	if err := unix.DeleteModule(name, unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("remove module %s: delete_module: %w", name, err)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/kmod"
 )
 
 // Host is the set of side effects the initrd stage needs; *host.Linux
@@ -175,14 +176,14 @@ func (s *Stage) LoadModules() []string {
 		s.logf("no module list (%v); relying on built-in drivers", err)
 		return nil
 	}
-	want, err := ParseModuleList(lf)
+	want, err := kmod.ParseModuleList(lf)
 	lf.Close()
 	if err != nil {
 		s.logf("read module list: %v", err)
 	}
-	var deps ModuleDeps
+	var deps kmod.ModuleDeps
 	if df, err := os.Open(filepath.Join(modDir, "modules.dep")); err == nil {
-		deps, err = ParseModulesDep(df)
+		deps, err = kmod.ParseModulesDep(df)
 		df.Close()
 		if err != nil {
 			s.logf("read %s/modules.dep: %v", modDir, err)
@@ -190,7 +191,7 @@ func (s *Stage) LoadModules() []string {
 	} else {
 		s.logf("no modules.dep for kernel %s (%v)", rel, err)
 	}
-	files, missing := LoadOrder(deps, want)
+	files, missing := kmod.LoadOrder(deps, want)
 	var skipped []string
 	if len(missing) > 0 {
 		s.logf("modules not in modules.dep (built in or absent): %s", strings.Join(missing, " "))
@@ -206,8 +207,8 @@ func (s *Stage) LoadModules() []string {
 			p = s.path(p)
 		}
 		if err := s.Host.LoadModule(p, ""); err != nil {
-			s.logf("module %s: %v", ModuleName(f), err)
-			skipped = append(skipped, ModuleName(f))
+			s.logf("module %s: %v", kmod.ModuleName(f), err)
+			skipped = append(skipped, kmod.ModuleName(f))
 			continue
 		}
 		loaded++

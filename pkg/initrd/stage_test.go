@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/kmod"
 )
 
 // fakeHost records side effects; "mounting" a squashfs on /sysroot copies
@@ -51,10 +52,10 @@ func (f *fakeHost) Mount(source, target, fstype string, flags uintptr, data stri
 	return nil
 }
 func (f *fakeHost) LoadModule(path, params string) error {
-	if f.failLoad[ModuleName(path)] {
+	if f.failLoad[kmod.ModuleName(path)] {
 		return fmt.Errorf("load module %s: finit_module: exec format error", path)
 	}
-	f.modules = append(f.modules, ModuleName(path))
+	f.modules = append(f.modules, kmod.ModuleName(path))
 	return nil
 }
 func (f *fakeHost) AttachLoop(file string) (string, error) {
@@ -303,3 +304,10 @@ func TestNetbootHTTPSNeedsCABundle(t *testing.T) {
 		t.Errorf("error = %v, want the missing CA bundle named", err)
 	}
 }
+
+// depSample is a slice of a real modules.dep (Debian 6.1 cloud-amd64).
+const depSample = `kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/fs/squashfs/squashfs.ko:
+`

@@ -39,7 +39,7 @@
 //     Values are compared with the current value (whitespace-normalised)
 //     and written only when they differ.
 //   - Modules: "name param=value …"; dependencies come from
-//     /lib/modules/<release>/modules.dep (pkg/initrd's resolver) and are
+//     /lib/modules/<release>/modules.dep (pkg/kmod's resolver) and are
 //     loaded first without parameters. Loaded modules (/proc/modules) are
 //     skipped, and if the config gives parameters that differ from
 //     /sys/module/<name>/parameters that is a failure saying to use the

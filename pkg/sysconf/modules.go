@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
-	"github.com/keso-os/keso/pkg/initrd"
+	"github.com/keso-os/keso/pkg/kmod"
 	"github.com/keso-os/keso/pkg/phase"
 )
 
@@ -27,10 +27,10 @@ type ModuleLoad struct {
 
 // KernelModules is what the planner knows about the running kernel.
 type KernelModules struct {
-	Dir     string            // /lib/modules/<release>
-	Deps    initrd.ModuleDeps // modules.dep
-	Builtin map[string]bool   // modules.builtin
-	Loaded  map[string]bool   // /proc/modules
+	Dir     string          // /lib/modules/<release>
+	Deps    kmod.ModuleDeps // modules.dep
+	Builtin map[string]bool // modules.builtin
+	Loaded  map[string]bool // /proc/modules
 	// Params of loaded modules that the config gives parameters for:
 	// module → parameter → value from /sys/module/<name>/parameters.
 	Params map[string]map[string]string
@@ -42,7 +42,7 @@ func ParseModuleSpec(s string) (name, params string) {
 	if len(f) == 0 {
 		return "", ""
 	}
-	return initrd.ModuleName(f[0]), strings.Join(f[1:], " ")
+	return kmod.ModuleName(f[0]), strings.Join(f[1:], " ")
 }
 
 // PlanModules lists the loads for the configured modules, dependencies
@@ -66,13 +66,13 @@ func PlanModules(specs []string, k KernelModules) ([]ModuleLoad, []Failure) {
 			}
 			continue
 		}
-		files, missing := initrd.LoadOrder(k.Deps, []string{name})
+		files, missing := kmod.LoadOrder(k.Deps, []string{name})
 		if len(missing) > 0 {
 			fails = append(fails, Failure{at, fmt.Errorf("module %s: not in %s/modules.dep (missing: %s); is it part of this image's kernel?", name, k.Dir, strings.Join(missing, ", "))})
 			continue
 		}
 		for _, f := range files {
-			n := initrd.ModuleName(f)
+			n := kmod.ModuleName(f)
 			if k.Loaded[n] || planned[n] {
 				continue
 			}
@@ -131,27 +131,11 @@ func cmdlineParams(name, params string) string {
 	return strings.Join(out, " ")
 }
 
-// ParseLoaded reads /proc/modules.
-func ParseLoaded(b []byte) map[string]bool {
-	out := map[string]bool{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
-			out[f[0]] = true
-		}
-	}
-	return out
-}
+// ParseLoaded reads /proc/modules (kmod.ParseLoaded).
+func ParseLoaded(b []byte) map[string]bool { return kmod.ParseLoaded(b) }
 
-// ParseBuiltin reads modules.builtin.
-func ParseBuiltin(b []byte) map[string]bool {
-	out := map[string]bool{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out[initrd.ModuleName(l)] = true
-		}
-	}
-	return out
-}
+// ParseBuiltin reads modules.builtin (kmod.ParseBuiltin).
+func ParseBuiltin(b []byte) map[string]bool { return kmod.ParseBuiltin(b) }
 
 // ReadKernelModules reads the running kernel's module tables through fsys,
 // and the current parameters of loaded modules that specs give parameters
@@ -166,7 +150,7 @@ func ReadKernelModules(fsys FS, specs []string) (KernelModules, error) {
 	if err != nil {
 		return k, err
 	}
-	if k.Deps, err = initrd.ParseModulesDep(bytes.NewReader(dep)); err != nil {
+	if k.Deps, err = kmod.ParseModulesDep(bytes.NewReader(dep)); err != nil {
 		return k, fmt.Errorf("parse %s/modules.dep: %w", k.Dir, err)
 	}
 	builtin, err := readOptional(fsys, k.Dir+"/modules.builtin")

@@ -1,8 +1,9 @@
 // Package kmod resolves kernel module sets for an image. Debian's kernel
 // packages carry no modules.dep (depmod runs at install time), so the
 // dependency graph is read from each module's ELF .modinfo section
-// ("depends="), and a depmod-compatible modules.dep is written for the
-// modules that are shipped.
+// ("depends=", "alias="), and depmod-compatible modules.dep and
+// modules.alias files are written for the modules that are shipped (the
+// node's pkg/kmod reads them, /sbin/modprobe among others).
 package kmod
 
 import (
@@ -28,12 +29,13 @@ type Tree struct {
 	Dir     string            // lib/modules/<kver>
 	Path    map[string]string // module name -> path relative to Dir
 	Deps    map[string][]string
+	Aliases map[string][]string // module name -> its "alias=" patterns
 	Builtin map[string]bool
 }
 
 // Open scans dir (lib/modules/<kver>) and reads every module's dependencies.
 func Open(dir string) (*Tree, error) {
-	t := &Tree{Dir: dir, Path: map[string]string{}, Deps: map[string][]string{}, Builtin: map[string]bool{}}
+	t := &Tree{Dir: dir, Path: map[string]string{}, Deps: map[string][]string{}, Aliases: map[string][]string{}, Builtin: map[string]bool{}}
 	err := filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -44,11 +46,11 @@ func Open(dir string) (*Tree, error) {
 		rel, _ := filepath.Rel(dir, p)
 		n := Name(p)
 		t.Path[n] = filepath.ToSlash(rel)
-		deps, err := modinfoDepends(p)
+		deps, aliases, err := modinfo(p)
 		if err != nil {
 			return err
 		}
-		t.Deps[n] = deps
+		t.Deps[n], t.Aliases[n] = deps, aliases
 		return nil
 	})
 	if err != nil {
@@ -66,32 +68,35 @@ func Open(dir string) (*Tree, error) {
 	return t, nil
 }
 
-func modinfoDepends(path string) ([]string, error) {
+// modinfo reads a module's dependencies and aliases from its .modinfo
+// section.
+func modinfo(path string) (deps, aliases []string, err error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read module %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read module %s: %w", path, err)
 	}
 	defer f.Close()
 	sec := f.Section(".modinfo")
 	if sec == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	b, err := sec.Data()
 	if err != nil {
-		return nil, fmt.Errorf("read .modinfo of %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read .modinfo of %s: %w", path, err)
 	}
 	for _, kv := range strings.Split(string(b), "\x00") {
 		if v, ok := strings.CutPrefix(kv, "depends="); ok {
-			var deps []string
 			for _, d := range strings.Split(v, ",") {
 				if d != "" {
 					deps = append(deps, Name(d))
 				}
 			}
-			return deps, nil
+		}
+		if v, ok := strings.CutPrefix(kv, "alias="); ok && v != "" && !strings.ContainsAny(v, " \t\n") {
+			aliases = append(aliases, v)
 		}
 	}
-	return nil, nil
+	return deps, aliases, nil
 }
 
 // Set is a resolved module set.
@@ -197,4 +202,19 @@ func (t *Tree) closure(n string) []string {
 	}
 	walk(n)
 	return out
+}
+
+// ModulesAlias renders modules.alias for the set in depmod's format
+// ("alias <pattern> <module>"), sorted by module, then in .modinfo order.
+func (t *Tree) ModulesAlias(s *Set) []byte {
+	var b strings.Builder
+	b.WriteString("# Aliases extracted from modules themselves.\n")
+	mods := slices.Clone(s.Order)
+	sort.Strings(mods)
+	for _, n := range mods {
+		for _, a := range t.Aliases[n] {
+			b.WriteString("alias " + a + " " + n + "\n")
+		}
+	}
+	return []byte(b.String())
 }

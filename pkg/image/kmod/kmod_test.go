@@ -54,3 +54,34 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+// testdata holds ELF objects with a .modinfo section like real modules'
+// (made with objcopy --add-section .modinfo=…): veth, and xt_MASQUERADE
+// needing nf_nat and nf_conntrack.
+func TestOpenAliases(t *testing.T) {
+	tr, err := Open("testdata/lib/modules/6.1.0-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tr.Resolve([]string{"veth", "xt_MASQUERADE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(s.Order, " "), "veth nf_conntrack nf_nat xt_MASQUERADE"; got != want {
+		t.Errorf("order = %q, want %q", got, want)
+	}
+	got := string(tr.ModulesAlias(s))
+	want := "# Aliases extracted from modules themselves.\n" +
+		"alias nf_conntrack-10 nf_conntrack\n" +
+		"alias rtnl-link-veth veth\n" +
+		"alias ipt_MASQUERADE xt_MASQUERADE\n" +
+		"alias ip6t_MASQUERADE xt_MASQUERADE\n"
+	if got != want {
+		t.Errorf("modules.alias:\n%s\nwant:\n%s", got, want)
+	}
+	// Only the shipped set: nf_nat alone has no aliases, veth is not in it.
+	s, _ = tr.Resolve([]string{"nf_nat"})
+	if got := string(tr.ModulesAlias(s)); strings.Contains(got, "veth") || strings.Contains(got, "MASQUERADE") {
+		t.Errorf("modules.alias for nf_nat lists modules outside the set:\n%s", got)
+	}
+}
