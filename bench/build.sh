@@ -15,6 +15,10 @@ OUT=${OUT:-$(mktemp -d /tmp/keso-bench-build.XXXXXX)}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 go build -trimpath -o "$OUT/keso-build" ./cmd/keso-build
 
+# The stand-in is a test fixture: keso-build refuses it without --test-fixture.
+FIXTURE=()
+[ -z "${K3S:-}" ] && FIXTURE=(--test-fixture)
+
 k3s_for() {
   if [ -n "${K3S:-}" ]; then echo "$K3S"; return; fi
   local goarch=$1 goarm=
@@ -29,11 +33,11 @@ results=()
 for a in "${arches[@]}"; do
   k3s=$(k3s_for "$a")
   # warm-up (fills the cache: unpacked kernel, u-root, Go build cache)
-  "$OUT/keso-build" --quiet --repo . --out "$OUT/warm" --k3s "$k3s" "$a"
+  "$OUT/keso-build" --quiet --repo . --out "$OUT/warm" --k3s "$k3s" "${FIXTURE[@]}" "$a"
   t0=$(date +%s.%N)
-  "$OUT/keso-build" --quiet --json --repo . --out "$OUT/a" --k3s "$k3s" "$a" >"$OUT/$a.json"
+  "$OUT/keso-build" --quiet --json --repo . --out "$OUT/a" --k3s "$k3s" "${FIXTURE[@]}" "$a" >"$OUT/$a.json"
   t1=$(date +%s.%N)
-  "$OUT/keso-build" --quiet --repo . --out "$OUT/b" --k3s "$k3s" "$a"
+  "$OUT/keso-build" --quiet --repo . --out "$OUT/b" --k3s "$k3s" "${FIXTURE[@]}" "$a"
   repro=no
   cmp -s "$OUT/a/$a/SHA256SUMS" "$OUT/b/$a/SHA256SUMS" && repro=yes
   # the OS itself: the root without k3s, kernel modules and /boot, squashed the same way

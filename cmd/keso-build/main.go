@@ -38,7 +38,8 @@ func run(args []string) int {
 		repo    = fl.String("repo", ".", "keso checkout (Go sources, overlay/, iso/, images/)")
 		out     = fl.String("out", "dist", "output folder; artifacts go to <out>/<profile name>/ (the arch for the standard profiles)")
 		cache   = fl.String("cache", fetch.DefaultDir(), "content-addressed input cache")
-		k3s     = fl.String("k3s", os.Getenv("K3S"), "k3s binary to ship instead of downloading the pinned release")
+		k3s     = fl.String("k3s", os.Getenv("K3S"), "k3s binary to ship instead of downloading the pinned release (an executable ELF for the image's arch)")
+		fixture = fl.Bool("test-fixture", false, "TEST SUITE ONLY: allow a k3s stand-in carrying the test-fixture marker; the image records it as a test fixture")
 		version = fl.String("version", "", "image version (default: the profile's)")
 		nbURL   = fl.String("netboot-url", "", "base URL written into netboot/boot.ipxe (default http://${next-server})")
 		outputs = fl.String("outputs", "", "comma-separated outputs to write (default: the profile's): squashfs,vmlinuz,initrd,iso,raw,netboot")
@@ -48,7 +49,9 @@ func run(args []string) int {
 		asJSON  = fl.Bool("json", false, "print the manifest (paths, sizes, sha256) as JSON on stdout")
 		signKey = fl.String("sign-key", os.Getenv("KESO_SIGN_KEY"), "private key file that signs the upgrade image (keso-build keygen makes one); its public key is built into the image")
 		debs    listFlag
+		extras  listFlag
 	)
+	fl.Var(&extras, "extra", "folder laid out like the root whose files are added to the image (repeatable; after the profile's extra:); it may add files, never replace keso's: see docs/build.md")
 	fl.Var(&debs, "debs", "folder with .deb inputs (repeatable; default $KESO_DEBS or /var/cache/keso/debs)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: keso-build [flags] PROFILE.yaml|ARCH...\n\nBuilds every artifact of each image profile (images/<arch>.yaml).\n\n")
@@ -110,7 +113,7 @@ func run(args []string) int {
 		}
 		o := build.Options{Profile: p, RepoDir: *repo, OutDir: filepath.Join(*out, dir), CacheDir: *cache,
 			DebDirs: debs, K3s: *k3s, Version: *version, Epoch: epoch, NetbootURL: *nbURL,
-			InitBinary: *initBin, RootSizeMiB: *rootMiB, SignKey: key}
+			InitBinary: *initBin, RootSizeMiB: *rootMiB, SignKey: key, Extra: extras, TestFixture: *fixture}
 		if *outputs != "" {
 			o.Outputs = strings.Split(*outputs, ",")
 		}

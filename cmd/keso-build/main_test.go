@@ -16,6 +16,10 @@ func TestRunUsageAndErrors(t *testing.T) {
 	if got := run([]string{"--quiet", "--repo", "../..", "--out", t.TempDir(), "sparc"}); got != 1 {
 		t.Errorf("unknown profile: exit %d, want 1", got)
 	}
+	// the flags exist (an unknown flag is exit 2, before the profile's 1)
+	if got := run([]string{"--quiet", "--repo", "../..", "--out", t.TempDir(), "--extra", "a", "--extra", "b", "--test-fixture", "sparc"}); got != 1 {
+		t.Errorf("--extra, --test-fixture: exit %d, want 1 (unknown profile)", got)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("arch: amd64\nbogus: 1\n"), 0o644)
 	if got := run([]string{"--quiet", "--out", t.TempDir(), bad}); got != 1 {

@@ -30,7 +30,7 @@ func TestCheckCLI(t *testing.T) {
 	}
 	// Everything present: exit 0; --json decodes.
 	var mods strings.Builder
-	for _, m := range []string{"overlay", "br_netfilter", "nf_conntrack", "vxlan", "nf_tables", "nft_compat", "nft_chain_nat"} {
+	for _, m := range []string{"overlay", "veth", "bridge", "br_netfilter", "nf_conntrack", "vxlan", "nf_tables", "nft_compat", "nft_chain_nat"} {
 		mods.WriteString(m + " 1 0 - Live 0x0\n")
 	}
 	write("/proc/modules", mods.String())

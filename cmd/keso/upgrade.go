@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -146,12 +147,16 @@ func runRollback(args []string) int {
 
 func runStatus(args []string) int {
 	fs := flag.NewFlagSet("keso status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print status.json as it is")
+	asJSON := fs.Bool("json", false, "print status.json (with k3s_binary from the image)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	root := host.FS{Root: "/"}
-	if *asJSON {
+	k3s, kerr := status.ReadK3sBinary(root)
+	if kerr != nil {
+		fmt.Fprintf(os.Stderr, "keso status: %v\n", kerr)
+	}
+	if *asJSON && k3s == nil {
 		data, err := root.ReadFile(status.Path)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "keso status: %v\n", err)
@@ -164,6 +169,14 @@ func runStatus(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso status: %v\n", err)
 		return 1
+	}
+	if s.K3sBinary == nil {
+		s.K3sBinary = k3s
+	}
+	if *asJSON {
+		data, _ := json.MarshalIndent(s, "", "  ")
+		os.Stdout.Write(append(data, '\n'))
+		return 0
 	}
 	status.Render(os.Stdout, s)
 	return 0

@@ -32,10 +32,16 @@ type Status struct {
 	Warnings []string       `json:"warnings,omitempty"`
 	Errors   []string       `json:"errors,omitempty"`
 	K3s      K3s            `json:"k3s"`
+	// K3sBinary is the image's k3s binary and how the build verified it
+	// (K3sBinaryPath; `keso status` fills it in).
+	K3sBinary *K3sBinary `json:"k3s_binary,omitempty"`
 	// Checks is `keso check`'s table at boot: name → "ok" or the failure.
 	Checks    map[string]string `json:"checks,omitempty"`
 	Addresses []string          `json:"addresses,omitempty"`
-	Updated   time.Time         `json:"updated"`
+	// Node is the Node this node annotated (keso.io/version, slot,
+	// committed, rollback) with the kubelet's credentials, once it has.
+	Node    string    `json:"node,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // K3s is the supervisor's view of k3s.
@@ -117,6 +123,12 @@ func Render(w io.Writer, s Status) {
 		fmt.Fprintf(w, ", last exit: %s", s.K3s.LastExit)
 	}
 	fmt.Fprintln(w)
+	if b := s.K3sBinary; b != nil {
+		fmt.Fprintf(w, "k3s bin:   %s\n", b)
+		if b.Provenance == ProvenanceTestFixture {
+			fmt.Fprintln(w, "warning: this image carries a keso TEST FIXTURE instead of k3s; it is not a product image")
+		}
+	}
 	if len(s.Addresses) > 0 {
 		fmt.Fprintf(w, "addresses: %s\n", strings.Join(s.Addresses, ", "))
 	}

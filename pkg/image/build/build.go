@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/image/esp"
+	"github.com/keso-os/keso/pkg/image/extra"
 	"github.com/keso-os/keso/pkg/image/gobuild"
 	"github.com/keso-os/keso/pkg/image/grubefi"
 	"github.com/keso-os/keso/pkg/image/iso"
@@ -40,6 +42,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/squashfs"
 	"github.com/keso-os/keso/pkg/image/tree"
 	"github.com/keso-os/keso/pkg/sign"
+	"github.com/keso-os/keso/pkg/status"
 	"github.com/keso-os/keso/pkg/version"
 )
 
@@ -51,8 +54,14 @@ type Options struct {
 	CacheDir string   // content-addressed cache (default fetch.DefaultDir())
 	DebDirs  []string // folders holding the .deb inputs (scripts/fetch-inputs.sh)
 	K3s      string   // k3s binary file; empty = pinned release from the profile
-	Version  string   // overrides the profile's version
-	Epoch    int64    // SOURCE_DATE_EPOCH: every time stamp in every artifact
+	// TestFixture allows a k3s that carries TestFixtureMarker (the test
+	// suite's stand-ins) and records the image as built with a fixture.
+	TestFixture bool
+	// HTTPClient downloads the k3s release and its sha256sum file
+	// (default http.DefaultClient; tests: an httptest TLS server's client).
+	HTTPClient *http.Client
+	Version    string // overrides the profile's version
+	Epoch      int64  // SOURCE_DATE_EPOCH: every time stamp in every artifact
 	// NetbootURL is the default base URL written into boot.ipxe.
 	NetbootURL string
 	// Outputs overrides the profile's output set.
@@ -68,6 +77,9 @@ type Options struct {
 	// .sha256 + .sig); its public key is built into the root as the
 	// release key. Without it the build is unsigned and says so.
 	SignKey ed25519.PrivateKey
+	// Extra are host folders added to the root after the profile's extra:
+	// folders (pkg/image/extra: they add files, never replace keso's).
+	Extra []string
 	// Log gets one line per step; nil is quiet.
 	Log io.Writer
 	// Progress shows mksquashfs's progress bar and download progress on Log.
@@ -93,22 +105,24 @@ type Step struct {
 
 // Manifest describes what was built.
 type Manifest struct {
-	Builder   string     `json:"builder"` // keso-build's own version
-	Arch      string     `json:"arch"`
-	Version   string     `json:"version"`
-	Kernel    string     `json:"kernel"`
-	K3s       string     `json:"k3s"`
-	Epoch     int64      `json:"source_date_epoch"`
-	OutDir    string     `json:"out_dir"`
-	Artifacts []Artifact `json:"artifacts"`
-	Steps     []Step     `json:"steps"`
-	Seconds   float64    `json:"seconds"`
+	Builder   string            `json:"builder"` // keso-build's own version
+	Arch      string            `json:"arch"`
+	Version   string            `json:"version"`
+	Kernel    string            `json:"kernel"`
+	K3s       *status.K3sBinary `json:"k3s"`
+	Epoch     int64             `json:"source_date_epoch"`
+	OutDir    string            `json:"out_dir"`
+	Artifacts []Artifact        `json:"artifacts"`
+	Steps     []Step            `json:"steps"`
+	Seconds   float64           `json:"seconds"`
 	// SizeWithoutK3sAndModules is the root squashfs's uncompressed content
 	// minus k3s and kernel modules: "how big is the OS itself".
 	RootContentBytes     int64 `json:"root_content_bytes"`
 	RootK3sBytes         int64 `json:"root_k3s_bytes"`
 	RootModulesBytes     int64 `json:"root_modules_bytes"`
 	RootKernelInitrdByte int64 `json:"root_kernel_initrd_bytes"`
+	// Extra lists the extra trees added to the root, in order.
+	Extra []extra.Summary `json:"extra,omitempty"`
 }
 
 type builder struct {
@@ -150,6 +164,29 @@ func names(arch string) map[string]string {
 	}
 }
 
+// newBuilder sets up a build from its options (defaults already applied).
+func newBuilder(o Options) *builder {
+	p := o.Profile
+	b := &builder{opts: o, prof: p, epoch: time.Unix(o.Epoch, 0).UTC(), ver: p.Version, outs: map[string]bool{}}
+	if o.Version != "" {
+		b.ver = o.Version
+	}
+	outs := p.Outputs
+	if len(o.Outputs) > 0 {
+		outs = o.Outputs
+	}
+	for _, x := range outs {
+		b.outs[x] = true
+	}
+	b.outs["squashfs"], b.outs["vmlinuz"], b.outs["initrd"] = true, true, true
+	b.cache = &fetch.Cache{Dir: o.CacheDir, Client: o.HTTPClient}
+	if o.Progress && o.Log != nil {
+		b.cache.Progress = progressBar(o.Log)
+	}
+	b.man = &Manifest{Builder: version.Version, Arch: p.Arch, Version: b.ver, Epoch: o.Epoch, OutDir: o.OutDir}
+	return b
+}
+
 // Build writes the artifacts and returns the manifest.
 func Build(ctx context.Context, o Options) (*Manifest, error) {
 	start := time.Now()
@@ -163,23 +200,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if o.RepoDir == "" {
 		o.RepoDir = "."
 	}
-	b := &builder{opts: o, prof: p, epoch: time.Unix(o.Epoch, 0).UTC(), ver: p.Version, outs: map[string]bool{}}
-	if o.Version != "" {
-		b.ver = o.Version
-	}
-	outs := p.Outputs
-	if len(o.Outputs) > 0 {
-		outs = o.Outputs
-	}
-	for _, x := range outs {
-		b.outs[x] = true
-	}
-	b.outs["squashfs"], b.outs["vmlinuz"], b.outs["initrd"] = true, true, true
-	b.cache = &fetch.Cache{Dir: o.CacheDir}
-	if o.Progress && o.Log != nil {
-		b.cache.Progress = progressBar(o.Log)
-	}
-	b.man = &Manifest{Builder: version.Version, Arch: p.Arch, Version: b.ver, Epoch: o.Epoch, OutDir: o.OutDir}
+	b := newBuilder(o)
 	if err := squashfs.Check(); err != nil {
 		return nil, err
 	}
@@ -345,13 +366,13 @@ func (b *builder) stepKernel(ctx context.Context) (string, string, error) {
 }
 
 func (b *builder) stepK3s(ctx context.Context) (string, string, error) {
-	p, desc, err := b.k3s(ctx)
+	p, info, err := b.k3s(ctx)
 	if err != nil {
 		return "", "", err
 	}
 	b.k3sPath = p
-	b.man.K3s = desc
-	return "", desc, nil
+	b.man.K3s = info
+	return "", info.String(), nil
 }
 
 func (b *builder) stepBootloader(ctx context.Context) (string, string, error) {
@@ -476,13 +497,14 @@ func (b *builder) stepOperatorImage(ctx context.Context) (string, string, error)
 }
 
 // addModules puts a resolved module set under lib/modules/<kver> with its
-// modules.dep and the kernel's modules.builtin.
+// modules.dep, modules.alias and the kernel's modules.builtin.
 func (b *builder) addModules(t tree.Tree, s *kmod.Set) {
 	base := "lib/modules/" + b.kver + "/"
 	for _, n := range s.Order {
 		t.Copy(base+b.kmods.Path[n], 0o644, filepath.Join(b.modDir, filepath.FromSlash(b.kmods.Path[n])))
 	}
 	t.Data(base+"modules.dep", 0o644, b.kmods.ModulesDep(s))
+	t.Data(base+"modules.alias", 0o644, b.kmods.ModulesAlias(s))
 	if _, err := os.Stat(filepath.Join(b.modDir, "modules.builtin")); err == nil {
 		t.Copy(base+"modules.builtin", 0o644, filepath.Join(b.modDir, "modules.builtin"))
 	}
@@ -502,6 +524,7 @@ func (b *builder) initrdTree() (tree.Tree, error) {
 	t.Char("dev/console", 0o600, 5, 1)
 	t.Char("dev/null", 0o666, 1, 3)
 	t.Copy("init", 0o755, b.initBin)
+	t.Symlink("sbin/modprobe", "../init") // the kernel's module autoloader (kmod.Modprobe)
 	t.Data("etc/initrd-release", 0o644, osRelease(b.ver))
 	var list bytes.Buffer
 	for _, n := range append(append([]string{}, s.Requested...), s.Builtin...) {
@@ -553,9 +576,14 @@ func (b *builder) rootTreePlan() (tree.Tree, error) {
 	t.Dir("tmp", 0o777|fs.ModeSticky)
 	t.Dir("root", 0o700)
 	t.Copy("usr/sbin/keso-init", 0o755, b.initBin)
-	t.Symlink("sbin/init", "../usr/sbin/keso-init") // relative: resolvable below /sysroot before switch_root
+	t.Symlink("sbin/init", "../usr/sbin/keso-init")     // relative: resolvable below /sysroot before switch_root
+	t.Symlink("sbin/modprobe", "../usr/sbin/keso-init") // /proc/sys/kernel/modprobe: keso-init runs kmod.Modprobe under this name
 	t.Copy("usr/bin/keso", 0o755, b.kesoBin)
 	t.Copy("usr/local/bin/k3s", 0o755, b.k3sPath)
+	inImage := *b.man.K3s
+	inImage.Source = "" // a host path would make the image depend on where the input lay
+	kj, _ := json.MarshalIndent(inImage, "", "  ")
+	t.Data(K3sImagePath, 0o644, append(kj, '\n'))
 	if b.operatorTar != "" {
 		t.Copy(OperatorImagePath(b.prof.Arch), 0o644, b.operatorTar)
 	}
@@ -600,6 +628,9 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	if b.man.Extra, err = extra.Add(t, append(append([]string{}, b.prof.Extra...), b.opts.Extra...)); err != nil {
+		return "", "", err
+	}
 	b.rootTree = t
 	b.man.RootContentBytes, _ = t.Size()
 	for p, n := range t {
@@ -639,6 +670,9 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	}
 	if wifi != "" {
 		comp += "; Wi-Fi: " + wifi
+	}
+	for _, x := range b.man.Extra {
+		comp += fmt.Sprintf("; extra %s: %d entries, %s", x.Dir, x.Entries, human(x.Bytes))
 	}
 	return out, fmt.Sprintf("%d entries, %s content, %s", len(t), human(b.man.RootContentBytes), comp), nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/binary"
 	"io"
 	"net/http"
@@ -16,10 +17,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/image/profile"
 	"github.com/keso-os/keso/pkg/image/raw"
 
 	"github.com/keso-os/keso/pkg/sign"
+	"github.com/keso-os/keso/pkg/status"
 )
 
 const kver = "6.1.0-99-cloud-amd64"
@@ -166,7 +169,7 @@ outputs: [squashfs, vmlinuz, initrd, iso, raw, netboot]
 	}
 	return &fixture{prof: prof, opts: Options{
 		Profile: prof, RepoDir: "../../..", CacheDir: filepath.Join(dir, "cache"), DebDirs: []string{debs},
-		K3s: bin("k3s", "#!/bin/sh\necho k3s stand-in\n"), Epoch: 1700000000,
+		K3s: bin("k3s", string(exeELF(elf.ELFCLASS64, elf.EM_X86_64, elf.ET_EXEC, "stand-in "+TestFixtureMarker))), TestFixture: true, Epoch: 1700000000,
 		InitBinary: bin("keso-init", "fake init"), KesoBinary: bin("keso", "fake keso"), Userland: bin("bb", "fake bb"),
 		RootSizeMiB: 32, NetbootURL: "http://10.0.2.2:8080",
 	}}
@@ -184,14 +187,23 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ext := t.TempDir() // an extra tree (keso-build --extra)
+	os.MkdirAll(filepath.Join(ext, "usr/libexec/fixture"), 0o750)
+	os.WriteFile(filepath.Join(ext, "usr/libexec/fixture/agent"), []byte("agent"), 0o755)
+	os.MkdirAll(filepath.Join(ext, "usr/bin"), 0o755)
+	os.Symlink("../libexec/fixture/agent", filepath.Join(ext, "usr/bin/agent"))
 	var sums [][]byte
 	for _, out := range outs {
 		o := f.opts
 		o.OutDir = out
 		o.SignKey = key
+		o.Extra = []string{ext}
 		m, err := Build(ctx, o)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m.K3s == nil || m.K3s.Provenance != status.ProvenanceTestFixture || m.K3s.Source != o.K3s {
+			t.Errorf("manifest k3s = %+v, want a test fixture from %s", m.K3s, o.K3s)
 		}
 		if len(m.Artifacts) != 12 {
 			t.Errorf("artifacts = %d, want 12: %+v", len(m.Artifacts), m.Artifacts)
@@ -229,6 +241,7 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	ls := run(t, "", "unsquashfs", "-lls", sq)
 	for _, want := range []string{
 		"squashfs-root/sbin/init -> ../usr/sbin/keso-init", "squashfs-root/usr/sbin/keso-init",
+		"squashfs-root/sbin/modprobe -> ../usr/sbin/keso-init", "squashfs-root/lib/modules/" + kver + "/modules.alias",
 		"squashfs-root/usr/bin/keso", "squashfs-root/usr/local/bin/k3s", "squashfs-root/bin/sh -> gosh",
 		"squashfs-root/bin/ls -> u-root", "squashfs-root/etc/os-release", "squashfs-root/etc/ssl/certs/ca-certificates.crt",
 		"squashfs-root/boot/vmlinuz", "squashfs-root/boot/initrd",
@@ -237,16 +250,31 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 		"squashfs-root/usr/share/keso/images/keso-operator-amd64.tar",
 		"squashfs-root/usr/share/keso/keys/release.pub", "squashfs-root/usr/share/keso/install/state.ext4",
 		"squashfs-root/usr/share/keso/install/loader.efi", "squashfs-root/usr/share/keso/install/cmdline",
+		"squashfs-root/usr/bin/agent -> ../libexec/fixture/agent",
 	} {
 		if !strings.Contains(ls, want) {
 			t.Errorf("root lacks %s", want)
 		}
 	}
+	for _, l := range strings.Split(ls, "\n") { // the extra tree's modes and times
+		for name, want := range map[string]string{"usr/libexec/fixture": "drwxr-x--- root/root", "usr/libexec/fixture/agent": "-rwxr-xr-x root/root"} {
+			if strings.HasSuffix(l, " squashfs-root/"+name) && (!strings.HasPrefix(l, want) || !strings.Contains(l, " 2023-11-14 22:13 ")) {
+				t.Errorf("%s: %q, want %q and the epoch's time", name, l, want)
+			}
+		}
+	}
+	if !strings.Contains(ls, "squashfs-root/usr/libexec/fixture/agent\n") {
+		t.Error("root lacks the extra tree's usr/libexec/fixture/agent")
+	}
 	if strings.Contains(ls, "initrd-release") {
 		t.Error("root must not carry /etc/initrd-release (keso-init would run the initrd stage)")
 	}
 	x := t.TempDir()
-	run(t, "", "unsquashfs", "-d", filepath.Join(x, "r"), sq, "etc/os-release", "lib/modules/"+kver+"/modules.dep", "etc/ssl/certs/ca-certificates.crt")
+	run(t, "", "unsquashfs", "-d", filepath.Join(x, "r"), sq, "etc/os-release", "lib/modules/"+kver+"/modules.dep", "etc/ssl/certs/ca-certificates.crt", K3sImagePath)
+	k3s, err := status.ReadK3sBinary(host.FS{Root: filepath.Join(x, "r")})
+	if err != nil || k3s == nil || k3s.Provenance != status.ProvenanceTestFixture || len(k3s.SHA256) != 64 || k3s.Source != "" {
+		t.Errorf("image's %s = %+v, %v; want a test fixture with its sha256 and no host path", status.K3sBinaryPath, k3s, err)
+	}
 	osr, _ := os.ReadFile(filepath.Join(x, "r", "etc", "os-release"))
 	if !strings.Contains(string(osr), `PRETTY_NAME="keso 9.9.9"`) {
 		t.Errorf("os-release = %q", osr)
@@ -353,7 +381,7 @@ func TestMissingK3sSaysHowToSupplyIt(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error without k3s")
 	}
-	for _, want := range []string{"k3s binary not found", "--k3s /path/to/k3s", "v1.31.4+k3s1", srv.URL + "/k3s"} {
+	for _, want := range []string{"k3s binary not found", "--k3s /path/to/k3s", "v1.31.4+k3s1", srv.URL + "/k3s", srv.URL + "/sha256sum-amd64.txt could not be fetched: HTTP 404"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -384,5 +412,19 @@ func TestK3sForAnotherArchIsRefused(t *testing.T) {
 	_, err = Build(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "k3s-arm64") {
 		t.Fatalf("err = %v, want a refusal naming the k3s-arm64 asset", err)
+	}
+}
+
+func TestExtraTreeThatReplacesKesoIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ext := t.TempDir()
+	os.MkdirAll(filepath.Join(ext, "sbin"), 0o755)
+	os.WriteFile(filepath.Join(ext, "sbin/init"), []byte("#!/bin/sh\n"), 0o755)
+	o := f.opts
+	o.OutDir = t.TempDir()
+	o.Extra = []string{ext}
+	_, err := Build(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(ext, "sbin/init")+": /sbin/init would replace a symlink") {
+		t.Fatalf("err = %v, want a refusal naming %s", err, filepath.Join(ext, "sbin/init"))
 	}
 }

@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"debug/elf"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -131,41 +129,6 @@ func kernelFiles(dir string) (vmlinuz, modDir, kver string, err error) {
 	return vmlinuz, modDir, kver, nil
 }
 
-// k3s returns the k3s binary: --k3s FILE, else the pinned release from the
-// cache or the network.
-func (b *builder) k3s(ctx context.Context) (path, desc string, err error) {
-	k := b.prof.K3s
-	if b.opts.K3s != "" {
-		src := b.opts.K3s
-		if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-			// a folder of release assets: k3s, k3s-arm64, k3s-armhf
-			src = filepath.Join(src, K3sAssetName(b.prof.Arch))
-		}
-		if err := checkELF(src, b.prof.Arch); err != nil {
-			return "", "", err
-		}
-		p, err := b.cache.Get(ctx, src, "")
-		if err != nil {
-			return "", "", fmt.Errorf("k3s from --k3s: %w", err)
-		}
-		sum := filepath.Base(p)
-		desc = fmt.Sprintf("%s (sha256 %s)", src, sum)
-		if sum != strings.ToLower(k.SHA256) {
-			desc += fmt.Sprintf("; not the pinned %s (sha256 %s)", k.Version, k.SHA256)
-		}
-		return p, desc, nil
-	}
-	p, err := b.cache.Get(ctx, k.URL, k.SHA256)
-	if err != nil {
-		if errors.Is(err, fetch.ErrMismatch) {
-			return "", "", fmt.Errorf("k3s %s: %w", k.Version, err)
-		}
-		return "", "", fmt.Errorf("k3s binary not found: no network access to %s (%v); download it on another machine and pass --k3s /path/to/k3s (sha256 %s expected for %s)",
-			k.URL, err, k.SHA256, k.Version)
-	}
-	return p, k.Version, nil
-}
-
 // caBundle concatenates the Mozilla certificates of an unpacked
 // ca-certificates package in name order (what update-ca-certificates does).
 func caBundle(dir string) ([]byte, error) {
@@ -195,34 +158,4 @@ func caBundle(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("CA certificates: no .crt files in %s", root)
 	}
 	return out, nil
-}
-
-// K3sAssetName is the k3s release asset for an arch.
-func K3sAssetName(arch string) string {
-	switch arch {
-	case "arm64":
-		return "k3s-arm64"
-	case "armv7":
-		return "k3s-armhf"
-	}
-	return "k3s"
-}
-
-// checkELF refuses a k3s binary built for another machine than the image's
-// (an amd64 k3s in an arm64 image would only fail on the device).
-func checkELF(path, arch string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		if _, serr := os.Stat(path); serr != nil {
-			return fmt.Errorf("k3s %s: %w", path, serr)
-		}
-		return nil // not ELF (a test script): nothing to check
-	}
-	defer f.Close()
-	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "armv7": elf.EM_ARM}[arch]
-	if f.Machine != want {
-		return fmt.Errorf("k3s %s is a %v binary but the %s image needs %v: pass the %s release asset (%s)",
-			path, f.Machine, arch, want, arch, K3sAssetName(arch))
-	}
-	return nil
 }

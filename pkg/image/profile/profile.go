@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -28,8 +29,18 @@ type Input struct {
 // K3s pins a k3s release.
 type K3s struct {
 	Version string `yaml:"version"`
-	URL     string `yaml:"url"`
-	SHA256  string `yaml:"sha256"`
+	// URL is the release asset for the arch (k3s, k3s-arm64, k3s-armhf);
+	// the release's sha256sum-<arch>.txt is looked up beside it.
+	URL string `yaml:"url"`
+	// SHA256 pins the asset. All zeros is the placeholder for "not known
+	// yet": the build then verifies against the release's sha256sum file.
+	SHA256 string `yaml:"sha256"`
+}
+
+// Pinned reports whether SHA256 is a real pin (not the all-zeros
+// placeholder).
+func (k K3s) Pinned() bool {
+	return strings.Trim(k.SHA256, "0") != ""
 }
 
 // Bootloader names where each bootloader comes from.
@@ -93,6 +104,10 @@ type Profile struct {
 	RPi *RPi `yaml:"rpi,omitempty"`
 	// WiFi ships a WPA supplicant for the cloud-config's `wifi:` networks.
 	WiFi *WiFi `yaml:"wifi,omitempty"`
+	// Extra are host folders added to the root file system, in order
+	// (pkg/image/extra: they add files, never replace keso's). Load makes
+	// relative paths relative to the profile file's folder.
+	Extra []string `yaml:"extra,omitempty"`
 }
 
 // WiFi is Debian's wpa_supplicant shipped in the root (usr/sbin) with
@@ -174,13 +189,23 @@ func Parse(b []byte, name string) (*Profile, error) {
 	return &p, nil
 }
 
-// Load reads and parses a profile file.
+// Load reads and parses a profile file. Relative extra: folders are made
+// relative to the profile's folder.
 func Load(path string) (*Profile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
-	return Parse(b, path)
+	p, err := Parse(b, path)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range p.Extra {
+		if !filepath.IsAbs(d) {
+			p.Extra[i] = filepath.Join(filepath.Dir(path), d)
+		}
+	}
+	return p, nil
 }
 
 // Validate checks the fields a build needs.
@@ -229,6 +254,11 @@ func (p *Profile) Validate() error {
 		}
 		if len(w.Libraries) == 0 {
 			errs = append(errs, "wifi.libraries: list the Debian packages holding wpa_supplicant's shared libraries (libc6, libssl3, libnl-3-200, …)")
+		}
+	}
+	for i, d := range p.Extra {
+		if strings.TrimSpace(d) == "" {
+			errs = append(errs, fmt.Sprintf("extra[%d] is empty: list folders laid out like the root (relative to the profile)", i))
 		}
 	}
 	switch p.Compression {

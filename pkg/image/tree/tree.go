@@ -33,12 +33,16 @@ const (
 // from the host file Source.
 type Node struct {
 	Kind         Kind
-	Mode         fs.FileMode // permission bits
+	Mode         fs.FileMode // permission bits, plus setuid, setgid and sticky
 	Data         []byte
 	Source       string
 	Target       string // symlink target
 	Major, Minor uint32 // CharDev
 }
+
+// ModeBits are the mode bits a node keeps: permissions, setuid, setgid,
+// sticky.
+const ModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
 // Tree maps clean relative paths ("usr/bin/keso") to nodes.
 type Tree map[string]*Node
@@ -183,7 +187,7 @@ func (t Tree) WriteDir(dir string, mtime time.Time) error {
 		n := t[p]
 		dst := filepath.Join(dir, filepath.FromSlash(p))
 		if n.Kind != Symlink {
-			if err := os.Chmod(dst, n.Mode&(fs.ModePerm|fs.ModeSticky)); err != nil {
+			if err := os.Chmod(dst, n.Mode&ModeBits); err != nil {
 				return fmt.Errorf("stage chmod %s: %w", dst, err)
 			}
 		}
@@ -237,6 +241,12 @@ func (t Tree) WriteCPIO(w io.Writer, mtime time.Time) error {
 		e := cpio.Entry{Name: p, Mode: uint32(n.Mode.Perm())}
 		if n.Mode&fs.ModeSticky != 0 {
 			e.Mode |= 0o1000
+		}
+		if n.Mode&fs.ModeSetgid != 0 {
+			e.Mode |= 0o2000
+		}
+		if n.Mode&fs.ModeSetuid != 0 {
+			e.Mode |= 0o4000
 		}
 		switch n.Kind {
 		case Dir:
