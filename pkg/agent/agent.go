@@ -22,7 +22,12 @@
 //	check       what k3s needs from the kernel (keso check)
 //	k3s         config file, modules, cgroup2, shared /; then the supervisor
 //	run_cmd     after k3s started; then user-data scripts
-//	upgrade     on a trial boot, commit the slot once healthy or give the try up
+//	upgrade     on a trial boot, commit the slot once healthy (k3s up, the
+//	            node Ready through the kubelet's kubeconfig, the user's
+//	            keso.upgrade.health_checks) or give the try up
+//	node        in the background: keso.io/version, slot, committed and
+//	            rollback on the node's own Node (kubelet credentials), once
+//	            the Node exists and again after a trial commits
 package agent
 
 import (
@@ -44,6 +49,8 @@ import (
 	"github.com/keso-os/keso/pkg/console"
 	"github.com/keso-os/keso/pkg/datadisk"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/k3s"
+	"github.com/keso-os/keso/pkg/kmod"
 	"github.com/keso-os/keso/pkg/netconf"
 	"github.com/keso-os/keso/pkg/ntp"
 	"github.com/keso-os/keso/pkg/phase"
@@ -80,10 +87,14 @@ type Agent struct {
 	reqs    chan *power.Request
 	cfg     cloudconfig.Config
 	env     []string
-	mods    *moduleLoader
+	mods    *kmod.Loader
 	started []power.Stopper
 	scripts []cloudconfig.Script
 	beat    progress // the watchdog's heartbeat
+	// kube reaches the node's own Node with the kubelet's credentials;
+	// annotateAgain asks the annotator to write the annotations again.
+	kube          kubelet
+	annotateAgain chan struct{}
 }
 
 // Run applies the config and supervises the node until a power request;
@@ -93,8 +104,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.reqs = make(chan *power.Request, 8)
+	a.annotateAgain = make(chan struct{}, 1)
 	a.st = status.Status{Version: a.Boot.Version, Mode: a.Boot.Mode, Slot: a.Boot.Slot}
-	a.mods = newModuleLoader(a.FS, a.Host)
+	a.mods = kmod.NewLoader(a.FS, a.Host)
 	params := cmdline.Parse(a.Cmdline)
 	_, debug := params.Get("keso.debug")
 
@@ -169,6 +181,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 
 	sup := a.startK3s(ctx)
+	a.kube = kubelet{fs: a.FS, plan: k3s.Plan(a.cfg), hostname: hostname}
 	a.phase("run_cmd", func(rec *phase.Recorder) {
 		a.commands(ctx, "run_cmd", cfg.RunCmd, cmdEnv, rec)
 		for i, s := range a.scripts {
@@ -176,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	a.trial(ctx, sup)
+	if sup != nil {
+		go a.annotator(ctx, a.kube, a.annotateAgain, 5*time.Second)
+	}
 	a.summary(hostname)
 
 	a.refresh(sup)

@@ -3,17 +3,12 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/keso-os/keso/pkg/host"
-	"github.com/keso-os/keso/pkg/initrd"
 	"github.com/keso-os/keso/pkg/k3s"
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/keso-os/keso/pkg/power"
@@ -67,66 +62,6 @@ func (a *Agent) refresh(sup *k3s.Supervisor) {
 	a.update(func(s *status.Status) {
 		s.K3s.Running, s.K3s.Restarts, s.K3s.LastExit = h.Running, h.Restarts, h.LastExit
 	})
-}
-
-// moduleLoader loads modules by name with their dependencies from
-// modules.dep, skipping loaded ones (k3s.Prepare's Modules seam).
-type moduleLoader struct {
-	fs   host.FS
-	host interface {
-		LoadModule(path, params string) error
-	}
-	once sync.Once
-	dir  string
-	deps initrd.ModuleDeps
-}
-
-func newModuleLoader(fs host.FS, h interface {
-	LoadModule(path, params string) error
-}) *moduleLoader {
-	return &moduleLoader{fs: fs, host: h}
-}
-
-func (m *moduleLoader) init() {
-	rel, err := m.fs.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return
-	}
-	m.dir = "/lib/modules/" + strings.TrimSpace(string(rel))
-	data, err := m.fs.ReadFile(m.dir + "/modules.dep")
-	if err != nil {
-		return
-	}
-	m.deps, _ = initrd.ParseModulesDep(bytes.NewReader(data))
-}
-
-// Load loads name and what it needs.
-func (m *moduleLoader) Load(name string) error {
-	m.once.Do(m.init)
-	files, missing := initrd.LoadOrder(m.deps, []string{name})
-	loaded := map[string]bool{}
-	if b, err := m.fs.ReadFile("/proc/modules"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 0 {
-				loaded[f[0]] = true
-			}
-		}
-	}
-	for _, f := range files {
-		if loaded[initrd.ModuleName(f)] {
-			continue
-		}
-		if err := m.host.LoadModule(m.fs.Path(m.dir+"/"+f), ""); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("load module %s: %w", name, err)
-		}
-	}
-	if len(missing) > 0 && len(files) == 0 {
-		if _, err := m.fs.Stat("/sys/module/" + initrd.ModuleName(name)); err == nil {
-			return nil // built in
-		}
-		return fmt.Errorf("load module %s: not in modules.dep and not built in", name)
-	}
-	return nil
 }
 
 // Where the root file system carries what k3s should pick up by itself.

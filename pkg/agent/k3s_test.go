@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/kmod"
 )
 
 type recordLoader struct{ loaded []string }
@@ -24,7 +25,7 @@ func TestModuleLoaderResolvesDeps(t *testing.T) {
 			"kernel/net/802/stp.ko: kernel/net/llc/llc.ko\nkernel/net/llc/llc.ko:\n"), 0o644)
 	fs.MkdirAll("/sys/module/ext4", 0o755)
 	r := &recordLoader{}
-	m := newModuleLoader(fs, r)
+	m := kmod.NewLoader(fs, r)
 	if err := m.Load("br_netfilter"); err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
@@ -12,15 +10,9 @@ import (
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/k3s"
 	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/runcmd"
 	"github.com/keso-os/keso/pkg/status"
 	"github.com/keso-os/keso/pkg/upgrade"
-)
-
-// Health gate defaults.
-const (
-	DefaultHealthTimeout = 10 * time.Minute
-	// healthStable is how long k3s must have run without exiting.
-	healthStable = 30 * time.Second
 )
 
 // withESP mounts the EFI system partition (on the Pi card: the FAT boot
@@ -80,13 +72,11 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 	if !bs.Trial {
 		return
 	}
-	timeout := DefaultHealthTimeout
-	if u := a.cfg.Keso.Upgrade; u != nil && u.HealthTimeout != "" {
-		if d, err := time.ParseDuration(u.HealthTimeout); err == nil {
-			timeout = d
-		}
+	timeout, stable := a.cfg.Keso.Upgrade.GateTimes()
+	gate := healthGate{ready: a.kube.ready, runner: runcmd.Exec{}, env: a.env, timeout: DefaultHealthCheckTimeout}
+	if u := a.cfg.Keso.Upgrade; u != nil {
+		gate.checks = u.HealthChecks
 	}
-	stable := min(healthStable, timeout/3)
 	fmt.Fprintf(a.Log, "keso: upgrade: trial boot of slot %s (%d tries left): committing when healthy, within %s\n", slot, bs.TriesLeft, timeout)
 	a.update(func(s *status.Status) { s.Health = "pending" })
 	go func() {
@@ -99,7 +89,7 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 				return
 			case <-tick.C:
 			}
-			ok, why := a.healthy(sup, stable)
+			ok, why := a.healthy(ctx, sup, stable, gate)
 			if ok {
 				err := a.withESP(func(bl upgrade.BootLoader) error {
 					return upgrade.MarkHealthyBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
@@ -113,8 +103,12 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 					s.Health = "healthy"
 					if s.Upgrade != nil {
 						s.Upgrade.Trial, s.Upgrade.Committed, s.Upgrade.TriesLeft = false, true, 0
+						s.Upgrade.LastCommit = &upgrade.Commit{Version: a.Boot.Version, Slot: slot, At: time.Now().UTC()}
 					}
 				})
+				// Commit first, then tell the cluster: an annotation that
+				// fails is retried and never undoes the commit.
+				a.reannotate()
 				return
 			}
 			if time.Now().After(deadline) {
@@ -130,9 +124,11 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 }
 
 // healthy is the trial's health check: every phase ran (they have, by the
-// time the gate starts), k3s has run for stable without exiting, and, when
-// k3s wrote a kubeconfig, the node reports Ready.
-func (a *Agent) healthy(sup *k3s.Supervisor, stable time.Duration) (bool, string) {
+// time the gate starts), k3s has run for stable without exiting, the node
+// is Ready as its kubelet's credentials read it (k3s writes them on
+// servers and agents alike; a server without an agent: the API server's
+// /readyz), and the user's keso.upgrade.health_checks exit 0.
+func (a *Agent) healthy(ctx context.Context, sup *k3s.Supervisor, stable time.Duration, gate healthGate) (bool, string) {
 	if sup == nil {
 		return false, "k3s cannot start (see the k3s phase)"
 	}
@@ -146,13 +142,13 @@ func (a *Agent) healthy(sup *k3s.Supervisor, stable time.Duration) (bool, string
 	if up := time.Since(h.StartedAt); up < stable {
 		return false, fmt.Sprintf("k3s up for %s of %s (%d restarts, last exit: %s)", up.Round(time.Second), stable, h.Restarts, h.LastExit)
 	}
-	if _, err := a.FS.Stat("/etc/rancher/k3s/k3s.yaml"); err == nil {
-		name, _ := a.Host.Hostname()
-		out, err := exec.Command(a.FS.Path(k3s.Binary), "kubectl", "get", "node", name, "-o",
-			`jsonpath={.status.conditions[?(@.type=="Ready")].status}`).Output()
-		if err != nil || strings.TrimSpace(string(out)) != "True" {
-			return false, fmt.Sprintf("node %s is not Ready (%s)", name, strings.TrimSpace(string(out)))
-		}
+	return gate.check(ctx)
+}
+
+// reannotate asks the annotator to write the node's annotations again.
+func (a *Agent) reannotate() {
+	select {
+	case a.annotateAgain <- struct{}{}:
+	default: // one is pending already
 	}
-	return true, ""
 }

@@ -11,7 +11,6 @@
 package check
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/kmod"
 )
 
 // Status of one check.
@@ -86,12 +86,15 @@ func (r Report) WriteTable(w io.Writer) error {
 	return err
 }
 
-// Modules k3s needs. Each must be loaded, built in, or loadable.
+// Modules k3s needs. Each must be loaded, built in, or loadable. Every
+// image profile (images/*.yaml) ships all of them (a test in
+// pkg/image/profile holds the profiles to these lists).
 var (
-	// RequiredModules: overlayfs snapshots (containerd), bridged traffic
-	// seen by iptables (kube-proxy, flannel), connection tracking, and
-	// flannel's default VXLAN backend.
-	RequiredModules = []string{"overlay", "br_netfilter", "nf_conntrack", "vxlan"}
+	// RequiredModules: overlayfs snapshots (containerd), the veth pair of
+	// every pod and the bridge it joins (flannel's cni0, the bridge CNI
+	// plugin), bridged traffic seen by iptables (kube-proxy, flannel),
+	// connection tracking, and flannel's default VXLAN backend.
+	RequiredModules = []string{"overlay", "veth", "bridge", "br_netfilter", "nf_conntrack", "vxlan"}
 	// NetfilterFamilies: k3s's bundled iptables works with either the
 	// nf_tables kernel API or the legacy ip_tables one; one family is
 	// enough.
@@ -99,16 +102,40 @@ var (
 		"nft":    {"nf_tables", "nft_compat", "nft_chain_nat"},
 		"legacy": {"ip_tables", "iptable_nat", "iptable_filter"},
 	}
-	// OptionalModules are matches and targets kube-proxy, flannel and the
-	// network policy controller use. The kernel loads them on demand only
-	// through /sbin/modprobe, so the boot agent loads them up front; a
-	// missing one is a warning.
+	// OptionalModules are matches, targets and expressions kube-proxy
+	// (iptables, nftables and IPVS modes), flannel and the network policy
+	// controller use, and tun (VPN CNIs). The kernel autoloads them through
+	// /sbin/modprobe; the boot agent also loads them up front. A missing
+	// one is a warning.
 	OptionalModules = []string{
-		"nf_nat", "xt_conntrack", "xt_comment", "xt_mark", "xt_MASQUERADE",
-		"xt_addrtype", "xt_nat", "xt_multiport", "xt_statistic",
-		"ip_set", "xt_set", "ip6_tables", "ip6table_nat", "ip6table_filter",
+		"nf_nat", "nfnetlink", "iptable_mangle",
+		"xt_conntrack", "xt_comment", "xt_mark", "xt_MASQUERADE",
+		"xt_addrtype", "xt_nat", "xt_multiport", "xt_statistic", "xt_physdev", "xt_tcpudp",
+		"ip_set", "xt_set", "ip_set_hash_ip", "ip_set_hash_net",
+		"ip6_tables", "ip6table_nat", "ip6table_filter", "ip6table_mangle",
+		"nft_ct", "nft_masq", "nft_nat",
+		"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "tun",
 	}
 )
+
+// K3sModules lists every module of RequiredModules, NetfilterFamilies and
+// OptionalModules once, in that order.
+func K3sModules() []string {
+	var out []string
+	add := func(ms []string) {
+		for _, m := range ms {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	add(RequiredModules)
+	for _, fam := range NetfilterOrder {
+		add(NetfilterFamilies[fam])
+	}
+	add(OptionalModules)
+	return out
+}
 
 // NetfilterOrder is the order families are tried in.
 var NetfilterOrder = []string{"nft", "legacy"}
@@ -156,6 +183,7 @@ func Run(fsys host.FS) Report {
 		add("netfilter", Fail, "neither nf_tables (%s) nor ip_tables (%s) is available",
 			strings.Join(NetfilterFamilies["nft"], ", "), strings.Join(NetfilterFamilies["legacy"], ", "))
 	}
+	r.Results = append(r.Results, modprobe(fsys))
 	if missing := mods.MissingOf(OptionalModules); len(missing) > 0 {
 		add("modules (optional)", Warn, "missing %s: some Services or NetworkPolicies may not work", strings.Join(missing, ", "))
 	} else {
@@ -173,6 +201,30 @@ func Run(fsys host.FS) Report {
 	}
 	r.Results = append(r.Results, varWritable(fsys, mounts))
 	return r
+}
+
+// modprobe checks that the kernel can autoload modules: it runs the
+// program named in /proc/sys/kernel/modprobe (keso's /sbin/modprobe is
+// keso-init) for a pod's veth pair, the xt_* matches and nft_* expressions
+// kube-proxy's rules name, and more.
+func modprobe(fsys host.FS) Result {
+	const name, file = "module autoload", "/proc/sys/kernel/modprobe"
+	b, err := fsys.ReadFile(file)
+	if err != nil {
+		return Result{name, Warn, "cannot tell how the kernel loads modules: " + short(file, err)}
+	}
+	p := strings.TrimSpace(string(b))
+	if p == "" {
+		return Result{name, Fail, file + " is empty: the kernel cannot load the modules pods need (veth, xt_*, nft_*) on demand; write /sbin/modprobe into it"}
+	}
+	fi, err := fsys.Stat(p)
+	if err != nil {
+		return Result{name, Fail, fmt.Sprintf("the kernel runs %s (%s) to load modules on demand, but %s; pods cannot get their veth pair until veth is loaded", p, file, short(p, err))}
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return Result{name, Fail, fmt.Sprintf("the kernel runs %s (%s) to load modules on demand, but it is not an executable file (mode %s)", p, file, fi.Mode())}
+	}
+	return Result{name, Pass, p + " (named in " + file + ")"}
 }
 
 func cgroups(fsys host.FS) Result {
@@ -284,48 +336,26 @@ type ModuleInfo struct {
 // LoadModuleInfo reads the module tables under fsys for kernel release.
 // Missing files leave their table empty.
 func LoadModuleInfo(fsys host.FS, release string) ModuleInfo {
-	mi := ModuleInfo{Release: release, loaded: map[string]bool{}, builtin: map[string]bool{}, loadable: map[string]string{}, sysfs: fsys}
-	if b, err := fsys.ReadFile("/proc/modules"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 0 {
-				mi.loaded[norm(f[0])] = true
-			}
-		}
-	}
+	mi := ModuleInfo{Release: release, loadable: map[string]string{}, sysfs: fsys}
+	b, _ := fsys.ReadFile("/proc/modules")
+	mi.loaded = kmod.ParseLoaded(b)
 	if release == "" {
+		mi.builtin = map[string]bool{}
 		return mi
 	}
 	dir := "/lib/modules/" + release
-	if b, err := fsys.ReadFile(dir + "/modules.builtin"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				mi.builtin[modName(line)] = true
-			}
-		}
-	}
+	b, _ = fsys.ReadFile(dir + "/modules.builtin")
+	mi.builtin = kmod.ParseBuiltin(b)
 	if b, err := fsys.ReadFile(dir + "/modules.dep"); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p, _, ok := strings.Cut(sc.Text(), ":")
-			if ok {
-				mi.loadable[modName(p)] = p
-			}
+		deps, _ := kmod.ParseModulesDep(bytes.NewReader(b))
+		for n, e := range deps {
+			mi.loadable[n] = e.Path
 		}
 	}
 	return mi
 }
 
-// modName turns "kernel/fs/overlayfs/overlay.ko.xz" into "overlay".
-func modName(p string) string {
-	base := p[strings.LastIndex(p, "/")+1:]
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return norm(base)
-}
-
-func norm(s string) string { return strings.ReplaceAll(s, "-", "_") }
+func norm(s string) string { return kmod.ModuleName(s) }
 
 // State says how module name is available, with a human detail.
 func (mi ModuleInfo) State(name string) (ModuleState, string) {

@@ -24,7 +24,11 @@ func tree(t *testing.T, files map[string]string) host.FS {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(p, "/sbin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(c), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,6 +71,8 @@ func TestRunGolden(t *testing.T) {
 			"/proc/modules":                     allLoaded(),
 			"/proc/self/mountinfo":              installedMounts,
 			"/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc\n",
+			"/proc/sys/kernel/modprobe":         "/sbin/modprobe\n",
+			"/sbin/modprobe":                    "keso-init\n",
 		},
 		// A live boot before modules are loaded: everything is loadable
 		// from modules.dep or built in; /var is tmpfs; no io controller.
@@ -74,7 +80,10 @@ func TestRunGolden(t *testing.T) {
 			"/proc/sys/kernel/osrelease":                   release + "\n",
 			"/proc/modules":                                "squashfs 69632 1 - Live 0x0\n",
 			"/lib/modules/" + release + "/modules.builtin": "kernel/drivers/net/vxlan/vxlan.ko\n",
+			"/proc/sys/kernel/modprobe":                    "/sbin/modprobe\n",
+			"/sbin/modprobe":                               "keso-init\n",
 			"/lib/modules/" + release + "/modules.dep": "kernel/fs/overlayfs/overlay.ko:\n" +
+				"kernel/drivers/net/veth.ko:\nkernel/net/bridge/bridge.ko: kernel/net/802/stp.ko\n" +
 				"kernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko kernel/net/802/stp.ko\n" +
 				"kernel/net/netfilter/nf_conntrack.ko.xz: kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko\n" +
 				"kernel/net/ipv4/netfilter/ip_tables.ko:\nkernel/net/ipv4/netfilter/iptable_nat.ko:\nkernel/net/ipv4/netfilter/iptable_filter.ko:\n" +
@@ -89,6 +98,7 @@ func TestRunGolden(t *testing.T) {
 			"/proc/modules":                   "overlay 1 0 - Live 0x0\nbr_netfilter 1 0 - Live 0x0\nnf-conntrack 1 0 - Live 0x0\n",
 			"/sys/module/nf_nat/parameters/x": "",
 			"/proc/self/mountinfo":            privateRO,
+			"/proc/sys/kernel/modprobe":       "/sbin/modprobe\n", // keso before 0.2: no /sbin/modprobe
 		},
 		// A live boot with a data disk for k3s: persistent after all.
 		"live-data-disk": {
@@ -96,6 +106,8 @@ func TestRunGolden(t *testing.T) {
 			"/proc/modules":                     allLoaded(),
 			"/proc/self/mountinfo":              liveMounts + dataDisk,
 			"/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
+			"/proc/sys/kernel/modprobe":         "/sbin/modprobe\n",
+			"/sbin/modprobe":                    "keso-init\n",
 		},
 		// No /proc at all (a wrong --root).
 		"empty": {},

@@ -111,7 +111,12 @@ func TestDecodeKesoAdditions(t *testing.T) {
   proxy: {http_proxy: "http://p:3128", no_proxy: [localhost, 10.0.0.0/8]}
   k3s: {role: server, cluster_init: true, token: t, args: [--disable=traefik], config: {write-kubeconfig-mode: "0644", tls-san: [a, b]}}
   ssh: {password_auth: false, port: 2222}
-  upgrade: {channel: "https://updates.example.com/stable", public_keys: ["ed25519:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]}
+  upgrade:
+    channel: "https://updates.example.com/stable"
+    public_keys: ["ed25519:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+    health_checks:
+      - curl -fsS http://127.0.0.1:8080/healthz
+      - [/usr/local/bin/check-till, --quick]
 `
 	r := LoadFile("keso.yaml", []byte(src))
 	if len(r.Diagnostics) != 0 {
@@ -135,6 +140,9 @@ func TestDecodeKesoAdditions(t *testing.T) {
 	}
 	if got, want := r.Config.Keso.SSH.Port, 2222; got != want {
 		t.Errorf("ssh port = %d, want %d", got, want)
+	}
+	if got, want := r.Config.Keso.Upgrade.HealthChecks, []Command{{Shell: "curl -fsS http://127.0.0.1:8080/healthz"}, {Argv: []string{"/usr/local/bin/check-till", "--quick"}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("upgrade.health_checks = %#v, want %#v", got, want)
 	}
 }
 

@@ -1,5 +1,7 @@
 package cloudconfig
 
+import "time"
+
 // Config is one cloud-config document, or the effective merge of several.
 // The top-level keys are k3OS's. Everything under `k3os:` is accepted under
 // `keso:` too; when a document has both blocks, `keso:` wins key by key.
@@ -267,6 +269,33 @@ type SSH struct {
 	RootLogin bool `yaml:"root_login,omitempty"`
 }
 
+// Health gate defaults (Upgrade.GateTimes).
+const (
+	DefaultHealthTimeout = 10 * time.Minute
+	DefaultHealthStable  = 2 * time.Minute
+)
+
+// GateTimes are the trial's health gate's bounds: how long a try may take
+// to become healthy, and how long k3s must have run without exiting
+// before it counts (health_stable, else the default or a third of the
+// timeout, whichever is shorter). Invalid values were dropped by
+// Validate; a nil Upgrade gives the defaults.
+func (u *Upgrade) GateTimes() (timeout, stable time.Duration) {
+	timeout = DefaultHealthTimeout
+	if u != nil {
+		if d, err := time.ParseDuration(u.HealthTimeout); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	stable = min(DefaultHealthStable, timeout/3)
+	if u != nil {
+		if d, err := time.ParseDuration(u.HealthStable); err == nil && d > 0 && d < timeout {
+			stable = d
+		}
+	}
+	return timeout, stable
+}
+
 // Upgrade configures keso upgrade.
 type Upgrade struct {
 	// Channel is an https URL that names the latest version.
@@ -278,4 +307,15 @@ type Upgrade struct {
 	// become healthy (k3s running, node Ready) before the agent gives the
 	// try up and reboots, as a Go duration (default 10m).
 	HealthTimeout string `yaml:"health_timeout,omitempty"`
+	// HealthStable is how long k3s must have run without exiting before
+	// a trial commits, as a Go duration (default 2m, or a third of
+	// health_timeout when that is shorter). A k3s that dies a minute
+	// after it starts must not look healthy.
+	HealthStable string `yaml:"health_stable,omitempty"`
+	// HealthChecks are the user's own checks of a trial boot: commands
+	// (a command line run by /bin/sh -c, or an argv list, as in run_cmd)
+	// that must each exit 0, within a minute each, before the trial
+	// commits. They run after the node is Ready, again on every round of
+	// the gate until they pass or health_timeout ends the try.
+	HealthChecks []Command `yaml:"health_checks,omitempty"`
 }

@@ -405,6 +405,21 @@ func (v *validator) system(s *System) {
 				s.Upgrade.HealthTimeout = ""
 			}
 		}
+		if t := s.Upgrade.HealthStable; t != "" {
+			d, err := time.ParseDuration(t)
+			timeout := DefaultHealthTimeout
+			if to, err := time.ParseDuration(s.Upgrade.HealthTimeout); err == nil && to > 0 {
+				timeout = to
+			}
+			switch {
+			case err != nil || d <= 0:
+				v.fail(b+".upgrade.health_stable", "%s.upgrade.health_stable: %q is not a positive duration like 2m", b, t)
+				s.Upgrade.HealthStable = ""
+			case d >= timeout:
+				v.fail(b+".upgrade.health_stable", "%s.upgrade.health_stable: %s is not shorter than health_timeout (%s): no trial could ever commit; lower it or raise health_timeout", b, d, timeout)
+				s.Upgrade.HealthStable = ""
+			}
+		}
 		s.Upgrade.PublicKeys = keep(v, s.Upgrade.PublicKeys, b+".upgrade.public_keys", func(p string, x *string) bool {
 			if _, err := ParsePublicKey(*x); err != nil {
 				v.fail(p, "%s: %v", p, err)

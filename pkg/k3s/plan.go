@@ -252,3 +252,62 @@ func redact(name, v string) string {
 	}
 	return v
 }
+
+// Setting returns what k3s will see for a flag of its config (name without
+// dashes, e.g. "node-name"): the last --name VALUE or --name=VALUE on the
+// command line, else the config file's key, else the environment variable
+// env (k3s's K3S_… form, "" for none), as k3s resolves them. A flag
+// without a value (a boolean: --disable-agent) is "true".
+func (h Handoff) Setting(name, env string) (string, bool) {
+	val, found := "", false
+	for i := 2; i < len(h.Argv); i++ {
+		a := h.Argv[i]
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			val, found = v, true
+		} else if a == "--"+name {
+			// A boolean flag stands alone (or before the next flag).
+			val, found = "true", true
+			if i+1 < len(h.Argv) && !strings.HasPrefix(h.Argv[i+1], "-") {
+				val = h.Argv[i+1]
+				i++
+			}
+		}
+	}
+	if found {
+		return val, true
+	}
+	var conf map[string]any
+	if yaml.Unmarshal(h.ConfigYAML, &conf) == nil {
+		if v, ok := conf[name]; ok && v != nil {
+			return fmt.Sprint(v), true
+		}
+	}
+	if env != "" {
+		for _, kv := range h.Env {
+			if v, ok := strings.CutPrefix(kv, env+"="); ok {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// NodeName is the name k3s registers the node under: --node-name (or the
+// config's node-name, or K3S_NODE_NAME), else the host name in lower case,
+// as the kubelet does.
+func (h Handoff) NodeName(hostname string) string {
+	if v, ok := h.Setting("node-name", "K3S_NODE_NAME"); ok && v != "" {
+		return v
+	}
+	return strings.ToLower(hostname)
+}
+
+// RunsKubelet tells whether k3s runs a kubelet: every agent, and a server
+// unless --disable-agent is set.
+func (h Handoff) RunsKubelet() bool {
+	if h.Role != "server" {
+		return true
+	}
+	v, ok := h.Setting("disable-agent", "")
+	return !ok || v == "false"
+}

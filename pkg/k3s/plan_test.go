@@ -121,3 +121,29 @@ func TestPlanProblemsHavePositions(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeNameAndKubelet(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		cfg        cloudconfig.System
+		want       string
+		runsKubelt bool
+	}{
+		{"hostname", cloudconfig.System{}, "store-0042", true},
+		{"config", cloudconfig.System{K3s: &cloudconfig.K3s{Config: map[string]any{"node-name": "from-config"}}}, "from-config", true},
+		{"args win over config", cloudconfig.System{K3sArgs: []string{"agent", "--node-name", "from-args"}, ServerURL: "https://s:6443",
+			K3s: &cloudconfig.K3s{Config: map[string]any{"node-name": "from-config"}}}, "from-args", true},
+		{"args with =", cloudconfig.System{K3s: &cloudconfig.K3s{Args: []string{"--node-name=a", "--node-name=b"}}}, "b", true},
+		{"environment", cloudconfig.System{Environment: map[string]string{"K3S_NODE_NAME": "from-env"}}, "from-env", true},
+		{"server without agent", cloudconfig.System{K3sArgs: []string{"server", "--disable-agent"}}, "store-0042", false},
+		{"server without agent (config)", cloudconfig.System{K3s: &cloudconfig.K3s{Config: map[string]any{"disable-agent": true}}}, "store-0042", false},
+	} {
+		h := Plan(cloudconfig.Config{Keso: tc.cfg})
+		if got := h.NodeName("Store-0042"); got != tc.want {
+			t.Errorf("%s: NodeName = %q, want %q (argv %v)", tc.name, got, tc.want, h.Argv)
+		}
+		if got := h.RunsKubelet(); got != tc.runsKubelt {
+			t.Errorf("%s: RunsKubelet = %v, want %v", tc.name, got, tc.runsKubelt)
+		}
+	}
+}

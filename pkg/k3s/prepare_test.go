@@ -82,7 +82,7 @@ func TestPrepare(t *testing.T) {
 	}
 	rep := rec.Done()
 
-	wantLoaded := append(append([]string{"br_netfilter", "nf_conntrack", "vxlan", "nft_compat", "nft_chain_nat"},
+	wantLoaded := append(append([]string{"veth", "bridge", "br_netfilter", "nf_conntrack", "vxlan", "nft_compat", "nft_chain_nat"},
 		check.NetfilterFamilies["legacy"]...), "nf_nat")
 	if got := strings.Join(mods.loaded[:len(wantLoaded)], " "); got != strings.Join(wantLoaded, " ") {
 		t.Errorf("modules loaded: got %v, want %v first (overlay is already loaded)", mods.loaded, wantLoaded)
