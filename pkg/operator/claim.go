@@ -30,6 +30,27 @@ type Claim struct {
 	Generation int64            `json:"generation"`
 	Resume     string           `json:"resume,omitempty"`
 	Message    string           `json:"message,omitempty"`
+	// Blocked is when the node was first seen unable to get its Job
+	// running (refused by the API server, or no pod); zero otherwise.
+	Blocked time.Time `json:"blocked,omitzero"`
+	// Warning is what the API server warned when it accepted the Job
+	// (e.g. PodSecurity "would violate"), kept to explain a Job without pod.
+	Warning string `json:"warning,omitempty"`
+	// Regressed marks a Failed claim of a node that had been counted
+	// Upgraded to Target and came back on another version: it halts every
+	// generation of the rollout to that target until a resume.
+	Regressed bool `json:"regressed,omitempty"`
+}
+
+// halts reports whether a Failed claim halts rollout r: one of this spec
+// generation (any change to the spec retries the node), or a regression
+// after success to the same target (only a resume retries it); and in
+// both cases only until the keso.io/resume annotation changes.
+func (c *Claim) halts(r Rollout) bool {
+	if c == nil || c.OSVersion != r.Name || c.Phase != kesov1.NodeFailed || c.Resume != r.Resume {
+		return false
+	}
+	return c.Generation == r.Generation || (c.Regressed && SameVersion(c.Target, r.Spec.Version))
 }
 
 // InFlight reports whether the claim is an upgrade that has started and not

@@ -71,6 +71,9 @@ func nodeOf(n *corev1.Node) Node {
 		Arch:          n.Status.NodeInfo.Architecture,
 		Unschedulable: n.Spec.Unschedulable,
 		BootID:        n.Status.NodeInfo.BootID,
+		Reported:      n.Annotations[VersionAnnotation],
+		Committed:     n.Annotations[CommittedAnnotation] == "true",
+		RollbackNote:  n.Annotations[RollbackAnnotation],
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -118,6 +121,11 @@ func (r *Reconciler) sync(_ string, osv *kesov1.OSVersion) (*kesov1.OSVersion, e
 
 	failed := plan.Halted != nil
 	var errs []error
+	for _, h := range plan.Regressed {
+		if err := r.regressed(osv, rollout, byName[h.Node], h.Reason, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, name := range plan.InFlight {
 		f, err := r.advance(osv, byName[name], now)
 		failed = failed || f
@@ -223,16 +231,54 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 		return false, r.evict(osv, node.Name, drain)
 	case ActCreateJob:
 		j := UpgradeJob(osv, info, c, r.Job)
-		if _, err := r.Jobs.Create(j); err != nil && !apierrors.IsAlreadyExists(err) {
+		warnings, err := r.createJob(j)
+		switch {
+		case err == nil, apierrors.IsAlreadyExists(err):
+		case refused(err):
+			// A cluster policy refused the Job: say so in the claim (node
+			// status, condition Blocked) and in events; Advance gives the
+			// node back after JobStartTimeout.
+			msg := "JobRefused: the API server refused the upgrade Job: " + err.Error()
+			if c.Message == msg {
+				return false, nil
+			}
+			if c.Blocked.IsZero() {
+				c.Blocked = now
+			}
+			c.Message = msg
+			r.Log("osversion %s: node %s: %s", osv.Name, node.Name, msg)
+			if err := r.updateClaim(node, c, nil); err != nil {
+				return false, err
+			}
+			r.Recorder.Eventf(node, corev1.EventTypeWarning, "UpgradeJobRefused", "OSVersion %s: %s", osv.Name, msg)
+			r.Recorder.Eventf(osv, corev1.EventTypeWarning, "UpgradeJobRefused", "node %s: %s; the node is given back after %s unless this is fixed", node.Name, msg, JobStartTimeout(osv.Spec))
+			return false, nil
+		default:
 			return false, fmt.Errorf("create Job %s/%s for node %s: %w", j.Namespace, j.Name, node.Name, err)
 		}
 		if c.Phase != kesov1.NodeUpgrading {
 			c.Phase, c.Since, c.Message = kesov1.NodeUpgrading, now, "Job "+j.Name
+			c.Blocked, c.Warning = time.Time{}, strings.Join(warnings, "; ")
 			if err := r.updateClaim(node, c, nil); err != nil {
 				return false, err
 			}
 			r.Recorder.Eventf(node, corev1.EventTypeNormal, "UpgradeJobStarted", "OSVersion %s: drained, Job %s/%s started", osv.Name, j.Namespace, j.Name)
+			if c.Warning != "" {
+				r.Recorder.Eventf(osv, corev1.EventTypeWarning, "UpgradeJobWarning", "node %s: the API server warned about Job %s/%s: %s", node.Name, j.Namespace, j.Name, c.Warning)
+			}
 		}
+		return false, nil
+	case ActBlock:
+		if c.Blocked.IsZero() {
+			c.Blocked = now
+		}
+		c.Message = act.Reason
+		if err := r.updateClaim(node, c, nil); err != nil {
+			return false, err
+		}
+		r.Log("osversion %s: node %s: blocked: %s", osv.Name, node.Name, act.Reason)
+		r.Recorder.Eventf(node, corev1.EventTypeWarning, "UpgradeBlocked", "OSVersion %s: %s", osv.Name, act.Reason)
+		r.Recorder.Eventf(osv, corev1.EventTypeWarning, "UpgradeBlocked", "node %s: %s; the node is given back after %s unless this is fixed", node.Name, act.Reason, JobStartTimeout(osv.Spec))
 		return false, nil
 	case ActSucceed:
 		c.Phase, c.Since, c.Message = kesov1.NodeUpgraded, now, ""
@@ -249,8 +295,22 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 		r.Recorder.Eventf(node, corev1.EventTypeNormal, "Upgraded", "OSVersion %s: Ready on %s, uncordoned", osv.Name, c.Target)
 		return false, nil
 	case ActFail:
+		if act.Release {
+			// The upgrade never ran: delete its Job first (it must not get
+			// a pod on the uncordoned node later), then give the node back.
+			name := JobName(node.Name, c)
+			bg := metav1.DeletePropagationBackground
+			if err := r.Jobs.Delete(r.Job.Namespace, name, &metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+				return false, fmt.Errorf("delete Job %s/%s of node %s: %w", r.Job.Namespace, name, node.Name, err)
+			}
+		}
 		c.Phase, c.Since, c.Message = kesov1.NodeFailed, now, act.Reason
-		if err := r.updateClaim(node, c, nil); err != nil {
+		uncordon := act.Release && c.Cordoned
+		if err := r.updateClaim(node, c, func(n *corev1.Node) {
+			if uncordon {
+				n.Spec.Unschedulable = false
+			}
+		}); err != nil {
 			return false, err
 		}
 		reason, _, _ := strings.Cut(act.Reason, ":")
@@ -261,6 +321,46 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 		return true, nil
 	}
 	return false, nil
+}
+
+// regressed records that a node counted Upgraded to the target came back on
+// another version: its claim becomes Failed (Regressed), which halts the
+// rollout for this target until keso.io/resume changes; never re-upgraded
+// in a loop.
+func (r *Reconciler) regressed(osv *kesov1.OSVersion, rollout Rollout, node *corev1.Node, reason string, now time.Time) error {
+	c := *nodeOf(node).Claim
+	c.Phase, c.Since, c.Message = kesov1.NodeFailed, now, reason
+	c.Regressed, c.Generation, c.Resume = true, osv.Generation, rollout.Resume
+	if err := r.updateClaim(node, c, nil); err != nil {
+		return err
+	}
+	r.Metrics.Failures.WithLabelValues(osv.Name, "RolledBackAfterUpgrade").Inc()
+	r.Log("osversion %s: node %s: %s; rollout halted", osv.Name, node.Name, reason)
+	r.Recorder.Eventf(node, corev1.EventTypeWarning, "UpgradeFailed", "OSVersion %s: %s", osv.Name, reason)
+	r.Recorder.Eventf(osv, corev1.EventTypeWarning, "NodeFailed", "node %s failed: %s; rollout halted until annotation %s changes", node.Name, reason, ResumeAnnotation)
+	return nil
+}
+
+// createJob creates the Job and returns the API server's warnings (e.g.
+// PodSecurity's "would violate", which admission only warns about for a
+// Job; it refuses the Job's pods).
+func (r *Reconciler) createJob(j *batchv1.Job) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := r.Kube.BatchV1().RESTClient().Post().Namespace(j.Namespace).Resource("jobs").Body(j).Do(ctx)
+	var warnings []string
+	for _, w := range res.Warnings() {
+		warnings = append(warnings, w.Text)
+	}
+	return warnings, res.Error()
+}
+
+// refused reports whether a create error is the API server's answer about
+// the object (validation, authorization, admission, a missing namespace),
+// which retrying will not change, rather than a transient failure.
+func refused(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)
 }
 
 func (r *Reconciler) updateClaim(node *corev1.Node, c Claim, mutate func(*corev1.Node)) error {

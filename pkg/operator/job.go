@@ -62,7 +62,8 @@ func JobName(node string, c Claim) string {
 	return "keso-upgrade-" + base + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
-// ImageURL expands the spec's image template for an architecture.
+// ImageURL expands the spec's image template for an architecture in keso's
+// names (KesoArch of the node's).
 func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 	return strings.NewReplacer("{arch}", arch, "{version}", spec.Version).Replace(spec.Image)
 }
@@ -132,8 +133,8 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 						Image:           cfg.Image,
 						ImagePullPolicy: corev1.PullNever,
 						Command: []string{"/keso", "upgrade",
-							"--image", ImageURL(spec, n.Arch),
-							"--sha256", string(spec.SHA256[n.Arch]),
+							"--image", ImageURL(spec, KesoArch(n.Arch)),
+							"--sha256", string(spec.SHA256[KesoArch(n.Arch)]),
 							"--reboot"},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
 						VolumeMounts:    mounts,
@@ -151,6 +152,9 @@ func JobStateOf(j *batchv1.Job) JobState {
 		return JobState{}
 	}
 	s := JobState{Exists: true}
+	st := j.Status
+	s.HasPods = st.Active+st.Succeeded+st.Failed > 0 || ptr.Deref(st.Terminating, 0) > 0 || ptr.Deref(st.Ready, 0) > 0 ||
+		(st.UncountedTerminatedPods != nil && len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) > 0)
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

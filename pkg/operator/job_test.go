@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	"github.com/keso-os/keso/pkg/image/build"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -60,5 +61,36 @@ func TestUpgradeJobTemplate(t *testing.T) {
 	}
 	if !*c.SecurityContext.Privileged || j.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchFields[0].Values[0] != "store-0042" {
 		t.Errorf("Job not privileged or not pinned to store-0042")
+	}
+}
+
+// TestUpgradeJobMixedFleet: in a fleet of amd64, arm64 and 32-bit ARM nodes
+// (Kubernetes reports the last as "arm"), each node's Job names the file the
+// builder writes for its arch (build.UpgradeImageName, keso's arch names)
+// and passes that arch's checksum.
+func TestUpgradeJobMixedFleet(t *testing.T) {
+	sums := map[string]kesov1.SHA256Sum{
+		"amd64": kesov1.SHA256Sum(strings.Repeat("a", 64)),
+		"arm64": kesov1.SHA256Sum(strings.Repeat("b", 64)),
+		"armv7": kesov1.SHA256Sum(strings.Repeat("c", 64)),
+	}
+	osv := &kesov1.OSVersion{ObjectMeta: metav1.ObjectMeta{Name: "fleet"}, Spec: spec(func(s *kesov1.OSVersionSpec) {
+		s.Version, s.SHA256 = "2.0.0", sums
+	})}
+	nodes := []Node{{Name: "x86", Arch: "amd64"}, {Name: "pi4", Arch: "arm64"}, {Name: "pi2", Arch: "arm"}}
+	if err := Validate(osv.Spec, nodes); err != nil {
+		t.Fatalf("Validate(mixed fleet) = %v, want nil", err)
+	}
+	for _, n := range nodes {
+		kesoArch := map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armv7"}[n.Arch]
+		j := UpgradeJob(osv, n, Claim{Target: "2.0.0", Started: now}, JobConfig{Namespace: "keso-system", Image: DefaultImage()})
+		args := strings.Join(j.Spec.Template.Spec.Containers[0].Command, " ")
+		wantURL := "https://example.org/" + build.UpgradeImageName("2.0.0", kesoArch)
+		if !strings.Contains(args, "--image "+wantURL+" ") {
+			t.Errorf("node %s (%s): Job command %q, want --image %s", n.Name, n.Arch, args, wantURL)
+		}
+		if !strings.Contains(args, "--sha256 "+string(sums[kesoArch])+" ") {
+			t.Errorf("node %s (%s): Job command %q, want the %s checksum", n.Name, n.Arch, args, kesoArch)
+		}
 	}
 }

@@ -17,10 +17,13 @@ type Node struct {
 	Name          string
 	Labels        map[string]string
 	Version       string // from status.nodeInfo.osImage; "" when not keso
-	Arch          string // status.nodeInfo.architecture (amd64, arm64, arm)
+	Arch          string // status.nodeInfo.architecture (amd64, arm64, arm); KesoArch maps it
 	Ready         bool
 	Unschedulable bool
 	BootID        string
+	Reported      string // the node's own keso.io/version annotation
+	Committed     bool   // keso.io/committed == "true"
+	RollbackNote  string // keso.io/rollback
 	Claim         *Claim // nil when the node carries none
 	ClaimErr      error  // the annotation could not be parsed
 }
@@ -42,8 +45,17 @@ type Plan struct {
 	// InFlight are the nodes this rollout is upgrading.
 	InFlight []string
 	// Halted is set when a node failed for this spec generation and resume
-	// token: its name and the reason.
+	// token, or came back on another version after it was counted
+	// Upgraded to this target: its name and the reason.
 	Halted *Halt
+	// Regressed are the nodes counted Upgraded to this target (by their
+	// claim) that now run another version; the applier records each as a
+	// Failed claim. They are never started again for this target without a
+	// resume.
+	Regressed []Halt
+	// Blocked are in-flight nodes whose upgrade Job cannot run (refused, or
+	// no pod), with the reason; they are given back after JobStartTimeout.
+	Blocked []Halt
 	// State summarises the plan for the status and `kubectl get`.
 	State string
 	// Reason says why nothing starts (paused, window, halted), or "".
@@ -58,6 +70,9 @@ type Plan struct {
 // Halt names the node that halted a rollout and why.
 type Halt struct {
 	Node, Reason string
+	// Regressed is set when the node had been counted Upgraded to the
+	// target and now runs another version (it is not a Failed claim).
+	Regressed bool
 }
 
 // States of a rollout (status.state).
@@ -84,20 +99,31 @@ func Validate(spec kesov1.OSVersionSpec, selected []Node) error {
 			return fmt.Errorf("maxUnavailable: %w", err)
 		}
 	}
+	keys := make([]string, 0, len(spec.SHA256))
+	for k := range spec.SHA256 {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := checkArchKey(k); err != nil {
+			return err
+		}
+	}
 	var missing []string
 	seen := map[string]bool{}
 	for _, n := range selected {
-		if n.Arch == "" || seen[n.Arch] {
+		arch := KesoArch(n.Arch)
+		if arch == "" || seen[arch] {
 			continue
 		}
-		seen[n.Arch] = true
-		if spec.SHA256[n.Arch] == "" {
-			missing = append(missing, n.Arch)
+		seen[arch] = true
+		if spec.SHA256[arch] == "" {
+			missing = append(missing, arch)
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return fmt.Errorf("sha256 has no entry for arch %s of selected nodes", strings.Join(missing, ", "))
+		return fmt.Errorf("sha256 has no entry for arch %s of selected nodes (keys are keso's arch names: amd64, arm64, armv7)", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -163,12 +189,24 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 		switch {
 		case mine && c.InFlight():
 			p.InFlight = append(p.InFlight, n.Name)
-		case mine && c.Phase == kesov1.NodeFailed && c.Generation == r.Generation && c.Resume == r.Resume:
-			if p.Halted == nil {
-				p.Halted = &Halt{Node: n.Name, Reason: c.Message}
+			if !c.Blocked.IsZero() {
+				p.Blocked = append(p.Blocked, Halt{Node: n.Name, Reason: c.Message})
 			}
-		case SameVersion(n.Version, r.Spec.Version):
+		case c.halts(r):
+			if p.Halted == nil {
+				p.Halted = &Halt{Node: n.Name, Reason: failReason(c, n), Regressed: c.Regressed}
+			}
+		case regressed(r, n):
+			h := Halt{Node: n.Name, Reason: regressReason(n, r.Spec.Version), Regressed: true}
+			p.Regressed = append(p.Regressed, h)
+			if p.Halted == nil {
+				p.Halted = &h
+			}
+		case Committed(n, r.Spec.Version):
 			// Done.
+		case SameVersion(n.Version, r.Spec.Version):
+			// On the target but not committed (a trial boot, or a node
+			// that does not report): never started, never counted.
 		case c.InFlight():
 			// Another OSVersion is upgrading this node; leave it alone.
 		case n.Version == "":
@@ -181,6 +219,9 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 	}
 
 	win, _ := ParseWindow(r.Spec.Window)
+	if len(p.Blocked) > 0 {
+		p.Reason = fmt.Sprintf("node %s blocked: %s", p.Blocked[0].Node, p.Blocked[0].Reason)
+	}
 	switch {
 	case validErr != nil:
 		p.State, p.Reason = StateInvalid, validErr.Error()
@@ -226,16 +267,24 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 		c := n.Claim
 		mine := c != nil && c.OSVersion == r.Name
 		switch {
-		case mine && c.InFlight(), mine && c.Phase == kesov1.NodeFailed && c.Generation == r.Generation && c.Resume == r.Resume:
+		case mine && c.InFlight():
 			ns.Phase, ns.FromVersion, ns.Message = c.Phase, c.From, c.Message
 			ns.LastTransitionTime = metav1.NewTime(c.Since)
-		case SameVersion(n.Version, r.Spec.Version):
+		case c.halts(r):
+			ns.Phase, ns.FromVersion, ns.Message = c.Phase, c.From, failReason(c, n)
+			ns.LastTransitionTime = metav1.NewTime(c.Since)
+		case regressed(r, n):
+			ns.Phase, ns.FromVersion, ns.Message = kesov1.NodeFailed, c.From, regressReason(n, r.Spec.Version)
+			ns.LastTransitionTime = metav1.NewTime(now)
+		case Committed(n, r.Spec.Version) && (n.Ready || mine && c.Phase == kesov1.NodeUpgraded):
 			ns.Phase = kesov1.NodeUpgraded
 			if mine {
 				ns.FromVersion = c.From
 				ns.LastTransitionTime = metav1.NewTime(c.Since)
 			}
 			st.Upgraded++
+		case SameVersion(n.Version, r.Spec.Version) && !Committed(n, r.Spec.Version):
+			ns.Message = fmt.Sprintf("runs %s but has not committed it (%s)", r.Spec.Version, commitState(n))
 		case starting[n.Name]:
 			ns.Phase, ns.Message = kesov1.NodeDraining, "starting"
 			ns.LastTransitionTime = metav1.NewTime(now)
@@ -270,11 +319,65 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 	cond(kesov1.ConditionProgressing, progressing, p.State, progressMessage(p, st))
 	cond(kesov1.ConditionComplete, false, "NodesPending", fmt.Sprintf("%d of %d nodes on %s", st.Upgraded, st.Total, r.Spec.Version))
 	if p.Halted != nil {
-		cond(kesov1.ConditionHalted, true, "NodeFailed", p.Reason)
+		reason := "NodeFailed"
+		if p.Halted.Regressed {
+			reason = "RolledBackAfterUpgrade"
+		}
+		cond(kesov1.ConditionHalted, true, reason, fmt.Sprintf("node %s: %s", p.Halted.Node, p.Halted.Reason))
 	} else {
 		cond(kesov1.ConditionHalted, false, "NotHalted", "no node failed")
 	}
+	if len(p.Blocked) > 0 {
+		var msgs []string
+		for _, b := range p.Blocked {
+			msgs = append(msgs, fmt.Sprintf("node %s: %s", b.Node, b.Reason))
+		}
+		reason, _, _ := strings.Cut(p.Blocked[0].Reason, ":")
+		cond(kesov1.ConditionBlocked, true, reason, strings.Join(msgs, "; "))
+	} else {
+		cond(kesov1.ConditionBlocked, false, "NotBlocked", "no node is waiting for its upgrade Job")
+	}
+	switch {
+	case p.Halted != nil:
+		st.Message = fmt.Sprintf("node %s: %s", p.Halted.Node, p.Halted.Reason)
+	case p.State == StateInvalid || p.State == StatePaused || p.State == StateWaiting || len(p.Blocked) > 0:
+		st.Message = p.Reason
+	}
 	return st
+}
+
+// regressed reports whether node n, counted Upgraded to r's target by its
+// claim, now runs another version.
+func regressed(r Rollout, n Node) bool {
+	c := n.Claim
+	return c != nil && c.OSVersion == r.Name && c.Phase == kesov1.NodeUpgraded &&
+		SameVersion(c.Target, r.Spec.Version) && Regressed(n, r.Spec.Version)
+}
+
+func regressReason(n Node, target string) string {
+	v := n.Version
+	if v == "" || SameVersion(v, target) {
+		v = n.Reported
+	}
+	reason := fmt.Sprintf("RolledBackAfterUpgrade: node was counted Upgraded to %s and now runs %q", target, v)
+	if n.RollbackNote != "" {
+		reason += " (" + RollbackAnnotation + ": " + n.RollbackNote + ")"
+	}
+	return reason + "; it is not upgraded again to " + target + " until keso.io/resume changes"
+}
+
+// failReason is the reason recorded in a Failed claim, completed with the
+// node's keso.io/rollback when it arrived after the failure was recorded
+// and is about this target: the kubelet's new osImage and the node's own
+// report are separate writes, in either order, so a rollback can be seen
+// before the node says why.
+func failReason(c *Claim, n Node) string {
+	note := n.RollbackNote
+	from, _, _ := strings.Cut(note, " -> ")
+	if note == "" || strings.Contains(c.Message, note) || !SameVersion(strings.TrimSpace(from), c.Target) {
+		return c.Message
+	}
+	return c.Message + "; " + RollbackAnnotation + ": " + note
 }
 
 func progressMessage(p Plan, st kesov1.OSVersionStatus) string {

@@ -33,6 +33,7 @@ func nodes(n int, version string) []Node {
 	var out []Node
 	for i := n - 1; i >= 0; i-- { // reverse order: the planner must sort
 		out = append(out, Node{Name: fmt.Sprintf("node-%03d", i), Version: version, Arch: "amd64", Ready: true,
+			Reported: version, Committed: true,
 			Labels: map[string]string{"pool": map[bool]string{true: "a", false: "b"}[i%2 == 0]}})
 	}
 	return out
@@ -96,7 +97,7 @@ func TestDecideStartsInNameOrderUpToConcurrency(t *testing.T) {
 
 func TestDecideStatus(t *testing.T) {
 	in := []Node{
-		{Name: "c", Version: "1.1.0", Arch: "amd64", Ready: true},
+		{Name: "c", Version: "1.1.0", Arch: "amd64", Ready: true, Reported: "1.1.0", Committed: true},
 		claimed(Node{Name: "b", Version: "1.0.0", Arch: "amd64", Ready: true},
 			Claim{OSVersion: "osv", Target: "1.1.0", From: "1.0.0", Phase: kesov1.NodeUpgrading, Since: now.Add(-time.Minute)}),
 		{Name: "a", Version: "1.0.0", Arch: "amd64", Ready: true},
@@ -125,7 +126,7 @@ func TestDecideStatus(t *testing.T) {
 	for _, c := range st.Conditions {
 		conds[c.Type] = c.Status
 	}
-	wantConds := map[string]metav1.ConditionStatus{"Validated": "True", "Progressing": "True", "Complete": "False", "Halted": "False"}
+	wantConds := map[string]metav1.ConditionStatus{"Validated": "True", "Progressing": "True", "Complete": "False", "Halted": "False", "Blocked": "False"}
 	if !reflect.DeepEqual(conds, wantConds) {
 		t.Errorf("conditions = %v, want %v", conds, wantConds)
 	}
@@ -170,5 +171,197 @@ func TestVersionFromOSImage(t *testing.T) {
 		if got := VersionFromOSImage(in); got != want {
 			t.Errorf("VersionFromOSImage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func condOf(st kesov1.OSVersionStatus, typ string) metav1.Condition {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// TestRollbackAfterSuccessHaltsNotLoops: a node counted Upgraded to the
+// target that comes back on the old version (the A/B fallback after a
+// "success") halts the rollout naming it, and is never started again for the
+// same target: not on the next pass, not after a spec edit; only a resume
+// (or another target) lets it go again.
+func TestRollbackAfterSuccessHaltsNotLoops(t *testing.T) {
+	upgradedClaim := Claim{OSVersion: "osv", Target: "1.1.0", From: "1.0.0", Phase: kesov1.NodeUpgraded, Generation: 1, Since: now.Add(-time.Hour)}
+	back := Node{Name: "a", Version: "1.0.0", Reported: "1.0.0", Committed: true, Arch: "amd64", Ready: true,
+		RollbackNote: "1.1.0 -> 1.0.0: k3s exited"}
+	other := Node{Name: "b", Version: "1.0.0", Reported: "1.0.0", Committed: true, Arch: "amd64", Ready: true}
+	r := Rollout{Name: "osv", Generation: 1, Spec: spec()}
+
+	p := Decide(r, []Node{claimed(back, upgradedClaim), other}, now)
+	if p.State != StateHalted || p.Halted == nil || p.Halted.Node != "a" || !p.Halted.Regressed || len(p.Start) != 0 {
+		t.Fatalf("after the rollback: state %s halted %+v start %v, want Halted by a (regressed), nothing started", p.State, p.Halted, p.Start)
+	}
+	if len(p.Regressed) != 1 || p.Regressed[0].Node != "a" {
+		t.Errorf("Regressed = %+v, want node a (the applier records it)", p.Regressed)
+	}
+	for _, want := range []string{"node a", "RolledBackAfterUpgrade", `now runs "1.0.0"`, "k3s exited"} {
+		if !strings.Contains(p.Status.Message, want) {
+			t.Errorf("status.message %q lacks %q", p.Status.Message, want)
+		}
+	}
+	if c := condOf(p.Status, kesov1.ConditionHalted); c.Status != metav1.ConditionTrue || c.Reason != "RolledBackAfterUpgrade" {
+		t.Errorf("Halted condition = %s %s, want True RolledBackAfterUpgrade", c.Status, c.Reason)
+	}
+	if p.Status.Upgraded != 0 || p.Status.Nodes[0].Phase != kesov1.NodeFailed {
+		t.Errorf("upgraded %d, node a %s; want 0 and Failed", p.Status.Upgraded, p.Status.Nodes[0].Phase)
+	}
+
+	// The applier records a Failed, Regressed claim (this generation, this
+	// resume token).
+	failed := upgradedClaim
+	failed.Phase, failed.Regressed, failed.Message = kesov1.NodeFailed, true, p.Halted.Reason
+	for _, tc := range []struct {
+		name    string
+		r       Rollout
+		claim   Claim
+		halted  bool
+		startsA bool
+	}{
+		{"next pass, claim still Upgraded", r, upgradedClaim, true, false},
+		{"next pass, claim Failed", r, failed, true, false},
+		{"spec edited (generation 2)", Rollout{Name: "osv", Generation: 2, Spec: spec()}, failed, true, false},
+		{"spec edited before the claim was rewritten", Rollout{Name: "osv", Generation: 2, Spec: spec()}, upgradedClaim, true, false},
+		{"resumed by the admin", Rollout{Name: "osv", Generation: 1, Spec: spec(), Resume: "1"}, failed, false, true},
+		{"another target", Rollout{Name: "osv", Generation: 2, Spec: spec(func(s *kesov1.OSVersionSpec) { s.Version = "1.2.0" })}, failed, false, true},
+	} {
+		p := Decide(tc.r, []Node{claimed(back, tc.claim), other}, now)
+		if (p.Halted != nil) != tc.halted {
+			t.Errorf("%s: halted %+v, want halted %v", tc.name, p.Halted, tc.halted)
+		}
+		// Once recorded, the claim keeps the reason: the condition must
+		// still say RolledBackAfterUpgrade, not a plain NodeFailed.
+		if c := condOf(p.Status, kesov1.ConditionHalted); tc.halted && c.Reason != "RolledBackAfterUpgrade" {
+			t.Errorf("%s: Halted condition reason = %s, want RolledBackAfterUpgrade", tc.name, c.Reason)
+		}
+		startsA := len(p.Start) > 0 && p.Start[0] == "a"
+		if startsA != tc.startsA {
+			t.Errorf("%s: Start = %v, want node a started: %v", tc.name, p.Start, tc.startsA)
+		}
+	}
+}
+
+// TestTrialIsNotUpgraded: a node on the target whose slot is not committed
+// (trial boot) or that does not report is neither counted nor started.
+func TestTrialIsNotUpgraded(t *testing.T) {
+	trial := Node{Name: "t", Version: "1.1.0", Reported: "1.1.0", Committed: false, Arch: "amd64", Ready: true}
+	silent := Node{Name: "u", Version: "1.1.0", Arch: "amd64", Ready: true}
+	done := Node{Name: "v", Version: "1.1.0", Reported: "1.1.0", Committed: true, Arch: "amd64", Ready: true}
+	p := Decide(Rollout{Name: "osv", Spec: spec(func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](3) })}, []Node{trial, silent, done}, now)
+	if p.Status.Upgraded != 1 || len(p.Start) != 0 || p.State == StateComplete {
+		t.Errorf("upgraded %d start %v state %s, want 1 (only v), nothing started, not Complete", p.Status.Upgraded, p.Start, p.State)
+	}
+	if got := p.Status.Nodes[0]; got.Phase != kesov1.NodePending || !strings.Contains(got.Message, "has not committed it") {
+		t.Errorf("trial node status = %s %q, want Pending, not committed", got.Phase, got.Message)
+	}
+}
+
+func TestValidateArchNames(t *testing.T) {
+	withKeys := func(keys ...string) kesov1.OSVersionSpec {
+		return spec(func(s *kesov1.OSVersionSpec) {
+			s.SHA256 = map[string]kesov1.SHA256Sum{}
+			for _, k := range keys {
+				s.SHA256[k] = hash
+			}
+		})
+	}
+	mixed := []Node{{Name: "x86", Arch: "amd64"}, {Name: "pi4", Arch: "arm64"}, {Name: "pi2", Arch: "arm"}}
+	tests := []struct {
+		name string
+		spec kesov1.OSVersionSpec
+		want string // "" = valid
+	}{
+		{"keso names for a mixed fleet", withKeys("amd64", "arm64", "armv7"), ""},
+		{"arm key", withKeys("amd64", "arm64", "arm"), `sha256 key "arm": use armv7, keso's name for 32-bit ARM`},
+		{"unknown key", withKeys("amd64", "arm64", "armv7", "riscv64"), `sha256 key "riscv64": want a keso architecture name: amd64, arm64 or armv7`},
+		{"arm node needs the armv7 entry", withKeys("amd64", "arm64"), "sha256 has no entry for arch armv7 of selected nodes"},
+	}
+	for _, tt := range tests {
+		err := Validate(tt.spec, mixed)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && !strings.Contains(got, tt.want)) {
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestKesoArch(t *testing.T) {
+	for in, want := range map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armv7", "armv7": "armv7"} {
+		if got := KesoArch(in); got != want {
+			t.Errorf("KesoArch(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDecideBlocked: a node whose Job the API server refused shows the
+// reason in its status, the Blocked condition and status.message.
+func TestDecideBlocked(t *testing.T) {
+	msg := `JobRefused: the API server refused the upgrade Job: Job.batch "x" is invalid: spec.template.spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy`
+	in := []Node{claimed(Node{Name: "a", Version: "1.0.0", Arch: "amd64", Ready: true, Unschedulable: true},
+		Claim{OSVersion: "osv", Target: "1.1.0", Phase: kesov1.NodeDraining, Since: now.Add(-time.Minute), Blocked: now.Add(-30 * time.Second), Message: msg})}
+	p := Decide(Rollout{Name: "osv", Spec: spec()}, in, now)
+	c := condOf(p.Status, kesov1.ConditionBlocked)
+	if c.Status != metav1.ConditionTrue || c.Reason != "JobRefused" || !strings.Contains(c.Message, "node a: "+msg) {
+		t.Errorf("Blocked condition = %s %s %q, want True JobRefused naming node a and the reason", c.Status, c.Reason, c.Message)
+	}
+	if got := p.Status.Nodes[0]; got.Phase != kesov1.NodeDraining || got.Message != msg {
+		t.Errorf("node status = %s %q, want Draining with the refusal", got.Phase, got.Message)
+	}
+	if !strings.Contains(p.Status.Message, "node a blocked: JobRefused") {
+		t.Errorf("status.message = %q, want it to name node a and JobRefused", p.Status.Message)
+	}
+}
+
+// TestHaltShowsLateRollbackNote: the kubelet's osImage and the node's own
+// report (keso.io/rollback) are separate writes, so the operator may record
+// a failure before the node says why. The halt reason shown (condition
+// Halted, status.message, the node's status) then adds the note, once, and
+// only a note about rolling back from the rollout's target.
+func TestHaltShowsLateRollbackNote(t *testing.T) {
+	failed := Claim{OSVersion: "osv", Target: "1.1.0", From: "1.0.0", Phase: kesov1.NodeFailed, Generation: 1,
+		Message: `RolledBack: node rebooted and came back on "1.0.0", not 1.1.0`}
+	back := Node{Name: "a", Version: "1.0.0", Reported: "1.0.0", Committed: true, Arch: "amd64", Ready: true}
+	const note = "1.1.0 -> 1.0.0: slot b (1.1.0) did not become healthy in 3 tries"
+	withNote := failed
+	withNote.Message += " (" + RollbackAnnotation + ": " + note + ")"
+	tests := []struct {
+		name  string
+		claim Claim
+		note  string
+		want  string
+	}{
+		{"no note yet", failed, "", failed.Message},
+		{"note arrived later", failed, note, failed.Message + "; " + RollbackAnnotation + ": " + note},
+		{"note already recorded", withNote, note, withNote.Message},
+		{"note about another version", failed, "1.0.5 -> 1.0.0: k3s exited", failed.Message},
+		{"v-prefixed note", failed, "v1.1.0 -> v1.0.0: k3s exited", failed.Message + "; " + RollbackAnnotation + ": v1.1.0 -> v1.0.0: k3s exited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := back
+			n.RollbackNote = tt.note
+			p := Decide(Rollout{Name: "osv", Generation: 1, Spec: spec()}, []Node{claimed(n, tt.claim)}, now)
+			if p.Halted == nil {
+				t.Fatalf("not halted; state %s", p.State)
+			}
+			if got, want := p.Halted.Reason, tt.want; got != want {
+				t.Errorf("halt reason = %q, want %q", got, want)
+			}
+			if got, want := p.Status.Message, "node a: "+tt.want; got != want {
+				t.Errorf("status.message = %q, want %q", got, want)
+			}
+			if got, want := condOf(p.Status, kesov1.ConditionHalted).Message, "node a: "+tt.want; got != want {
+				t.Errorf("Halted condition message = %q, want %q", got, want)
+			}
+			if got, want := p.Status.Nodes[0].Message, tt.want; got != want {
+				t.Errorf("node status message = %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -183,8 +183,10 @@ func startOperator(t *testing.T, identity string) *operatorProc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The renew deadline leaves room for an API server that stalls a few
+	// seconds on a loaded machine (a leader that cannot renew in time exits).
 	args := fmt.Sprintf("--kubeconfig %s --namespace %s --image keso-test:dev --lease keso-operator --identity %s "+
-		"--lease-duration 2s --renew-deadline 1500ms --retry-period 250ms --resync 200ms --metrics-addr 127.0.0.1:0 --workers 2",
+		"--lease-duration 5s --renew-deadline 4s --retry-period 500ms --resync 200ms --metrics-addr 127.0.0.1:0 --workers 2",
 		operatorKubeconfig, jobNamespace, identity)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KESO_TEST_OPERATOR=1", "KESO_TEST_OPERATOR_ARGS="+args)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	"github.com/keso-os/keso/pkg/image/build"
 	"github.com/keso-os/keso/pkg/operator"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -64,7 +65,8 @@ spec:
 		{"bad scheme", `image: https://`, `image: ftp://`, `spec.image: Invalid value`},
 		{"image without version", `keso-{version}-{arch}`, `keso-{arch}`, `image must contain {version}`},
 		{"short sha256", "amd64: " + sum, "amd64: abc", `spec.sha256.amd64: Invalid value`},
-		{"unknown arch", "arm64: " + sum, "riscv: " + sum, `keys must be amd64, arm64 or arm`},
+		{"unknown arch", "arm64: " + sum, "riscv: " + sum, `sha256 keys must be keso architecture names: amd64, arm64 or armv7`},
+		{"arm instead of armv7", "arm64: " + sum, "arm: " + sum, `use armv7, keso's name for 32-bit ARM`},
 		{"concurrency 0", "concurrency: 2", "concurrency: 0", `spec.concurrency: Invalid value: 0`},
 		{"both limits", "concurrency: 2", "concurrency: 2\n  maxUnavailable: 10%", `set concurrency or maxUnavailable, not both`},
 		{"bad day", "days: [Sat, Sun]", "days: [Saturday]", `spec.window.days[0]: Unsupported value: "Saturday"`},
@@ -209,6 +211,15 @@ func TestFailuresHalt(t *testing.T) {
 			h := condition(o, kesov1.ConditionHalted)
 			if h.Status != metav1.ConditionTrue || !strings.Contains(h.Message, bad) || !strings.Contains(h.Message, tc.reason) {
 				t.Errorf("Halted condition = %s %q, want True naming %s and %s", h.Status, h.Message, bad, tc.reason)
+			}
+			if tc.b == rollBack {
+				// The node's keso.io/rollback arrives after the kubelet's
+				// osImage; the halt reason must show it once it does.
+				eventually(t, 30*time.Second, "status.message with keso.io/rollback", func() (bool, error) {
+					o := getOSV(t, tc.group)
+					return strings.Contains(o.Status.Message, bad) && strings.Contains(o.Status.Message, "simulated failed trial"),
+						fmt.Errorf("status.message = %q", o.Status.Message)
+				})
 			}
 			time.Sleep(1500 * time.Millisecond) // nothing may start while halted
 			jobs, _, order, _ := s.snapshot()
@@ -417,4 +428,162 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// TestRollbackAfterSuccessHalts: a node that the operator counted Upgraded
+// (Ready, committed) and that then falls back to the old version halts the
+// rollout naming it, and is not upgraded again (no loop) until a resume.
+func TestRollbackAfterSuccessHalts(t *testing.T) {
+	needEnv(t)
+	const group = "ras"
+	names := makeNodes(t, group, 3, "1.0.0")
+	bad := names[1]
+	s := newSim(t, group, 50*time.Millisecond, func(node string, attempt int) behaviour {
+		if node == bad && attempt == 1 {
+			return rollBackAfterSuccess
+		}
+		return upgradeOK
+	})
+	startOperator(t, "op-ras")
+	makeOSVersion(t, group, "1.1.0", nil)
+	o := waitState(t, group, operator.StateHalted, time.Minute)
+	h := condition(o, kesov1.ConditionHalted)
+	if h.Status != metav1.ConditionTrue || h.Reason != "RolledBackAfterUpgrade" || !strings.Contains(h.Message, bad) {
+		t.Errorf("Halted condition = %s %s %q, want True RolledBackAfterUpgrade naming %s", h.Status, h.Reason, h.Message, bad)
+	}
+	// The node says why (keso.io/rollback) in a write of its own after the
+	// kubelet reported the old osImage: the reason may show a moment later.
+	eventually(t, 30*time.Second, "status.message naming "+bad+" and its keso.io/rollback", func() (bool, error) {
+		o := getOSV(t, group)
+		return strings.Contains(o.Status.Message, bad) && strings.Contains(o.Status.Message, "simulated fallback after commit"),
+			fmt.Errorf("status.message = %q", o.Status.Message)
+	})
+	time.Sleep(2 * time.Second) // a loop would start a second Job here
+	jobs, _, _, _ := s.snapshot()
+	if jobs[bad] != 1 {
+		t.Fatalf("node %s had %d Jobs after rolling back from a counted success, want 1 (no re-upgrade)", bad, jobs[bad])
+	}
+	if o = getOSV(t, group); o.Status.State != operator.StateHalted {
+		t.Errorf("state = %s after 2 s, want still Halted", o.Status.State)
+	}
+	get, _ := kubectl("get", "osversion", group, "-o", "wide")
+	t.Logf("kubectl get osversion -o wide:\n%s", get)
+	if !strings.Contains(get, "RolledBackAfterUpgrade") {
+		t.Errorf("kubectl get -o wide does not show the reason:\n%s", get)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"1"}}}`, operator.ResumeAnnotation)
+	if _, err := keso.KesoV1().OSVersions().Patch(context.Background(), group, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, group, operator.StateComplete, time.Minute)
+	if jobs, _, _, _ = s.snapshot(); jobs[bad] != 2 {
+		t.Errorf("node %s had %d Jobs, want 2 (the resume retried it once)", bad, jobs[bad])
+	}
+}
+
+// TestMixedFleetJobs: amd64, arm64 and 32-bit ARM nodes (reported "arm")
+// each get a Job for the file the builder writes for their arch.
+func TestMixedFleetJobs(t *testing.T) {
+	needEnv(t)
+	const group = "mix"
+	archs := []string{"amd64", "arm64", "arm"}
+	names := makeArchNodes(t, group, "1.0.0", archs)
+	newSim(t, group, 20*time.Millisecond, allOK)
+	startOperator(t, "op-mix")
+	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) {
+		s.Concurrency = ptr.To[int32](3)
+		s.SHA256 = map[string]kesov1.SHA256Sum{"amd64": sum, "arm64": sum, "armv7": sum}
+	})
+	waitState(t, group, operator.StateComplete, time.Minute)
+	jobs, err := kube.BatchV1().Jobs(jobNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range jobs.Items {
+		cmd := j.Spec.Template.Spec.Containers[0].Command
+		for i, a := range cmd {
+			if a == "--image" && i+1 < len(cmd) {
+				got[j.Labels[operator.JobLabel]] = cmd[i+1]
+			}
+		}
+	}
+	for i, name := range names {
+		kesoArch := map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armv7"}[archs[i]]
+		want := "https://releases.example.org/" + build.UpgradeImageName("1.1.0", kesoArch)
+		if got[name] != want {
+			t.Errorf("node %s (%s): Job --image %q, want %q (the builder's file)", name, archs[i], got[name], want)
+		}
+	}
+}
+
+// TestJobBlockedByPodSecurity: with PodSecurity enforcing "baseline" on
+// the Jobs' namespace, the API server accepts the privileged upgrade Job
+// (with a warning) but refuses its pod. The operator shows why (node
+// message, condition Blocked, status.message, events), then gives the node
+// back (uncordoned, Job deleted) and halts; the next node is never touched.
+func TestJobBlockedByPodSecurity(t *testing.T) {
+	needEnv(t)
+	const group = "psa"
+	ctx := context.Background()
+	setLabel := func(v string) {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{"pod-security.kubernetes.io/enforce":%q}}}`, v)
+		if _, err := kube.CoreV1().Namespaces().Patch(ctx, jobNamespace, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns, err := kube.CoreV1().Namespaces().Get(ctx, jobNamespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := ns.Labels["pod-security.kubernetes.io/enforce"]
+	setLabel("baseline")
+	t.Cleanup(func() { setLabel(prev) })
+
+	names := makeNodes(t, group, 2, "1.0.0")
+	s := newSim(t, group, 20*time.Millisecond, allOK)
+	s.admitPods = true
+	startOperator(t, "op-psa")
+	makeOSVersion(t, group, "1.1.0", func(s *kesov1.OSVersionSpec) {
+		s.Drain.Timeout = &metav1.Duration{Duration: 6 * time.Second} // JobStartTimeout 6s, Blocked after 3s
+	})
+	eventually(t, 30*time.Second, "condition Blocked", func() (bool, error) {
+		o := getOSV(t, group)
+		c := condition(o, kesov1.ConditionBlocked)
+		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, names[0]) && strings.Contains(c.Message, "PodSecurity"),
+			fmt.Errorf("Blocked = %s %q", c.Status, c.Message)
+	})
+	o := waitState(t, group, operator.StateHalted, time.Minute)
+	for _, want := range []string{names[0], "JobNotStarted", `would violate PodSecurity "baseline`, "privileged"} {
+		if !strings.Contains(o.Status.Message, want) {
+			t.Errorf("status.message = %q, want it to contain %q", o.Status.Message, want)
+		}
+	}
+	if len(s.refusals()) == 0 {
+		t.Errorf("the API server admitted the Job's pod: PodSecurity did not enforce baseline")
+	}
+	node, err := kube.CoreV1().Nodes().Get(ctx, names[0], metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node.Spec.Unschedulable {
+		t.Errorf("node %s still cordoned after the operator gave up on its Job", names[0])
+	}
+	jobs, _ := kube.BatchV1().Jobs(jobNamespace).List(ctx, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
+	if len(jobs.Items) != 0 {
+		t.Errorf("%d Jobs left after the node was given back, want 0 (deleted)", len(jobs.Items))
+	}
+	if j, _, _, _ := s.snapshot(); j[names[1]] != 0 {
+		t.Errorf("node %s got a Job although the rollout is halted", names[1])
+	}
+	get, _ := kubectl("get", "osversion", group, "-o", "wide")
+	t.Logf("kubectl get osversion -o wide:\n%s", get)
+	if !strings.Contains(get, "PodSecurity") {
+		t.Errorf("kubectl get osversion -o wide does not say what to fix:\n%s", get)
+	}
+	ev, _ := kubectl("get", "events", "-n", "default", "--field-selector", "involvedObject.kind=OSVersion,involvedObject.name="+group)
+	t.Logf("events:\n%s", ev)
+	if !strings.Contains(ev, "UpgradeBlocked") && !strings.Contains(ev, "NodeFailed") {
+		t.Errorf("OSVersion events lack UpgradeBlocked/NodeFailed:\n%s", ev)
+	}
 }

@@ -25,10 +25,14 @@ const testLabel = "keso-test"
 type behaviour string
 
 const (
-	upgradeOK behaviour = "ok"       // reboots into the target version
+	upgradeOK behaviour = "ok"       // reboots into the target version, its trial commits
 	rollBack  behaviour = "rollback" // reboots, but comes back on the old version
 	jobFails  behaviour = "fail"     // the Job fails before rebooting
 	hang      behaviour = "hang"     // never comes back
+	// rollBackAfterSuccess upgrades and commits like upgradeOK, then, once
+	// the operator has counted the node Upgraded, reboots back into the old
+	// version (a fallback after a "success").
+	rollBackAfterSuccess behaviour = "rollback-after-success"
 )
 
 // sim plays the kubelet for the nodes labelled keso-test=<group>: it runs
@@ -47,11 +51,17 @@ type sim struct {
 	cordoned    map[string]bool
 	maxCordoned int
 	stop        context.CancelFunc
+	// admitPods makes the simulator act like the Job controller before it
+	// runs a Job: it asks the API server to admit the Job's pod (a dry-run
+	// create, which PodSecurity admission evaluates like a real one); a
+	// refused pod leaves the Job without pods, as in a real cluster.
+	admitPods bool
+	refused   map[string]string // Job name → the API server's refusal
 }
 
 func newSim(t *testing.T, group string, delay time.Duration, behave func(string, int) behaviour) *sim {
 	s := &sim{t: t, group: group, delay: delay, behave: behave,
-		jobs: map[string]int{}, flips: map[string]int{}, cordoned: map[string]bool{}}
+		jobs: map[string]int{}, flips: map[string]int{}, cordoned: map[string]bool{}, refused: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	t.Cleanup(cancel)
@@ -97,7 +107,7 @@ func (s *sim) sawNode(n *corev1.Node) {
 
 func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 	node := j.Labels[operator.JobLabel]
-	if !strings.HasPrefix(node, s.group+"-") {
+	if !strings.HasPrefix(node, s.group+"-") || j.DeletionTimestamp != nil {
 		return
 	}
 	s.mu.Lock()
@@ -110,23 +120,57 @@ func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 	target := j.Labels[operator.TargetLabel]
 	b := s.behave(node, attempt)
 	go func() {
+		// The Job controller creates the pod (or is refused).
+		if s.admitPods {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-sim", Namespace: j.Namespace, Labels: j.Spec.Template.Labels},
+				Spec: j.Spec.Template.Spec}
+			if _, err := kube.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+				s.mu.Lock()
+				s.refused[j.Name] = err.Error()
+				s.mu.Unlock()
+				return
+			}
+		}
+		if err := startJob(ctx, j); err != nil && ctx.Err() == nil {
+			s.t.Errorf("simulator: start Job %s: %v", j.Name, err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(s.delay):
 		}
-		var err error
+		old, err := nodeVersion(ctx, node)
+		if err != nil {
+			s.t.Errorf("simulator: node %s: %v", node, err)
+			return
+		}
 		switch b {
-		case upgradeOK:
-			err = setNode(ctx, node, "keso "+target, true)
+		case upgradeOK, rollBackAfterSuccess:
+			err = s.upgrade(ctx, node, target)
 			if err == nil {
-				s.mu.Lock()
-				s.flips[node]++
-				s.mu.Unlock()
 				err = finishJob(ctx, j, true)
 			}
+			if err == nil && b == rollBackAfterSuccess {
+				// Wait until the operator counted it, then fall back:
+				// the kubelet reports the old osImage first, the node's
+				// own report (with keso.io/rollback) follows in a write
+				// of its own, as on a real node where either may come
+				// first.
+				err = waitClaimPhase(ctx, node, kesov1.NodeUpgraded)
+				if err == nil {
+					err = setNode(ctx, node, "keso "+old, true)
+				}
+				if err == nil {
+					err = annotate(ctx, node, old, "true", target+" -> "+old+": simulated fallback after commit")
+				}
+			}
 		case rollBack:
+			// Back on the old version: the kubelet's report first, then
+			// the node's own (see above).
 			err = setNode(ctx, node, "", true)
+			if err == nil {
+				err = annotate(ctx, node, old, "true", target+" -> "+old+": simulated failed trial")
+			}
 			if err == nil {
 				err = finishJob(ctx, j, true)
 			}
@@ -137,6 +181,36 @@ func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 			s.t.Errorf("simulator: node %s (%s): %v", node, b, err)
 		}
 	}()
+}
+
+// upgrade reboots the node into target the way a keso node does: the
+// kubelet reports the new osImage and Ready while the node's own report
+// still comes from the previous boot; then the agent reports the trial
+// (committed=false); then the health gate commits (committed=true).
+func (s *sim) upgrade(ctx context.Context, node, target string) error {
+	if err := setNode(ctx, node, "keso "+target, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.flips[node]++
+	s.mu.Unlock()
+	for _, committed := range []string{"false", "true"} {
+		time.Sleep(s.delay / 3)
+		if err := annotate(ctx, node, target, committed, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sim) refusals() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range s.refused {
+		out[k] = v
+	}
+	return out
 }
 
 func (s *sim) snapshot() (jobs, flips map[string]int, order []string, maxCordoned int) {
@@ -150,6 +224,72 @@ func (s *sim) snapshot() (jobs, flips map[string]int, order []string, maxCordone
 		flips[k] = v
 	}
 	return jobs, flips, append([]string(nil), s.order...), s.maxCordoned
+}
+
+// annotate writes what a keso node reports about itself (pkg/operator's
+// VersionAnnotation, CommittedAnnotation, RollbackAnnotation).
+func annotate(ctx context.Context, name, version, committed, rollback string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[operator.VersionAnnotation] = version
+		n.Annotations[operator.CommittedAnnotation] = committed
+		if rollback != "" {
+			n.Annotations[operator.RollbackAnnotation] = rollback
+		}
+		_, err = kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func nodeVersion(ctx context.Context, name string) (string, error) {
+	n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return operator.VersionFromOSImage(n.Status.NodeInfo.OSImage), nil
+}
+
+// waitClaimPhase waits until the operator's claim on the node has phase.
+func waitClaimPhase(ctx context.Context, name string, phase kesov1.NodePhase) error {
+	for {
+		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c, _ := operator.ParseClaim(n.Annotations); c != nil && c.Phase == phase {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// startJob marks the Job's pod active, as the Job controller does once it
+// created it.
+func startJob(ctx context.Context, j *batchv1.Job) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := kube.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Status.StartTime == nil {
+			// Immutable once set on an unsuspended Job.
+			now := metav1.Now()
+			cur.Status.StartTime = &now
+		}
+		cur.Status.Active = 1
+		_, err = kube.BatchV1().Jobs(j.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 // setNode reboots a simulated node: a new boot ID, Ready, and osImage
@@ -187,8 +327,12 @@ func finishJob(ctx context.Context, j *batchv1.Job, ok bool) error {
 			return err
 		}
 		now := metav1.Now()
-		start := metav1.NewTime(now.Add(-time.Second))
-		cur.Status.StartTime = &start
+		if cur.Status.StartTime == nil {
+			// Immutable once set on an unsuspended Job.
+			start := metav1.NewTime(now.Add(-time.Second))
+			cur.Status.StartTime = &start
+		}
+		cur.Status.Active = 0
 		cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
 			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: "simulated", LastProbeTime: now, LastTransitionTime: now}
 		}
@@ -205,20 +349,33 @@ func finishJob(ctx context.Context, j *batchv1.Job, ok bool) error {
 	})
 }
 
-// makeNodes creates n nodes <group>-NNN running keso <version>, Ready.
+// makeNodes creates n nodes <group>-NNN running keso <version> committed,
+// Ready, amd64.
 func makeNodes(t *testing.T, group string, n int, version string) []string {
+	t.Helper()
+	archs := make([]string, n)
+	for i := range archs {
+		archs[i] = "amd64"
+	}
+	return makeArchNodes(t, group, version, archs)
+}
+
+// makeArchNodes creates one node per entry of archs (Kubernetes arch names:
+// amd64, arm64, arm), like makeNodes.
+func makeArchNodes(t *testing.T, group, version string, archs []string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var names []string
-	for i := 0; i < n; i++ {
+	for i, arch := range archs {
 		name := fmt.Sprintf("%s-%03d", group, i)
 		node, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name: name, Labels: map[string]string{testLabel: group, "kubernetes.io/arch": "amd64"},
+			Name: name, Labels: map[string]string{testLabel: group, "kubernetes.io/arch": arch},
+			Annotations: map[string]string{operator.VersionAnnotation: version, operator.CommittedAnnotation: "true", operator.SlotAnnotation: "a"},
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		node.Status.NodeInfo = corev1.NodeSystemInfo{OSImage: "keso " + version, Architecture: "amd64", BootID: string(uuid.NewUUID()),
+		node.Status.NodeInfo = corev1.NodeSystemInfo{OSImage: "keso " + version, Architecture: arch, BootID: string(uuid.NewUUID()),
 			KubeletVersion: "v1.37.2+k3s1", OperatingSystem: "linux"}
 		node.Status.Conditions = readyCondition(true)
 		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
@@ -256,7 +413,12 @@ func makeOSVersion(t *testing.T, group, version string, mod func(*kesov1.OSVersi
 	}
 	t.Cleanup(func() {
 		_ = keso.KesoV1().OSVersions().Delete(ctx, group, metav1.DeleteOptions{})
-		_ = kube.BatchV1().Jobs(jobNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
+		// Background: the default for Jobs (orphan) leaves a finalizer
+		// that only a garbage collector removes, and there is none here;
+		// the Job would stay for the next test with the same group
+		// (go test -count).
+		bg := metav1.DeletePropagationBackground
+		_ = kube.BatchV1().Jobs(jobNamespace).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &bg}, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
 	})
 	return got
 }

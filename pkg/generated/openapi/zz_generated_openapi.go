@@ -219,7 +219,7 @@ func schema_pkg_apis_kesoio_v1_NodeStatus(ref common.ReferenceCallback) common.O
 					},
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Phase of the node's upgrade.\n\nPossible enum values:\n - `\"Draining\"` : cordoned, pods being evicted.\n - `\"Failed\"` : the Job failed, the node rolled back, or a timeout passed.\n - `\"Pending\"` : selected, not on the target version, not started.\n - `\"Upgraded\"` : running the target version, uncordoned.\n - `\"Upgrading\"` : the upgrade Job runs; waiting for the node to reboot into the target version and become Ready.",
+							Description: "Phase of the node's upgrade.\n\nPossible enum values:\n - `\"Draining\"` : cordoned, pods being evicted.\n - `\"Failed\"` : the Job was refused or failed, the node rolled back (also after it was counted Upgraded), or a timeout passed.\n - `\"Pending\"` : selected, not on the target version, not started.\n - `\"Upgraded\"` : running the target version with its slot committed (node annotations keso.io/version and keso.io/committed), uncordoned.\n - `\"Upgrading\"` : the upgrade Job runs; waiting for the node to reboot into the target version, become Ready and commit its new slot.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -365,7 +365,7 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 					},
 					"image": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Image is the URL template of the upgrade artifact (the root squashfs). \"{arch}\" becomes the node's architecture (amd64, arm64, arm) and \"{version}\" the version. Schemes: https://, http://, file://, oci://.",
+							Description: "Image is the URL template of the upgrade artifact (the root squashfs). \"{arch}\" becomes the node's architecture in keso's names (amd64, arm64, armv7; a node Kubernetes reports as \"arm\" is armv7), matching the builder's keso-<version>-<arch>.squashfs, and \"{version}\" the version. Schemes: https://, http://, file://, oci://.",
 							Default:     "",
 							MaxLength:   ptr.To[int64](2048),
 							Pattern:     "^(https?|file|oci)://[^\\s]+$",
@@ -376,11 +376,11 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 					"sha256": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
-								"x-kubernetes-validations": []interface{}{map[string]interface{}{"message": "keys must be amd64, arm64 or arm", "rule": "self.all(k, k in ['amd64', 'arm64', 'arm'])"}},
+								"x-kubernetes-validations": []interface{}{map[string]interface{}{"message": "sha256 key arm: use armv7, keso's name for 32-bit ARM (Kubernetes reports those nodes as arm)", "rule": "!('arm' in self)"}, map[string]interface{}{"message": "sha256 keys must be keso architecture names: amd64, arm64 or armv7", "rule": "self.all(k, k in ['amd64', 'arm64', 'armv7'])"}},
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description:   "SHA256 maps an architecture (amd64, arm64, arm) to the lowercase hex SHA-256 of that architecture's artifact. Every architecture among the selected nodes needs an entry.",
+							Description:   "SHA256 maps an architecture in keso's names (amd64, arm64, armv7) to the lowercase hex SHA-256 of that architecture's artifact. Nodes that Kubernetes reports as \"arm\" (32-bit ARM) use the armv7 entry. Every architecture among the selected nodes needs an entry.",
 							MinProperties: ptr.To[int64](1),
 							MaxProperties: ptr.To[int64](3),
 							Type:          []string{"object"},
@@ -438,7 +438,7 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 					},
 					"upgradeTimeout": {
 						SchemaProps: spec.SchemaProps{
-							Description: "UpgradeTimeout bounds one node's upgrade, from the start of its Job to the node being Ready on the new version (default 30m). A node that exceeds it halts the rollout.",
+							Description: "UpgradeTimeout bounds one node's upgrade, from the start of its Job to the node being Ready on the new version with its slot committed (default 30m). A node that exceeds it halts the rollout.",
 							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
 						},
 					},
@@ -480,7 +480,7 @@ func schema_pkg_apis_kesoio_v1_OSVersionStatus(ref common.ReferenceCallback) com
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "Conditions: Validated, Progressing, Complete, Halted.",
+							Description: "Conditions: Validated, Progressing, Complete, Halted, Blocked.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -514,7 +514,7 @@ func schema_pkg_apis_kesoio_v1_OSVersionStatus(ref common.ReferenceCallback) com
 					},
 					"upgraded": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Upgraded counts selected nodes running spec.version.",
+							Description: "Upgraded counts selected nodes running spec.version with their slot committed.",
 							Default:     0,
 							Type:        []string{"integer"},
 							Format:      "int32",
@@ -538,6 +538,13 @@ func schema_pkg_apis_kesoio_v1_OSVersionStatus(ref common.ReferenceCallback) com
 					"resumed": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Resumed is the last keso.io/resume annotation value the operator acted on.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says what holds the rollout, when something does: the node and reason of a halt or of a blocked upgrade Job (what to fix), a pause, a closed window, an invalid spec.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

@@ -83,6 +83,7 @@ func OSVersion() (*apiextv1.CustomResourceDefinition, error) {
 					{Name: "Total", Type: "integer", JSONPath: ".status.total", Description: "Selected nodes"},
 					{Name: "Status", Type: "string", JSONPath: ".status.state", Description: "Invalid, Paused, Waiting, Progressing, Halted or Complete"},
 					{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
+					{Name: "Message", Type: "string", JSONPath: ".status.message", Priority: 1, Description: "What holds the rollout: the node and reason of a halt or a blocked Job, a pause, a closed window"},
 				},
 			}},
 		},

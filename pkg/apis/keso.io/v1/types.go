@@ -17,6 +17,11 @@ const (
 	// ConditionHalted is True when a node failed; nothing new starts until the
 	// spec changes or an admin resumes (annotation keso.io/resume).
 	ConditionHalted = "Halted"
+	// ConditionBlocked is True while a node cannot get its upgrade Job
+	// running: the API server refused the Job, or no pod of it could be
+	// created (e.g. PodSecurity forbids privileged pods in the Job's
+	// namespace). The message names the node and the API server's reason.
+	ConditionBlocked = "Blocked"
 )
 
 // NodePhase is where one node is in its upgrade.
@@ -30,11 +35,13 @@ const (
 	// NodeDraining: cordoned, pods being evicted.
 	NodeDraining NodePhase = "Draining"
 	// NodeUpgrading: the upgrade Job runs; waiting for the node to reboot
-	// into the target version and become Ready.
+	// into the target version, become Ready and commit its new slot.
 	NodeUpgrading NodePhase = "Upgrading"
-	// NodeUpgraded: running the target version, uncordoned.
+	// NodeUpgraded: running the target version with its slot committed
+	// (node annotations keso.io/version and keso.io/committed), uncordoned.
 	NodeUpgraded NodePhase = "Upgraded"
-	// NodeFailed: the Job failed, the node rolled back, or a timeout passed.
+	// NodeFailed: the Job was refused or failed, the node rolled back (also
+	// after it was counted Upgraded), or a timeout passed.
 	NodeFailed NodePhase = "Failed"
 )
 
@@ -84,18 +91,23 @@ type OSVersionSpec struct {
 	// +k8s:validation:maxLength=64
 	Version string `json:"version"`
 	// Image is the URL template of the upgrade artifact (the root squashfs).
-	// "{arch}" becomes the node's architecture (amd64, arm64, arm) and
-	// "{version}" the version. Schemes: https://, http://, file://, oci://.
+	// "{arch}" becomes the node's architecture in keso's names (amd64, arm64,
+	// armv7; a node Kubernetes reports as "arm" is armv7), matching the
+	// builder's keso-<version>-<arch>.squashfs, and "{version}" the version.
+	// Schemes: https://, http://, file://, oci://.
 	// +k8s:validation:pattern="^(https?|file|oci)://[^\\s]+$"
 	// +k8s:validation:maxLength=2048
 	Image string `json:"image"`
-	// SHA256 maps an architecture (amd64, arm64, arm) to the lowercase hex
-	// SHA-256 of that architecture's artifact. Every architecture among the
-	// selected nodes needs an entry.
+	// SHA256 maps an architecture in keso's names (amd64, arm64, armv7) to
+	// the lowercase hex SHA-256 of that architecture's artifact. Nodes that
+	// Kubernetes reports as "arm" (32-bit ARM) use the armv7 entry. Every
+	// architecture among the selected nodes needs an entry.
 	// +k8s:validation:minProperties=1
 	// +k8s:validation:maxProperties=3
-	// +k8s:validation:cel[0]:rule="self.all(k, k in ['amd64', 'arm64', 'arm'])"
-	// +k8s:validation:cel[0]:message="keys must be amd64, arm64 or arm"
+	// +k8s:validation:cel[0]:rule="!('arm' in self)"
+	// +k8s:validation:cel[0]:message="sha256 key arm: use armv7, keso's name for 32-bit ARM (Kubernetes reports those nodes as arm)"
+	// +k8s:validation:cel[1]:rule="self.all(k, k in ['amd64', 'arm64', 'armv7'])"
+	// +k8s:validation:cel[1]:message="sha256 keys must be keso architecture names: amd64, arm64 or armv7"
 	SHA256 map[string]SHA256Sum `json:"sha256"`
 	// NodeSelector selects the nodes to upgrade. Empty or absent selects
 	// every node.
@@ -123,8 +135,8 @@ type OSVersionSpec struct {
 	// +optional
 	Window *MaintenanceWindow `json:"window,omitempty"`
 	// UpgradeTimeout bounds one node's upgrade, from the start of its Job to
-	// the node being Ready on the new version (default 30m). A node that
-	// exceeds it halts the rollout.
+	// the node being Ready on the new version with its slot committed
+	// (default 30m). A node that exceeds it halts the rollout.
 	// +optional
 	UpgradeTimeout *metav1.Duration `json:"upgradeTimeout,omitempty"`
 }
@@ -184,7 +196,7 @@ type OSVersionStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Validated, Progressing, Complete, Halted.
+	// Conditions: Validated, Progressing, Complete, Halted, Blocked.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -194,7 +206,8 @@ type OSVersionStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Nodes []NodeStatus `json:"nodes,omitempty"`
-	// Upgraded counts selected nodes running spec.version.
+	// Upgraded counts selected nodes running spec.version with their slot
+	// committed.
 	// +optional
 	Upgraded int32 `json:"upgraded"`
 	// Total counts selected nodes.
@@ -208,6 +221,11 @@ type OSVersionStatus struct {
 	// acted on.
 	// +optional
 	Resumed string `json:"resumed,omitempty"`
+	// Message says what holds the rollout, when something does: the node
+	// and reason of a halt or of a blocked upgrade Job (what to fix), a
+	// pause, a closed window, an invalid spec.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // NodeStatus is one node's place in the rollout.

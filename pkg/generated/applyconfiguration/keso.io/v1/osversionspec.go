@@ -23,12 +23,15 @@ type OSVersionSpecApplyConfiguration struct {
 	// its status.nodeInfo.osImage is "keso <version>".
 	Version *string `json:"version,omitempty"`
 	// Image is the URL template of the upgrade artifact (the root squashfs).
-	// "{arch}" becomes the node's architecture (amd64, arm64, arm) and
-	// "{version}" the version. Schemes: https://, http://, file://, oci://.
+	// "{arch}" becomes the node's architecture in keso's names (amd64, arm64,
+	// armv7; a node Kubernetes reports as "arm" is armv7), matching the
+	// builder's keso-<version>-<arch>.squashfs, and "{version}" the version.
+	// Schemes: https://, http://, file://, oci://.
 	Image *string `json:"image,omitempty"`
-	// SHA256 maps an architecture (amd64, arm64, arm) to the lowercase hex
-	// SHA-256 of that architecture's artifact. Every architecture among the
-	// selected nodes needs an entry.
+	// SHA256 maps an architecture in keso's names (amd64, arm64, armv7) to
+	// the lowercase hex SHA-256 of that architecture's artifact. Nodes that
+	// Kubernetes reports as "arm" (32-bit ARM) use the armv7 entry. Every
+	// architecture among the selected nodes needs an entry.
 	SHA256 map[string]kesoiov1.SHA256Sum `json:"sha256,omitempty"`
 	// NodeSelector selects the nodes to upgrade. Empty or absent selects
 	// every node.
@@ -48,8 +51,8 @@ type OSVersionSpecApplyConfiguration struct {
 	// Window restricts when nodes may start upgrading. Absent means any time.
 	Window *MaintenanceWindowApplyConfiguration `json:"window,omitempty"`
 	// UpgradeTimeout bounds one node's upgrade, from the start of its Job to
-	// the node being Ready on the new version (default 30m). A node that
-	// exceeds it halts the rollout.
+	// the node being Ready on the new version with its slot committed
+	// (default 30m). A node that exceeds it halts the rollout.
 	UpgradeTimeout *apismetav1.Duration `json:"upgradeTimeout,omitempty"`
 }
 

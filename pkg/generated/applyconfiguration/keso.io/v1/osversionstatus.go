@@ -17,11 +17,12 @@ import (
 type OSVersionStatusApplyConfiguration struct {
 	// ObservedGeneration is the spec generation this status describes.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Validated, Progressing, Complete, Halted.
+	// Conditions: Validated, Progressing, Complete, Halted, Blocked.
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// Nodes has one entry per selected node, sorted by name.
 	Nodes []NodeStatusApplyConfiguration `json:"nodes,omitempty"`
-	// Upgraded counts selected nodes running spec.version.
+	// Upgraded counts selected nodes running spec.version with their slot
+	// committed.
 	Upgraded *int32 `json:"upgraded,omitempty"`
 	// Total counts selected nodes.
 	Total *int32 `json:"total,omitempty"`
@@ -31,6 +32,10 @@ type OSVersionStatusApplyConfiguration struct {
 	// Resumed is the last keso.io/resume annotation value the operator
 	// acted on.
 	Resumed *string `json:"resumed,omitempty"`
+	// Message says what holds the rollout, when something does: the node
+	// and reason of a halt or of a blocked upgrade Job (what to fix), a
+	// pause, a closed window, an invalid spec.
+	Message *string `json:"message,omitempty"`
 }
 
 // OSVersionStatusApplyConfiguration constructs a declarative configuration of the OSVersionStatus type for use with
@@ -102,5 +107,13 @@ func (b *OSVersionStatusApplyConfiguration) WithState(value string) *OSVersionSt
 // If called multiple times, the Resumed field is set to the value of the last call.
 func (b *OSVersionStatusApplyConfiguration) WithResumed(value string) *OSVersionStatusApplyConfiguration {
 	b.Resumed = &value
+	return b
+}
+
+// WithMessage sets the Message field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Message field is set to the value of the last call.
+func (b *OSVersionStatusApplyConfiguration) WithMessage(value string) *OSVersionStatusApplyConfiguration {
+	b.Message = &value
 	return b
 }
