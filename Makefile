@@ -33,7 +33,7 @@ fmt-check:
 # test: install what the tests need, then vet, gofmt and every test (unit,
 # integration against a real kube-apiserver, QEMU boots).
 test: deps inputs kube-tools vet fmt-check
-	KUBEBUILDER_ASSETS=$$(./scripts/kube-tools.sh --print-dir) $(GO) test -count=1 -timeout 60m ./...
+	KUBEBUILDER_ASSETS=$$(./scripts/kube-tools.sh --print-dir) $(GO) test -count=1 -timeout 80m ./...
 
 clean:
 	rm -rf dist

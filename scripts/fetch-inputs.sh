@@ -43,6 +43,14 @@ wifi_pkgs_for() {
 
 # Packages per keso arch ("<package>:<debian arch>"; arch-independent ones bare).
 # The kernel entry is the metapackage; its Depends names the ABI package.
+# The real-node test fixture (test/realnode, never shipped): Debian's
+# container runtime, carried into a TEST image with its shared libraries.
+realnode_pkgs_for() {
+  case "$1" in
+    amd64) for p in containerd runc containernetworking-plugins libc6 libseccomp2 iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0; do echo "$p:amd64"; done ;;
+  esac
+}
+
 pkgs_for() {
   case "$1" in
     amd64) echo "linux-image-cloud-amd64:amd64 systemd-boot-efi:amd64 isolinux syslinux-common ca-certificates" ;;
@@ -55,7 +63,7 @@ pkgs_for() {
 
 specs=()
 for a in "${arches[@]}"; do
-  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a") $(wifi_pkgs_for "$a"); do
+  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a") $(wifi_pkgs_for "$a") $(realnode_pkgs_for "$a"); do
     [[ " ${specs[*]} " == *" $p "* ]] || specs+=("$p")
   done
 done

@@ -21,9 +21,14 @@ K8S_VERSION=v1.37.2
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${KESO_KUBE_TOOLS_DIR:-/var/cache/keso/kube-tools/$K8S_VERSION}
 
+CMDS=(kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet)
+
 complete() {
-  [[ -x $DIR/etcd && -x $DIR/kube-apiserver && -x $DIR/kubectl ]] || return 1
+  local c
+  [[ -x $DIR/etcd ]] || return 1
+  for c in "${CMDS[@]}"; do [[ -x $DIR/$c ]] || return 1; done
   "$DIR/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
+  "$DIR/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
 }
 
 if [[ ${1:-} == --print-dir ]]; then
@@ -61,12 +66,18 @@ ldflags+=" -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/p
 
 cd "$ROOT/test/tools"
 start=$SECONDS
-for cmd in kube-apiserver kubectl; do
-  echo "kube-tools.sh: building $cmd $K8S_VERSION (cold: several minutes)" >&2
-  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" \
-    -o "$DIR/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
-  mv -f "$DIR/$cmd.tmp" "$DIR/$cmd"
-done
+# One go build for all of them: they share most packages, and one process
+# compiles each package once. Missing binaries only.
+todo=()
+for cmd in "${CMDS[@]}"; do [[ -x $DIR/$cmd ]] || todo+=("k8s.io/kubernetes/cmd/$cmd"); done
+if ((${#todo[@]})); then
+  echo "kube-tools.sh: building ${todo[*]##*/} $K8S_VERSION (cold: 15-30 min on 2 cores)" >&2
+  tmp=$(mktemp -d "$DIR/.build.XXXXXX")
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" \
+    -o "$tmp/" "${todo[@]}"
+  for f in "$tmp"/*; do mv -f "$f" "$DIR/${f##*/}"; done
+  rmdir "$tmp"
+fi
 echo "kube-tools.sh: built in $((SECONDS - start)) s" >&2
 if ! complete; then
   echo "kube-tools.sh: $DIR/kube-apiserver does not report Kubernetes $K8S_VERSION" >&2

@@ -82,7 +82,7 @@ func inputHash(root, arch string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "arch %s\n", arch)
 	var files []string
-	for _, top := range []string{"cmd", "pkg", "test/k3s-standin", "images", "iso", "overlay", "go.mod", "go.sum", "scripts/fetch-inputs.sh"} {
+	for _, top := range []string{"cmd", "pkg", "test/k3s-standin", "test/realnode", "images", "iso", "overlay", "go.mod", "go.sum", "scripts/fetch-inputs.sh"} {
 		p := filepath.Join(root, top)
 		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -192,6 +192,15 @@ type Variant struct {
 	// StandinExit builds the stand-in as a k3s that exits at once with
 	// this status (test/k3s-standin's exitAtOnce).
 	StandinExit string
+	// RealNode ships the real-node fixture (test/realnode) in k3s's place
+	// instead of the recording stand-in; with RealNodeExitAfter it exits
+	// that long after it starts (a broken release).
+	RealNode          bool
+	RealNodeExitAfter string
+	// Extra is a tree added to the root (keso-build --extra): the
+	// real-node test's container runtime and kubelet. Its path must be
+	// stable across runs (it is part of the cache key).
+	Extra string
 }
 
 func (v Variant) key() string {
@@ -314,11 +323,17 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 		t.Logf("WARNING: scripts/fetch-inputs.sh %s failed (%v); trying keso-build with the packages already fetched:\n%s", arch, err, b)
 	}
 	standin := filepath.Join(out, "k3s-standin-"+arch)
-	ldflags := "-s -w"
+	ldflags, fixture := "-s -w", "./test/k3s-standin"
 	if v.StandinExit != "" {
 		ldflags += " -X main.exitAtOnce=" + v.StandinExit
 	}
-	gb := exec.Command("go", "build", "-trimpath", "-ldflags="+ldflags, "-o", standin, "./test/k3s-standin")
+	if v.RealNode {
+		standin, fixture = filepath.Join(out, "k3s-realnode-"+arch), "./test/realnode"
+		if v.RealNodeExitAfter != "" {
+			ldflags += " -X main.exitAfter=" + v.RealNodeExitAfter
+		}
+	}
+	gb := exec.Command("go", "build", "-trimpath", "-ldflags="+ldflags, "-o", standin, fixture)
 	gb.Dir = root
 	gb.Env = append(append(os.Environ(), "CGO_ENABLED=0"), goEnv(arch)...)
 	if b, err := gb.CombinedOutput(); err != nil {
@@ -335,7 +350,9 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	args := []string{"--repo", root, "--out", out, "--k3s", standin, "--json"}
+	// --test-fixture: the stand-in carries the test-fixture marker, which
+	// keso-build refuses otherwise (it never ships a stand-in as k3s).
+	args := []string{"--repo", root, "--out", out, "--k3s", standin, "--test-fixture", "--json"}
 	if v.Version != "" {
 		args = append(args, "--version", v.Version)
 	}
@@ -344,6 +361,9 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 	}
 	if len(v.Outputs) > 0 {
 		args = append(args, "--outputs", strings.Join(v.Outputs, ","))
+	}
+	if v.Extra != "" {
+		args = append(args, "--extra", v.Extra)
 	}
 	prof := arch
 	if v.Cmdline != "" || v.RPiCmdline != "" {

@@ -77,6 +77,8 @@ type testNode struct {
 	boots  int
 	vm     *qemu.VM
 	fw     qemu.Firmware // "" or UEFI (raw disk, installed disk); UBoot (the Pi card on QEMU's virt machine)
+	mem    int           // MiB; default qemu's
+	held   bool          // the caller holds a VM slot for the node's whole life (qemu.TakeSlot)
 }
 
 // newNode writes a copy of the release's raw disk (grown to 4 GiB) and a
@@ -131,7 +133,7 @@ func (n *testNode) start(label string) *qemu.VM {
 		disks = append(disks, n.seed)
 	}
 	vm := qemu.Start(n.t, qemu.Config{LogDir: logDir(n.t), Name: fmt.Sprintf("%s-%02d-%s", n.name, n.boots, label),
-		Arch: n.arch, Firmware: cmp.Or(n.fw, qemu.UEFI), Boot: "c", Disks: disks,
+		Arch: n.arch, Firmware: cmp.Or(n.fw, qemu.UEFI), Boot: "c", Disks: disks, MemMiB: n.mem, HeldSlot: n.held,
 		Extra: []string{"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", n.port),
 			"-device", "virtio-net-pci,netdev=n0"}})
 	n.vm = vm

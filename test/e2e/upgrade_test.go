@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/keso-os/keso/test/e2e/qemu"
 )
@@ -184,6 +188,9 @@ func TestUpgradeV1ToV2(t *testing.T) {
 	if got := osRelease(t, c); got != "2.0.0" {
 		t.Errorf("/etc/os-release VERSION_ID = %q, want 2.0.0", got)
 	}
+	// The node annotated its own Node (as the kubelet, through the k3s
+	// stand-in's API) once the trial committed: what the operator counts.
+	waitAnnotated(t, c, map[string]string{"keso.io/version": "2.0.0", "keso.io/slot": "b", "keso.io/committed": "true"}, time.Minute)
 	text := run(t, c, "keso status")
 	t.Logf("keso status after the upgrade (boots %v):\n%s", slots, text)
 	if !strings.Contains(text, "keso 2.0.0, disk mode, slot B") || !strings.Contains(text, "committed") {
@@ -372,4 +379,36 @@ func testUpgradeArm(t *testing.T, tc armUpgrade) {
 		t.Logf("recorded rollback: %s", st.Upgrade.LastRollback.Reason)
 	}
 	vm.Stop()
+}
+
+// standinNode is what the k3s stand-in's Node went through
+// (test/k3s-standin NodeRecord, /run/k3s-standin-node.json).
+type standinNode struct {
+	Name        string            `json:"name"`
+	Annotations map[string]string `json:"annotations"`
+	Patches     []json.RawMessage `json:"patches"`
+	Refused     []string          `json:"refused"`
+}
+
+// waitAnnotated waits until the stand-in's Node carries exactly the
+// keso.io annotations in want (the agent annotates again right after a
+// trial commits, on its own goroutine), and fails the test if it does not
+// within timeout.
+func waitAnnotated(t testing.TB, c *ssh.Client, want map[string]string, timeout time.Duration) standinNode {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(2 * time.Second) {
+		out, code := guestRun(c, "cat /run/k3s-standin-node.json")
+		var n standinNode
+		if code == 0 && json.Unmarshal([]byte(out), &n) == nil && maps.Equal(n.Annotations, want) {
+			if len(n.Refused) > 0 {
+				t.Errorf("the stand-in refused requests: %v", n.Refused)
+			}
+			t.Logf("node %s annotated %v after %d patches", n.Name, n.Annotations, len(n.Patches))
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the k3s stand-in's Node never carried %v within %s; last record (exit %d):\n%s", want, timeout, code, out)
+			return n
+		}
+	}
 }

@@ -9,6 +9,12 @@
 // `KESO-K3S-STANDIN {json}` on the console, writes it to
 // /run/k3s-standin.json, then answers like a healthy server (plain HTTP
 // /readyz on :6443) until it is killed.
+//
+// Like k3s it also writes the kubelet's kubeconfig and credentials
+// (/var/lib/rancher/k3s/agent/kubelet.kubeconfig) and answers for its own
+// Node over TLS on 127.0.0.1:6444: Ready, osImage from /etc/os-release,
+// and the annotations keso merge-patches onto it, recorded in
+// /run/k3s-standin-node.json (node.go).
 package main
 
 import (
@@ -21,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/keso-os/keso/pkg/host"
 )
 
 // Record is what the stand-in saw; tests decode it from the console line.
@@ -33,6 +41,8 @@ type Record struct {
 	Mounts     map[string]Mount  `json:"mounts"`
 	Var        *FSSize           `json:"var_df"`
 	OSRelease  string            `json:"os_release"`
+	NodeName   string            `json:"node_name"`   // k3s's rules (pkg/k3s Handoff.NodeName)
+	KubeletAPI string            `json:"kubelet_api"` // the kubelet kubeconfig's server, "" when none
 	Errors     []string          `json:"errors,omitempty"`
 }
 
@@ -51,6 +61,12 @@ type FSSize struct {
 	BlockSize  int64  `json:"block_size"`
 }
 
+// testFixtureMarker tells keso-build this binary is a test fixture, not
+// k3s: it refuses a k3s carrying the marker unless given --test-fixture
+// (pkg/image/build.TestFixtureMarker). main prints it for --version, so the
+// linker keeps it even with -s -w.
+var testFixtureMarker = "KESO-TEST-FIXTURE-NOT-K3S"
+
 // exitAtOnce, set with -ldflags "-X main.exitAtOnce=1", makes the stand-in
 // exit with that status right after recording: a release whose k3s is
 // broken, for the upgrade rollback tests.
@@ -59,6 +75,10 @@ var exitAtOnce string
 var watched = []string{"/", "/var", "/etc", "/tmp", "/run", "/keso/state"}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		fmt.Printf("k3s-standin (%s): a keso test fixture, not k3s\n", testFixtureMarker)
+		return
+	}
 	rec := Record{Argv: os.Args, Pid: os.Getpid(), Env: map[string]string{}, Mounts: map[string]Mount{}}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -66,8 +86,9 @@ func main() {
 			rec.Env[k] = v
 		}
 	}
-	if b, err := os.ReadFile("/etc/rancher/k3s/config.yaml"); err == nil {
-		s := string(b)
+	configYAML, err := os.ReadFile("/etc/rancher/k3s/config.yaml")
+	if err == nil {
+		s := string(configYAML)
 		rec.ConfigYAML = &s
 	}
 	if b, err := os.ReadFile("/run/keso/boot.json"); err == nil && json.Valid(b) {
@@ -87,14 +108,28 @@ func main() {
 	} else {
 		rec.Errors = append(rec.Errors, fmt.Sprintf("statfs /var: %v", err))
 	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		rec.Errors = append(rec.Errors, fmt.Sprintf("hostname: %v", err))
+	}
+	rec.NodeName = nodeName(os.Args, os.Environ(), configYAML, hostname)
+	out := os.Stdout
+	if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		out = c
+	}
+	if exitAtOnce == "" {
+		// A k3s that dies at once writes no credentials (a stale kubeconfig
+		// from an earlier boot may remain on /var, pointing nowhere).
+		if n, _, _, err := startKubeletAPI(host.FS{Root: "/"}, kubeletAPIAddr, rec.NodeName, osImage(rec.OSRelease), out); err != nil {
+			rec.Errors = append(rec.Errors, fmt.Sprintf("kubelet API: %v", err))
+		} else {
+			rec.KubeletAPI = n.rec.Server
+		}
+	}
 	b, _ := json.Marshal(rec)
 	line := "KESO-K3S-STANDIN " + string(b) + "\n"
 	if err := os.WriteFile("/run/k3s-standin.json", b, 0o644); err != nil {
 		line += fmt.Sprintf("k3s-standin: write /run/k3s-standin.json: %v\n", err)
-	}
-	out := os.Stdout
-	if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
-		out = c
 	}
 	out.WriteString(line)
 	if exitAtOnce != "" {

@@ -61,6 +61,10 @@ type Config struct {
 	// machine (raspi.go): "raspi3b". Disks become its SD card.
 	Board string
 	DTB   string // -dtb for a board's direct kernel boot
+
+	// HeldSlot says the caller holds a machine-wide VM slot (TakeSlot)
+	// for this VM: a machine that reboots keeps its slot between boots.
+	HeldSlot bool
 }
 
 // VM is a running QEMU.
@@ -248,7 +252,9 @@ func Start(t testing.TB, cfg Config) *VM {
 	}
 	vm := &VM{t: t, cfg: cfg, changed: make(chan struct{}), exited: make(chan struct{}),
 		logPath: filepath.Join(logDir, name+".console.log")}
-	vm.slot = acquireSlot(t)
+	if !cfg.HeldSlot {
+		vm.slot = acquireSlot(t)
+	}
 	logf, err := os.Create(vm.logPath)
 	if err != nil {
 		releaseSlot(vm.slot)
