@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keso-os/keso/pkg/host"
@@ -426,5 +428,43 @@ func TestExtraTreeThatReplacesKesoIsRefused(t *testing.T) {
 	_, err := Build(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(ext, "sbin/init")+": /sbin/init would replace a symlink") {
 		t.Fatalf("err = %v, want a refusal naming %s", err, filepath.Join(ext, "sbin/init"))
+	}
+}
+
+// TestUnpackDebConcurrent: builds sharing a cache may unpack one package
+// at once; every one of them gets the complete folder and no temporary
+// folder is left behind.
+func TestUnpackDebConcurrent(t *testing.T) {
+	need(t, "dpkg-deb")
+	debs, cache := t.TempDir(), t.TempDir()
+	files := map[string][]byte{}
+	for i := 0; i < 200; i++ {
+		files[fmt.Sprintf("usr/share/x/f%03d", i)] = bytes.Repeat([]byte{byte(i)}, 4096)
+	}
+	mkdeb(t, debs, "pkg", "1", "all", "", files)
+	deb := filepath.Join(debs, "pkg_1_all.deb")
+	const n = 4
+	dirs, errs := make([]string, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &builder{opts: Options{CacheDir: cache}}
+			dirs[i], errs[i] = b.unpackDeb(deb, "pkg", nil)
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		if errs[i] != nil || dirs[i] != dirs[0] {
+			t.Errorf("unpack %d: %q, %v; want %q, no error", i, dirs[i], errs[i], dirs[0])
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(dirs[0], "usr/share/x/f199")); err != nil || !bytes.Equal(got, files["usr/share/x/f199"]) {
+		t.Errorf("unpacked f199: %d bytes, %v", len(got), err)
+	}
+	left, _ := filepath.Glob(filepath.Join(cache, "unpacked", "*.tmp-*"))
+	if len(left) > 0 {
+		t.Errorf("temporary folders left behind: %v", left)
 	}
 }

@@ -96,19 +96,39 @@ func (b *builder) unpackDeb(debPath, key string, keep func(string) bool) (string
 		return "", err
 	}
 	dir := filepath.Join(b.opts.CacheDir, "unpacked", sum[:32]+"-"+key)
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+	complete := func() bool { _, err := os.Stat(filepath.Join(dir, ".complete")); return err == nil }
+	if complete() {
 		return dir, nil
 	}
-	os.RemoveAll(dir)
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
+	// Another keso-build may unpack the same package at the same time (two
+	// builds sharing a cache): each unpacks into a folder of its own and
+	// renames it into place, which is atomic; the loser uses the winner's.
+	// A folder at dir is complete (.complete is written before the rename)
+	// unless an older builder left it.
+	if _, err := os.Stat(dir); err == nil {
+		os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", debPath, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("unpack %s: %w", debPath, err)
+	}
+	defer os.RemoveAll(tmp) // gone after a successful rename
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", debPath, err)
+	}
 	if err := deb.Extract(debPath, tmp, keep); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
-		return "", err
+		return "", fmt.Errorf("unpack %s: %w", debPath, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		if complete() {
+			return dir, nil // another build unpacked it first
+		}
 		return "", fmt.Errorf("unpack %s: %w", debPath, err)
 	}
 	return dir, nil

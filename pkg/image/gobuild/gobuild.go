@@ -114,7 +114,13 @@ func Busybox(ctx context.Context, modDir, cacheDir string, t Target, cmds []stri
 	if err != nil {
 		return "", err
 	}
-	args := []string{"-go-mod", "readonly", "-o", out + ".tmp"}
+	// A temporary name of this build's own: two builds sharing the cache
+	// may build the same binary at once; the rename is atomic.
+	// (Not os.CreateTemp: the go command refuses to overwrite a file
+	// that is not a Go build output.)
+	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
+	defer os.Remove(tmp)
+	args := []string{"-go-mod", "readonly", "-o", tmp}
 	for _, c := range cmds {
 		args = append(args, "./cmds/core/"+c)
 	}
@@ -124,7 +130,7 @@ func Busybox(ctx context.Context, modDir, cacheDir string, t Target, cmds []stri
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("makebb (u-root %s, %s%s): %w\n%s", urootVer, t.GOARCH, t.GOARM, err, b)
 	}
-	if err := os.Rename(out+".tmp", out); err != nil {
+	if err := os.Rename(tmp, out); err != nil {
 		return "", fmt.Errorf("u-root cache: %w", err)
 	}
 	return out, nil
