@@ -140,3 +140,25 @@ reboot
 // MaxScriptTries is the most tries a boot script's counter holds (U-Boot:
 // one hex digit read back as decimal; GRUB: one comparison per value).
 const MaxScriptTries = 9
+
+// GrubLiveLine is what GrubLiveConfig prints before it loads the live
+// system's kernel.
+const GrubLiveLine = "keso: booting the live system"
+
+// GrubLiveConfig returns grub/grub.cfg of a live medium (on the ISO's
+// ISO 9660 file system): no slots and no counter, just the kernel and
+// initrd at the given paths on the medium, with options (keso.live and
+// the image's command line).
+func GrubLiveConfig(kernel, initrd, options string) string {
+	return fmt.Sprintf(`# keso live boot (pkg/bootloader): the live system, no slots, no try counter.
+set timeout=0
+set keso_options=%s
+echo %q
+linux %s ${keso_options}
+initrd %s
+boot
+echo "keso: the live system did not start; restarting"
+sleep 5
+reboot
+`, grubQuote(strings.TrimSpace(options)), GrubLiveLine, kernel, initrd)
+}

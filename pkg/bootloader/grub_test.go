@@ -79,6 +79,25 @@ func TestGrubConfig(t *testing.T) {
 	}
 }
 
+func TestGrubLiveConfig(t *testing.T) {
+	cfg := GrubLiveConfig("/boot/vmlinuz", "/boot/initrd", " keso.live console=ttyAMA0,115200 panic=10 it's ")
+	for _, want := range []string{
+		"set keso_options='keso.live console=ttyAMA0,115200 panic=10 it'\\''s'\n",
+		"echo \"keso: booting the live system\"\n",
+		"linux /boot/vmlinuz ${keso_options}\n",
+		"initrd /boot/initrd\nboot\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("live grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	for _, bad := range []string{"grubenv", "keso.slot", "save_env"} {
+		if strings.Contains(cfg, bad) {
+			t.Errorf("live grub.cfg has %q (a live medium has no slots and counts no tries):\n%s", bad, cfg)
+		}
+	}
+}
+
 // TestGrubArmCommit: GrubEnvFile arms a slot with its command line beside
 // its kernel and commits it, as on U-Boot's boot.env.
 func TestGrubArmCommit(t *testing.T) {

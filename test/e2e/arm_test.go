@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -9,15 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/test/e2e/qemu"
 )
 
-// The arm boot paths through UEFI firmware: arm64 (AAVMF) from the ISO as a
-// virtio-scsi CD-ROM and from the raw disk, armv7 (AAVMF32, virt with
-// highmem=off) from the raw disk. Each one goes firmware → systemd-boot
-// (BOOTAA64.EFI / BOOTARM.EFI) → the kernel's EFI stub → keso-init, so the
-// console must show the EFI stub, and the stand-in's record must show the
-// mode and slot that only the boot entry's options select.
+// The arm boot paths through UEFI firmware: arm64 (AAVMF) and armv7
+// (AAVMF32, virt with highmem=off) from the ISO as a virtio-scsi CD-ROM, the
+// ISO as a disk (written to a USB stick with dd) and the raw disk. arm64
+// goes firmware → systemd-boot (BOOTAA64.EFI) → the kernel's EFI stub →
+// keso-init; armv7 goes firmware → GRUB (BOOTARM.EFI) → keso's grub.cfg →
+// the kernel → keso-init. So the console must show the EFI stub or
+// grub.cfg's line, and the stand-in's record must show the mode and slot
+// that only the boot entry's options select.
 
 // efiStubRE is printed by the arm kernels' EFI stub: the kernel was started
 // by a UEFI loader, not by QEMU's -kernel.
@@ -28,12 +32,17 @@ var efiStubRE = regexp.MustCompile(`EFI stub: Booting Linux Kernel`)
 var grubSlotARE = regexp.MustCompile(`keso: booting slot a \(good a, trial , tries left 0\)`)
 
 // checkEFIStub asserts that the kernel came up through UEFI: through the
-// kernel's EFI stub, or on armv7 through GRUB's grub.cfg.
-func checkEFIStub(t testing.TB, vm *qemu.VM, arch string) {
+// kernel's EFI stub, or on armv7 through GRUB's grub.cfg (the live one on
+// the ISO, the A/B one on a disk).
+func checkEFIStub(t testing.TB, vm *qemu.VM, arch string, live bool) {
 	t.Helper()
 	if arch == "armv7" {
-		if !grubSlotARE.MatchString(vm.Console()) {
-			t.Errorf("console shows no %q: the kernel was not started by keso's grub.cfg", grubSlotARE)
+		re := grubSlotARE
+		if live {
+			re = regexp.MustCompile(regexp.QuoteMeta(bootloader.GrubLiveLine))
+		}
+		if !re.MatchString(vm.Console()) {
+			t.Errorf("console shows no %q: the kernel was not started by keso's grub.cfg", re)
 		}
 		return
 	}
@@ -42,18 +51,25 @@ func checkEFIStub(t testing.TB, vm *qemu.VM, arch string) {
 	}
 }
 
-// bootArmISO boots keso-arm64.iso as a virtio-scsi CD-ROM through AAVMF.
-func bootArmISO(t testing.TB, name string) (*Standin, time.Duration) {
-	a := artifacts(t, "arm64")
-	iso := a.file(t, "keso-arm64.iso")
-	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "arm64", Firmware: qemu.UEFI, CDROM: iso})
+// bootArmISO boots keso-<arch>.iso through UEFI as a virtio-scsi CD-ROM,
+// or asDisk as a virtio disk (the ISO written to a USB stick with dd).
+func bootArmISO(t testing.TB, arch, name string, asDisk bool) (*Standin, time.Duration) {
+	a := artifacts(t, arch)
+	iso := a.file(t, "keso-"+arch+".iso")
+	cfg := qemu.Config{LogDir: logDir(t), Name: name, Arch: arch, Firmware: qemu.UEFI, CDROM: iso}
+	dev, what := "/dev/sr0", "virtio-scsi CD-ROM"
+	if asDisk {
+		cfg.CDROM, cfg.Disks = "", []string{overlayDisk(t, iso, 0)}
+		dev, what = "/dev/vda", "ISO as a virtio disk"
+	}
+	vm := qemu.Start(t, cfg)
 	s, took := handoff(t, vm)
 	vm.Stop()
-	checkEFIStub(t, vm, "arm64")
+	checkEFIStub(t, vm, arch, true)
 	checkCommon(t, s, a, "live")
 	checkRAMVar(t, s)
-	if !strings.HasPrefix(s.Boot.Root, "/dev/sr0") || !strings.HasSuffix(s.Boot.Root, ":/keso/root.squashfs") {
-		t.Errorf("boot.json root = %q, want the squashfs on the virtio-scsi CD-ROM (/dev/sr0…:/keso/root.squashfs)", s.Boot.Root)
+	if !strings.HasPrefix(s.Boot.Root, dev) || !strings.HasSuffix(s.Boot.Root, ":/keso/root.squashfs") {
+		t.Errorf("boot.json root = %q, want the squashfs on the %s (%s…:/keso/root.squashfs)", s.Boot.Root, what, dev)
 	}
 	if !strings.HasPrefix(s.Mounts["/"].Source, "/dev/loop") {
 		t.Errorf("/ source = %q, want a loop device", s.Mounts["/"].Source)
@@ -76,7 +92,7 @@ func bootArmRawDisk(t testing.TB, arch, name string) (*Standin, time.Duration) {
 	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: arch, Firmware: qemu.UEFI, Disks: []string{disk}})
 	s, took := handoff(t, vm)
 	vm.Stop()
-	checkEFIStub(t, vm, arch)
+	checkEFIStub(t, vm, arch, false)
 	checkCommon(t, s, a, "disk")
 	checkStateDisk(t, s, "/dev/vda", extra)
 	return s, took
@@ -113,7 +129,23 @@ func checkStateDisk(t testing.TB, s *Standin, dev string, extra uint64) {
 func TestBootArm64ISO(t *testing.T) {
 	skipUnlessE2E(t)
 	t.Parallel()
-	bootArmISO(t, "arm64-iso-uefi-cd")
+	bootArmISO(t, "arm64", "arm64-iso-uefi-cd", false)
+}
+
+// TestBootArmv7ISO: the armv7 ISO through AAVMF32 and GRUB (BOOTARM.EFI in
+// its El Torito EFI image, the live grub.cfg) reaches the k3s handoff in
+// live mode, as a virtio-scsi CD-ROM and as a disk (the hybrid image
+// written to a USB stick with dd).
+func TestBootArmv7ISO(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	for _, asDisk := range []bool{false, true} {
+		name := map[bool]string{false: "cd", true: "disk"}[asDisk]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			bootArmISO(t, "armv7", "armv7-iso-uefi-"+name, asDisk)
+		})
+	}
 }
 
 // TestBootArm64RawDisk: the arm64 raw disk through AAVMF reaches the handoff
@@ -133,6 +165,35 @@ func TestBootArmv7RawDisk(t *testing.T) {
 	bootArmRawDisk(t, "armv7", "armv7-raw-uefi")
 }
 
+// TestISOReproducibleArmv7: two builds of the armv7 ISO from the same
+// inputs and SOURCE_DATE_EPOCH are byte-identical, and each build's
+// SHA256SUMS names the ISO with that digest.
+func TestISOReproducibleArmv7(t *testing.T) {
+	skipUnlessE2E(t)
+	t.Parallel()
+	var sums []string
+	for _, name := range []string{"repro-1", "repro-2"} {
+		a := variant(t, "armv7", Variant{Name: name, Epoch: "1764892800", Outputs: []string{"squashfs", "vmlinuz", "initrd", "iso"}})
+		iso := a.file(t, "keso-armv7.iso")
+		out, err := exec.Command("sha256sum", iso).Output()
+		if err != nil {
+			t.Fatalf("sha256sum %s: %v", iso, err)
+		}
+		sum := strings.Fields(string(out))[0]
+		list, err := os.ReadFile(a.file(t, "SHA256SUMS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(list), sum+"  keso-armv7.iso\n") {
+			t.Errorf("%s: SHA256SUMS does not list keso-armv7.iso with %s:\n%s", name, sum, list)
+		}
+		sums = append(sums, sum)
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds of keso-armv7.iso differ: %s vs %s", sums[0], sums[1])
+	}
+}
+
 // BenchmarkBootArm measures QEMU start to the k3s handoff for the arm UEFI
 // boot paths and logs the artifact sizes per arch. bench/boot-arm.sh runs
 // it and records the results in bench/RESULTS.md ("## arm").
@@ -142,7 +203,8 @@ func BenchmarkBootArm(b *testing.B) {
 		name string
 		boot func(b *testing.B) time.Duration
 	}{
-		{"arm64-iso-uefi-cd", func(b *testing.B) time.Duration { _, d := bootArmISO(b, "bench-arm64-iso"); return d }},
+		{"arm64-iso-uefi-cd", func(b *testing.B) time.Duration { _, d := bootArmISO(b, "arm64", "bench-arm64-iso", false); return d }},
+		{"armv7-iso-uefi-cd", func(b *testing.B) time.Duration { _, d := bootArmISO(b, "armv7", "bench-armv7-iso", false); return d }},
 		{"arm64-raw-uefi", func(b *testing.B) time.Duration { _, d := bootArmRawDisk(b, "arm64", "bench-arm64-raw"); return d }},
 		{"armv7-raw-uefi", func(b *testing.B) time.Duration { _, d := bootArmRawDisk(b, "armv7", "bench-armv7-raw"); return d }},
 	}

@@ -201,6 +201,9 @@ type Variant struct {
 	// real-node test's container runtime and kubelet. Its path must be
 	// stable across runs (it is part of the cache key).
 	Extra string
+	// Epoch is SOURCE_DATE_EPOCH for keso-build (default: the last
+	// commit's time): two builds with one epoch must be byte-identical.
+	Epoch string
 }
 
 func (v Variant) key() string {
@@ -388,6 +391,9 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 	}
 	cmd := exec.Command(kb, append(args, prof)...)
 	cmd.Dir = root
+	if v.Epoch != "" {
+		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+v.Epoch)
+	}
 	cmd.Stderr = logf
 	b, err := cmd.Output()
 	if err != nil {

@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/test/e2e/qemu"
 )
 
@@ -22,13 +25,24 @@ import (
 // reboot ends QEMU (-no-reboot); the node's disk is booted again, as a box
 // comes back up, so the bootloader's try counting is the real one.
 
-// TestInstallFromISO: the "USB stick that installs the store box" flow. The
-// ISO is a disk (as dd'd to a stick), the config asks for a silent install
-// to the blank disk and a power-off; then the installed disk boots alone.
+// TestInstallFromISO: the "USB stick that installs the store box" flow, on
+// amd64 (OVMF, systemd-boot) and armv7 (AAVMF32, GRUB). The ISO is a disk
+// (as dd'd to a stick), the config asks for a silent install to the blank
+// disk and a power-off; then the installed disk boots alone, through the
+// boot loader the arch's raw disk has (armv7: GRUB with its A/B counter).
 func TestInstallFromISO(t *testing.T) {
 	skipUnlessE2E(t)
 	t.Parallel()
-	v1, _ := upgradeReleases(t, "amd64")
+	for _, arch := range []string{"amd64", "armv7"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			installFromISO(t, arch)
+		})
+	}
+}
+
+func installFromISO(t *testing.T, arch string) {
+	v1, _ := upgradeReleases(t, arch)
 	signer, pub := sshKey(t)
 	port := freePort(t)
 	cfg := fmt.Sprintf(`#cloud-config
@@ -45,9 +59,9 @@ keso:
     root_login: true
 `, pub)
 	target := blankDisk(t, 4<<30)
-	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "install-live", Arch: "amd64", Firmware: qemu.UEFI, Boot: "c",
-		Disks: []string{overlayDisk(t, v1.file(t, "keso-amd64.iso"), 0), target, seed(t, cfg, "instance-id: store-42\n")}})
-	if _, _, err := vm.Expect(regexp.MustCompile(`installed to /dev/vdb`), 6*time.Minute); err != nil {
+	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "install-live-" + arch, Arch: arch, Firmware: qemu.UEFI, Boot: "c",
+		Disks: []string{overlayDisk(t, v1.file(t, "keso-"+arch+".iso"), 0), target, seed(t, cfg, "instance-id: store-42\n")}})
+	if _, _, err := vm.Expect(regexp.MustCompile(`installed to /dev/vdb`), 10*time.Minute); err != nil {
 		t.Fatalf("silent install: %v", err)
 	}
 	select {
@@ -60,11 +74,27 @@ keso:
 		t.Errorf("no power-off line on the console")
 	}
 	vm.Stop()
+	if arch == "armv7" {
+		// The live system came up through the ISO's GRUB, and the install
+		// wrote GRUB's A/B ESP: the core image, grub.cfg with the counter,
+		// and grubenv with slot a good and no trial.
+		checkEFIStub(t, vm, arch, true)
+		for _, f := range []string{"EFI/BOOT/BOOTARM.EFI", "grub/grub.cfg", "keso/a/vmlinuz", "keso/a/initrd"} {
+			espFile(t, target, f)
+		}
+		env, err := bootloader.ParseGrubEnv([]byte(espFile(t, target, "grub/grubenv")))
+		if err != nil || env != (bootloader.UBootEnv{Good: bootloader.SlotA}) {
+			t.Errorf("installed grub/grubenv = %+v, %v; want slot a good, no trial", env, err)
+		}
+	}
 
 	// The installed disk alone, no seed: the config comes from KESO_STATE.
-	n := &testNode{t: t, name: "installed", arch: "amd64", disk: target, port: port, signer: signer}
+	n := &testNode{t: t, name: "installed-" + arch, arch: arch, disk: target, port: port, signer: signer}
 	vm = n.start("disk")
 	s, _ := handoff(t, vm)
+	if arch == "armv7" {
+		checkEFIStub(t, vm, arch, false)
+	}
 	checkCommon(t, s, v1, "disk")
 	if s.Boot.Slot != "a" {
 		t.Errorf("installed disk booted slot %q, want a", s.Boot.Slot)
@@ -88,6 +118,28 @@ keso:
 	if got := run(t, c, "cat /keso/state/keso/config.yaml"); !strings.Contains(got, "store-42") {
 		t.Errorf("saved config does not hold the install's config:\n%s", got)
 	}
+}
+
+// espFile reads p from the ESP (partition 1) of the GPT disk image disk
+// with sgdisk and mtools, tools independent of keso's own code.
+func espFile(t testing.TB, disk, p string) string {
+	t.Helper()
+	for _, tool := range []string{"sgdisk", "mtype"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIP: %s not found (Debian gdisk / mtools; scripts/deps.sh installs them)", tool)
+		}
+	}
+	info, err := exec.Command("sgdisk", "-i", "1", disk).CombinedOutput()
+	m := regexp.MustCompile(`First sector: (\d+)`).FindSubmatch(info)
+	if err != nil || m == nil {
+		t.Fatalf("sgdisk -i 1 %s: %v\n%s", disk, err, info)
+	}
+	first, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	out, err := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", disk, first*512), "::"+p).Output()
+	if err != nil {
+		t.Fatalf("mtype ::%s on the ESP of %s: %v", p, disk, err)
+	}
+	return string(out)
 }
 
 // TestUpgradeV1ToV2 upgrades a node over SSH: tampered images first

@@ -143,6 +143,7 @@ type builder struct {
 	caBundle              []byte
 	sdboot                string
 	grub                  string // GRUB core image (bootloader.grub), else ""
+	grubMods              string // GRUB's module folder (unpacked bootloader.grub)
 	isolinuxDir           string
 	syslinuxDir           string
 	initrd, squash        string
@@ -404,8 +405,8 @@ func (b *builder) stepBootloader(ctx context.Context) (string, string, error) {
 		if err != nil {
 			return "", "", err
 		}
-		b.grub = filepath.Join(b.work, "grub"+strings.ToUpper(b.prof.Arch)+".efi")
-		if err := grubefi.Mkimage(ctx, b.prof.Arch, filepath.Join(dir, want), b.grub); err != nil {
+		b.grub, b.grubMods = filepath.Join(b.work, "grub"+strings.ToUpper(b.prof.Arch)+".efi"), filepath.Join(dir, want)
+		if err := grubefi.Mkimage(ctx, b.prof.Arch, b.grubMods, b.grub); err != nil {
 			return "", "", fmt.Errorf("GRUB core image from %s: %w", desc, err)
 		}
 		descs = append(descs, desc+" (grub-mkimage "+strings.Join(grubefi.Modules, " ")+")")
@@ -868,12 +869,28 @@ func (b *builder) stepISO(ctx context.Context) (string, string, error) {
 	if !b.outs["iso"] {
 		return "", "skipped", nil
 	}
-	if b.sdboot == "" {
-		return "", "", fmt.Errorf("iso needs a UEFI loader (bootloader.uefi in the profile)")
+	// efiboot.img: the UEFI loader (systemd-boot, or GRUB where the
+	// profile boots through GRUB), the live entry and kernel/initrd copies
+	live := b.entry("live.conf", "keso "+b.ver+" (live)", "live", "keso.live")
+	var et, medium tree.Tree
+	var err error
+	switch {
+	case b.grub != "":
+		// GRUB reads its grub.cfg, kernel and initrd from the ISO 9660
+		// file system (the live core image finds it); the EFI image holds
+		// only the core image.
+		core := filepath.Join(b.work, "grub-live.efi")
+		if err := grubefi.MkimageLive(ctx, b.prof.Arch, b.grubMods, core, b.work); err != nil {
+			return "", "", fmt.Errorf("GRUB live core image: %w", err)
+		}
+		et, medium, err = grubefi.PlanLive(b.prof.Arch, grubefi.Live{CoreImage: core,
+			Kernel: "/" + iso.PathKernel, Initrd: "/" + iso.PathInitrd, Options: live.Options})
+	case b.sdboot != "":
+		et, err = esp.Plan(b.prof.Arch, b.sdboot, []esp.Entry{live},
+			map[string]string{"keso/live/vmlinuz": b.vmlinuz, "keso/live/initrd": b.initrd})
+	default:
+		return "", "", fmt.Errorf("iso needs a UEFI loader: bootloader.uefi (systemd-boot) or bootloader.grub in the profile %s", b.prof.Name)
 	}
-	// efiboot.img: systemd-boot + the live entry + kernel/initrd copies
-	et, err := esp.Plan(b.prof.Arch, b.sdboot, []esp.Entry{b.entry("live.conf", "keso "+b.ver+" (live)", "live", "keso.live")},
-		map[string]string{"keso/live/vmlinuz": b.vmlinuz, "keso/live/initrd": b.initrd})
 	if err != nil {
 		return "", "", err
 	}
@@ -896,6 +913,9 @@ func (b *builder) stepISO(ctx context.Context) (string, string, error) {
 	files.Copy(iso.PathKernel, 0o644, b.vmlinuz)
 	files.Copy(iso.PathInitrd, 0o644, b.initrd)
 	files.Copy(iso.PathEFIBoot, 0o644, efiboot)
+	for p, n := range medium {
+		files[p] = n
+	}
 	bios := b.prof.Bootloader.BIOS != nil && b.isolinuxDir != ""
 	isohdpfx := ""
 	if bios {
@@ -916,6 +936,9 @@ func (b *builder) stepISO(ctx context.Context) (string, string, error) {
 	desc := "El Torito UEFI, hybrid MBR/GPT"
 	if bios {
 		desc = "El Torito BIOS+UEFI, hybrid MBR/GPT"
+	}
+	if b.grub != "" {
+		desc += "; UEFI through GRUB (grub-mkimage " + strings.Join(grubefi.LiveModules, " ") + " and an early config that finds the ISO)"
 	}
 	return b.out("iso"), desc, nil
 }

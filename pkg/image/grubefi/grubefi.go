@@ -70,6 +70,36 @@ func Check() error {
 // Mkimage links the core image for arch from modDir (the package's
 // usr/lib/grub/<target> folder) into out.
 func Mkimage(ctx context.Context, arch, modDir, out string) error {
+	return mkimage(ctx, arch, modDir, out, Modules, "")
+}
+
+// LiveModules are added to Modules in a live medium's core image: the ISO
+// 9660 file system and the search command that finds the medium.
+var LiveModules = []string{"iso9660", "search", "search_fs_file"}
+
+// LiveMarker is the file that identifies the live medium's ISO 9660 file
+// system to the live core image (the root squashfs, iso.PathSquashfs).
+const LiveMarker = "/keso/root.squashfs"
+
+// LiveEarlyConfig is embedded in a live medium's core image. UEFI loads
+// the core image from the El Torito EFI image, a FAT file system that GRUB
+// cannot name as a device on a CD; so the core image finds the ISO 9660
+// file system that holds LiveMarker (the CD, or the whole disk when the
+// hybrid image was written to a USB stick) and reads grub/grub.cfg there.
+const LiveEarlyConfig = "search --no-floppy --set=root --file " + LiveMarker + "\nset prefix=($root)" + Prefix + "\n"
+
+// MkimageLive links the core image of a live medium for arch: Modules and
+// LiveModules, with LiveEarlyConfig embedded (written to a file in tmpDir
+// for grub-mkimage).
+func MkimageLive(ctx context.Context, arch, modDir, out, tmpDir string) error {
+	cfg := filepath.Join(tmpDir, "grub-live-early.cfg")
+	if err := os.WriteFile(cfg, []byte(LiveEarlyConfig), 0o644); err != nil {
+		return fmt.Errorf("GRUB live core image: %w", err)
+	}
+	return mkimage(ctx, arch, modDir, out, append(append([]string{}, Modules...), LiveModules...), cfg)
+}
+
+func mkimage(ctx context.Context, arch, modDir, out string, modules []string, early string) error {
 	format, err := Format(arch)
 	if err != nil {
 		return err
@@ -80,7 +110,11 @@ func Mkimage(ctx context.Context, arch, modDir, out string) error {
 	if _, err := os.Stat(filepath.Join(modDir, "moddep.lst")); err != nil {
 		return fmt.Errorf("GRUB module folder %s: %w (want usr/lib/grub/%s of Debian's grub-efi-*-bin package)", modDir, err, format)
 	}
-	args := append([]string{"-O", format, "-d", modDir, "-p", Prefix, "-o", out}, Modules...)
+	args := []string{"-O", format, "-d", modDir, "-p", Prefix, "-o", out}
+	if early != "" {
+		args = append(args, "-c", early)
+	}
+	args = append(args, modules...)
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, Tool, args...)
 	cmd.Stderr = &stderr
@@ -113,4 +147,29 @@ func Plan(arch, coreImage string, a SlotA) (tree.Tree, error) {
 	t.Copy(strings.TrimPrefix(bootloader.KernelPath(bootloader.SlotA), "/"), 0o644, a.Kernel)
 	t.Copy(strings.TrimPrefix(bootloader.InitrdPath(bootloader.SlotA), "/"), 0o644, a.Initrd)
 	return t, nil
+}
+
+// Live is what a live medium (the ISO) boots: the live core image and
+// the kernel and initrd paths on the medium's ISO 9660 file system, with
+// their command line (keso.live and the image's options).
+type Live struct {
+	CoreImage      string // host file: MkimageLive's output
+	Kernel, Initrd string // paths on the medium, e.g. /boot/vmlinuz
+	Options        string
+}
+
+// PlanLive returns what a live medium booting through GRUB holds: the El
+// Torito EFI image (the core image as the removable-media loader, nothing
+// else) and the files for the ISO 9660 file system (grub/grub.cfg, the
+// live configuration: no slots, no counter).
+func PlanLive(arch string, l Live) (efi, medium tree.Tree, err error) {
+	name, err := esp.FallbackName(arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	efi = tree.Tree{}
+	efi.Copy(name, 0o644, l.CoreImage)
+	medium = tree.Tree{}
+	medium.Data(strings.TrimPrefix(bootloader.GrubConfigPath, "/"), 0o644, []byte(bootloader.GrubLiveConfig(l.Kernel, l.Initrd, l.Options)))
+	return efi, medium, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/deb"
 	"github.com/keso-os/keso/pkg/image/esp"
+	"github.com/keso-os/keso/pkg/image/tree"
 	"github.com/keso-os/keso/test/e2e/qemu"
 )
 
@@ -51,6 +53,39 @@ func TestPlan(t *testing.T) {
 	}
 	if _, err := Plan("mips", "x", SlotA{}); err == nil {
 		t.Errorf("Plan for an unknown arch: no error")
+	}
+}
+
+func TestPlanLive(t *testing.T) {
+	efi, medium, err := PlanLive("armv7", Live{CoreImage: "/w/grub-live.efi", Kernel: "/boot/vmlinuz", Initrd: "/boot/initrd",
+		Options: "keso.live console=ttyAMA0,115200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func(tr tree.Tree) string {
+		var got []string
+		for p, n := range tr {
+			if n.Kind != tree.Dir {
+				got = append(got, p+" <- "+n.Source)
+			}
+		}
+		sort.Strings(got)
+		return strings.Join(got, "; ")
+	}
+	if got, want := files(efi), "EFI/BOOT/BOOTARM.EFI <- /w/grub-live.efi"; got != want {
+		t.Errorf("EFI image = %s, want %s", got, want)
+	}
+	if got, want := files(medium), "grub/grub.cfg <- "; got != want {
+		t.Errorf("medium files = %s, want %s", got, want)
+	}
+	cfg := string(medium["grub/grub.cfg"].Data)
+	for _, want := range []string{"set keso_options='keso.live console=ttyAMA0,115200'", "linux /boot/vmlinuz ${keso_options}", "initrd /boot/initrd"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("live grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	if _, _, err := PlanLive("mips", Live{}); err == nil {
+		t.Errorf("PlanLive for an unknown arch: no error")
 	}
 }
 
@@ -169,10 +204,22 @@ func TestMkimageReproducible(t *testing.T) {
 		t.Skipf("SKIPPED: %v", err)
 	}
 	mods := grubModules(t)
+	t.Run("disk", func(t *testing.T) {
+		mkimageTwice(t, func(out string) error { return Mkimage(context.Background(), "armv7", mods, out) }, "")
+	})
+	t.Run("live", func(t *testing.T) {
+		mkimageTwice(t, func(out string) error { return MkimageLive(context.Background(), "armv7", mods, out, t.TempDir()) },
+			LiveEarlyConfig)
+	})
+}
+
+// mkimageTwice links a core image twice: each must be a PE image holding
+// embed (the early config, if any), and the two must be byte-identical.
+func mkimageTwice(t *testing.T, mk func(out string) error, embed string) {
 	var sums []string
 	for i := 0; i < 2; i++ {
 		out := filepath.Join(t.TempDir(), "BOOTARM.EFI")
-		if err := Mkimage(context.Background(), "armv7", mods, out); err != nil {
+		if err := mk(out); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(out)
@@ -181,6 +228,9 @@ func TestMkimageReproducible(t *testing.T) {
 		}
 		if len(b) < 64<<10 || string(b[:2]) != "MZ" {
 			t.Fatalf("core image is %d bytes starting %q, want a PE image", len(b), b[:2])
+		}
+		if embed != "" && !strings.Contains(string(b), embed) {
+			t.Errorf("core image does not embed the early config %q", embed)
 		}
 		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(b)))
 	}

@@ -236,8 +236,8 @@ func (p *Profile) Validate() error {
 			errs = append(errs, fmt.Sprintf("output %q: want one of %s", o, strings.Join(Outputs, ", ")))
 		}
 	}
-	if p.Wants("iso") && p.Bootloader.UEFI == nil {
-		errs = append(errs, "output iso needs bootloader.uefi")
+	if p.Wants("iso") && p.Bootloader.UEFI == nil && p.Bootloader.Grub == nil {
+		errs = append(errs, "output iso needs a UEFI loader: bootloader.uefi (systemd-boot) or bootloader.grub")
 	}
 	if g := p.Bootloader.Grub; g != nil && (g.Dir == "" || (g.Package == "" && g.URL == "")) {
 		errs = append(errs, "bootloader.grub: set package (grub-efi-arm-bin) and dir (usr/lib/grub/arm-efi)")

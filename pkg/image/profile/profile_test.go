@@ -24,8 +24,11 @@ func TestShippedProfilesLoad(t *testing.T) {
 			continue
 		}
 		seen[p.Arch] = true
-		if !p.Wants("squashfs") || !p.Wants("netboot") {
-			t.Errorf("%s: outputs %v lack squashfs or netboot", f, p.Outputs)
+		// Every artifact kind for every architecture (issue 16: armv7 too).
+		for _, o := range []string{"squashfs", "vmlinuz", "initrd", "iso", "raw", "netboot"} {
+			if !p.Wants(o) {
+				t.Errorf("%s: outputs %v lack %s", f, p.Outputs, o)
+			}
 		}
 	}
 	for _, a := range []string{"amd64", "arm64", "armv7"} {
@@ -41,7 +44,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", base + "colour: red\n", "field colour not found"},
 		{"bad arch", strings.Replace(base, "amd64", "mips", 1), `arch "mips"`},
 		{"unpinned k3s", strings.Replace(base, "sha256: s", "sha256: ''", 1), "k3s: version, url and sha256 must be pinned"},
-		{"iso without uefi", base + "outputs: [iso]\n", "output iso needs bootloader.uefi"},
+		{"iso without uefi", base + "outputs: [iso]\n", "output iso needs a UEFI loader: bootloader.uefi (systemd-boot) or bootloader.grub"},
 		{"bad output", base + "outputs: [floppy]\n", `output "floppy"`},
 		{"empty extra", base + "extra: [tree, '']\n", "extra[1] is empty"},
 	} {
