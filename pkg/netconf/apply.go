@@ -59,6 +59,10 @@ type Result struct {
 	// latest at the wait_online deadline). Apply's Recorder keeps receiving
 	// their changes until then.
 	Background <-chan struct{}
+	// Stopped is closed when every DHCP goroutine Apply started (the
+	// renewals and retries that outlive it) has returned, which happens
+	// once ctx ends: after it nothing writes resolv.conf any more.
+	Stopped <-chan struct{}
 }
 
 // NTPServers returns the NTP servers the leases offered (option 42), in
@@ -95,7 +99,7 @@ func Run(ctx context.Context, cfg cloudconfig.Config, nl Netlinker, dh DHCPer, f
 			rec.Fail("keso.network", err)
 			done := make(chan struct{})
 			close(done)
-			return Result{Background: done}
+			return Result{Background: done, Stopped: done}
 		}
 		plan, probs = NewPlan(cfg, links)
 		if !anyMissing(probs) || time.Since(start) >= min(LinkSettle, plan.WaitOnline) || ctx.Err() != nil {
@@ -165,7 +169,7 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 	}
 
 	st := &dnsState{static: plan.Nameservers, fsys: fsys, rec: rec, path: plan.NameserversPath}
-	var mandatory, optional sync.WaitGroup
+	var mandatory, optional, all sync.WaitGroup
 	online := map[string]bool{} // links whose DHCP succeeded
 	var mu sync.Mutex
 	for i, a := range plan.Actions {
@@ -180,7 +184,9 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 			wg = &optional
 		}
 		wg.Add(1)
+		all.Add(1)
 		go func(i int, a Action) {
+			defer all.Done()
 			opts := DHCPOptions{Metric: a.Metric, Hostname: plan.Hostname}
 			got := func(l Lease) {
 				mu.Lock()
@@ -241,6 +247,12 @@ func Apply(ctx context.Context, plan Plan, nl Netlinker, dh DHCPer, fsys FS, rec
 		close(bg)
 	}()
 	res.Background = bg
+	stopped := make(chan struct{})
+	go func() {
+		all.Wait()
+		close(stopped)
+	}()
+	res.Stopped = stopped
 	return res
 }
 

@@ -532,6 +532,7 @@ keso:
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
+	<-res.Stopped // the renewals write resolv.conf into root until they return
 	calls := fd.Calls()
 	if len(calls) < 5 {
 		t.Fatalf("dhcp calls: %v", calls)

@@ -264,8 +264,17 @@ func TestPTYWindowChange(t *testing.T) {
 	if err := s.WindowChange(50, 120); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintln(in, "echo size=$(stty size)")
-	waitFor("size=50 120")
+	// A window change is a channel request the server handles beside the
+	// stdin stream, so a command already on its way may still see the old
+	// size: ask again until the new one shows (as a terminal redraws).
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "size=50 120") {
+		if time.Now().After(deadline) {
+			t.Fatalf("shell output %q: the window change to 50x120 never reached the terminal", out.String())
+		}
+		fmt.Fprintln(in, "echo size=$(stty size)")
+		time.Sleep(300 * time.Millisecond)
+	}
 	fmt.Fprintln(in, "exit 7")
 	err = s.Wait()
 	var ee *ssh.ExitError
