@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -180,7 +181,7 @@ func TestISOReproducibleArmv7(t *testing.T) {
 			t.Fatalf("sha256sum %s: %v", iso, err)
 		}
 		sum := strings.Fields(string(out))[0]
-		list, err := os.ReadFile(a.file(t, "SHA256SUMS"))
+		list, err := os.ReadFile(filepath.Join(a.Dir, "SHA256SUMS"))
 		if err != nil {
 			t.Fatal(err)
 		}
