@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # boot-arm.sh — boot time to the k3s handoff for the arm UEFI boot paths
-# (arm64 ISO as a virtio-scsi CD and raw disk under AAVMF, armv7 raw disk
+# (arm64 ISO as a virtio-scsi CD and raw disk under AAVMF, armv7 ISO and raw disk
 # under AAVMF32; QEMU TCG, the k3s stand-in in place of k3s), 3 boots each,
 # plus the artifact sizes per arch; recorded in bench/RESULTS.md under
 # "## arm". VMs take the machine-wide QEMU slots, so this waits for other
