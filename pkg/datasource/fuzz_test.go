@@ -1,0 +1,214 @@
+package datasource
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// addFiles adds the files matching pattern as seeds.
+func addFiles(f *testing.F, pattern string) {
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed files match %s: %v", pattern, err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// checkMeta: a Meta from any parser has trimmed, non-empty, unique keys
+// and a trimmed host name, and Meta.Config renders a cloud-config document
+// that reads back to the same host name and keys.
+func checkMeta(t *testing.T, m Meta) {
+	t.Helper()
+	if m.Hostname != strings.TrimSpace(m.Hostname) {
+		t.Fatalf("host name %q is not trimmed", m.Hostname)
+	}
+	seen := map[string]bool{}
+	for _, k := range m.PublicKeys {
+		if k == "" || k != strings.TrimSpace(k) || strings.HasPrefix(k, "#") || strings.Contains(k, "\n") || seen[k] {
+			t.Fatalf("public key %q: empty, untrimmed, a comment, several lines or a duplicate (keys %q)", k, m.PublicKeys)
+		}
+		seen[k] = true
+	}
+	doc := m.Config()
+	if (doc == nil) != (m.Hostname == "" && len(m.PublicKeys) == 0) {
+		t.Fatalf("Config() = %q for %+v", doc, m)
+	}
+	if doc == nil {
+		return
+	}
+	var got struct {
+		Hostname string   `yaml:"hostname"`
+		Keys     []string `yaml:"ssh_authorized_keys"`
+	}
+	if err := yaml.Unmarshal(doc, &got); err != nil {
+		t.Fatalf("Config() is not YAML: %v\n%s", err, doc)
+	}
+	if got.Hostname != m.Hostname || !reflect.DeepEqual(got.Keys, m.PublicKeys) {
+		t.Fatalf("Config() reads back as %q %q, want %q %q\n%s", got.Hostname, got.Keys, m.Hostname, m.PublicKeys, doc)
+	}
+}
+
+// FuzzParseNoCloudMeta: NoCloud meta-data (a cidata volume, a seed URL or
+// the boot partition) is refused with an error or gives a well-formed Meta.
+func FuzzParseNoCloudMeta(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "nocloud", "*.meta-data"))
+	for _, s := range []string{
+		"instance-id: [unclosed\n", "- a list\n", "\tinstance-id: tab\n", "public-keys: \"ssh-ed25519 A\\nssh-rsa B\"\n",
+		"local-hostname: 7\ninstance-id: 1.5\npublic_keys: [[a], {x: [b, c]}]\n", "hostname: ' h '\npublic-keys: {a: '#c', b: ''}\n",
+		"a: &x [1, *x]\n", "{\"instance-id\": \"i-1\", \"local-hostname\": \"n\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseNoCloudMeta(data)
+		if err != nil {
+			if !m.IsZero() {
+				t.Fatalf("ParseNoCloudMeta returned %+v with error %v", m, err)
+			}
+			return
+		}
+		if m.InstanceID != strings.TrimSpace(m.InstanceID) {
+			t.Fatalf("instance id %q is not trimmed", m.InstanceID)
+		}
+		checkMeta(t, m)
+	})
+}
+
+// FuzzParseOpenStackMeta: OpenStack's meta_data.json (config drive or
+// metadata service) is refused with an error or gives a well-formed Meta
+// whose host name is one label.
+func FuzzParseOpenStackMeta(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "openstack", "meta_data.json"))
+	for _, s := range []string{
+		`{"uuid": 7`, `{}`, `null`, `{"name": "vm.example.com", "keys": [{"data": "ssh-ed25519 A\n\n# c\nssh-rsa B"}]}`,
+		`{"hostname": ".x", "public_keys": {"b": " k ", "a": "k"}}`, `{"hostname": "a\u2028b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseOpenStackMeta(data)
+		if err != nil {
+			if !m.IsZero() {
+				t.Fatalf("ParseOpenStackMeta returned %+v with error %v", m, err)
+			}
+			return
+		}
+		if i := strings.IndexByte(m.Hostname, '.'); i > 0 {
+			t.Fatalf("host name %q is not the first label", m.Hostname)
+		}
+		checkMeta(t, m)
+	})
+}
+
+// FuzzParseEC2KeyIndex: the IMDS public-keys/ listing gives only indexes
+// (digits), each a safe path element of the next request.
+func FuzzParseEC2KeyIndex(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "ec2", "latest", "meta-data", "public-keys", "_index"))
+	for _, s := range []string{"0=ops\n1=backup", "0/\n3/", "", "<html>not found</html>", "../=x\n1=/\n=2\n 4 = a \r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, id := range ParseEC2KeyIndex(data) {
+			if id == "" || strings.Trim(id, "0123456789") != "" {
+				t.Fatalf("ParseEC2KeyIndex(%q): index %q is not a number", data, id)
+			}
+		}
+	})
+}
+
+// fatSeed builds the start of a FAT file system: a boot sector (with the
+// label in its extended boot record) and a root directory whose first
+// entry is a volume label, as mkfs.vfat writes them.
+func fatSeed(fat32 bool, totalSectors uint32, bootLabel, rootLabel string) []byte {
+	const bps = 512
+	b := make([]byte, 64*bps)
+	le := binary.LittleEndian
+	le.PutUint16(b[11:], bps)
+	b[13] = 1    // sectors per cluster
+	b[14] = 1    // reserved sectors
+	b[16] = 2    // FATs
+	b[21] = 0xF8 // media
+	labelOff, sigOff := 43, 38
+	fatSectors := uint32(8)
+	if fat32 {
+		le.PutUint32(b[36:], fatSectors)
+		le.PutUint32(b[44:], 2) // root cluster
+		labelOff, sigOff = 71, 66
+	} else {
+		le.PutUint16(b[17:], 16) // root entries
+		le.PutUint16(b[22:], uint16(fatSectors))
+	}
+	if totalSectors < 1<<16 && !fat32 {
+		le.PutUint16(b[19:], uint16(totalSectors))
+	} else {
+		le.PutUint32(b[32:], totalSectors)
+	}
+	b[sigOff] = 0x29
+	copy(b[labelOff:labelOff+11], []byte(bootLabel + "           ")[:11])
+	b[510], b[511] = 0x55, 0xAA
+	root := (1 + 2*fatSectors) * bps
+	if rootLabel != "" {
+		copy(b[root:root+11], []byte(rootLabel + "           ")[:11])
+		b[root+11] = 0x08
+	}
+	return b
+}
+
+// isoSeed is the start of an ISO 9660 volume up to its primary volume
+// descriptor's volume identifier.
+func isoSeed(label string) []byte {
+	b := make([]byte, isoPVD+2048)
+	copy(b[isoPVD:], "\x01CD001\x01")
+	copy(b[isoPVD+isoLabelOff:isoPVD+isoLabelOff+isoLabelLen], []byte(label + strings.Repeat(" ", isoLabelLen))[:isoLabelLen])
+	return b
+}
+
+// FuzzProbeLabel: the first sectors of any block device give either
+// nothing or an ISO 9660 or FAT label that is trimmed, with a size that is
+// not negative (and not zero for FAT, whose size the boot sector gives).
+func FuzzProbeLabel(f *testing.F) {
+	f.Add(fatSeed(false, 2048, "CIDATA", "cidata"))
+	f.Add(fatSeed(false, 40000, "NO NAME", "KESO_BOOT"))
+	f.Add(fatSeed(true, 600000, "cidata", ""))
+	f.Add(fatSeed(true, 600000, "NO NAME", "config-2"))
+	f.Add(isoSeed("cidata"))
+	f.Add(isoSeed("config-2\x00\x00"))
+	f.Add([]byte("tiny"))
+	mbr := make([]byte, 512)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	f.Add(mbr)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, ok := ProbeLabel(bytes.NewReader(data))
+		if !ok {
+			if l != (Label{}) {
+				t.Fatalf("ProbeLabel = %+v, false", l)
+			}
+			return
+		}
+		if l.Label != strings.TrimRight(l.Label, " \x00") || l.Size < 0 {
+			t.Fatalf("ProbeLabel = %+v: untrimmed label or negative size", l)
+		}
+		switch l.FSType {
+		case FSISO9660:
+		case FSFAT12, FSFAT16, FSFAT32:
+			if l.Size == 0 || l.Label == "NO NAME" {
+				t.Fatalf("ProbeLabel = %+v: FAT without a size, or the no-label placeholder", l)
+			}
+		default:
+			t.Fatalf("ProbeLabel = %+v: unknown file system type", l)
+		}
+	})
+}
