@@ -39,6 +39,7 @@ func TestParseGrubEnvRefusals(t *testing.T) {
 		{"no header", "keso_good=a\n", "header"},
 		{"bad slot", grubEnvHeader + "keso_good=c\n###", "grubenv: keso_good"},
 		{"bad count", grubEnvHeader + "keso_good=a\nkeso_try=b\nkeso_left=x\n###", "grubenv: keso_left"},
+		{"count past the scripts' 9", grubEnvHeader + "keso_good=a\nkeso_try=b\nkeso_left=A\n###", "want 0 to 9 tries"},
 	} {
 		if _, err := ParseGrubEnv([]byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one naming %q", tc.name, err, tc.want)

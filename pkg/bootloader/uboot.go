@@ -64,6 +64,11 @@ func parseEnvLines(data []byte, name string) (UBootEnv, error) {
 			if err != nil {
 				return e, fmt.Errorf("%s: keso_left=%q is not a number", name, v)
 			}
+			// Render writes decimal: the two agree only on one digit,
+			// which is all the boot scripts count (MaxScriptTries).
+			if n < 0 || n > MaxScriptTries {
+				return e, fmt.Errorf("%s: keso_left=%q: want 0 to %d tries", name, v, MaxScriptTries)
+			}
 			e.Left = int(n)
 		}
 	}

@@ -46,6 +46,32 @@ func TestUBootEnvModel(t *testing.T) {
 	}
 }
 
+// keso_left is read as hex (U-Boot's setexpr writes hex) and written as
+// decimal (Render): only the one-digit counts the scripts keep are taken.
+func TestParseUBootEnvTries(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		err  string
+	}{
+		{"keso_left=3\n", 3, ""},
+		{"keso_left=0x2\n", 2, ""},
+		{"keso_left=9\n", 9, ""},
+		{"keso_left=0000000A\n", 0, "want 0 to 9 tries"},
+		{"keso_left=10\n", 0, "want 0 to 9 tries"},
+		{"keso_left=-1\n", 0, "want 0 to 9 tries"},
+		{"keso_left=x\n", 0, "is not a number"},
+	} {
+		got, err := ParseUBootEnv([]byte("keso_good=a\nkeso_try=b\n" + tc.in))
+		switch {
+		case tc.err == "" && (err != nil || got.Left != tc.want):
+			t.Errorf("ParseUBootEnv(%q) = %+v, %v; want %d tries left", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseUBootEnv(%q) error = %v, want one containing %q", tc.in, err, tc.err)
+		}
+	}
+}
+
 func TestUImageScriptHeader(t *testing.T) {
 	img := UImageScript("echo hi\n", 1700000000)
 	if got := binary.BigEndian.Uint32(img[0:]); got != 0x27051956 {
