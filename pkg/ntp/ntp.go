@@ -216,6 +216,12 @@ func parse(b []byte, t1, t4 time.Time, addr string) (Response, error) {
 		return out, fmt.Errorf("%s: answer without timestamps", addr)
 	}
 	t2, t3 := fromNTP(recv), fromNTP(xmit)
+	if t3.Before(t2) {
+		// The server cannot send before it received: its processing
+		// time (t3-t2) would count as a negative delay and put the
+		// offset off by half of it.
+		return out, fmt.Errorf("%s: answer's transmit time %s is before its receive time %s", addr, t3.Format(time.RFC3339Nano), t2.Format(time.RFC3339Nano))
+	}
 	// The local clock can be decades off (a board without an RTC boots in
 	// 1970), so t1/t4 are only subtracted from each other, and offsets are
 	// taken from the server's side: offset = ((t2-t1)+(t3-t4))/2 written as

@@ -159,6 +159,13 @@ func TestSyncFallsBack(t *testing.T) {
 		{"stratum 16", func(req, resp []byte) bool { resp[1] = 16; return true }, "stratum 16"},
 		{"client mode", func(req, resp []byte) bool { resp[0] = 4<<3 | 3; return true }, "mode 3, want 4"},
 		{"no timestamps", func(req, resp []byte) bool { clear(resp[32:48]); return true }, "without timestamps"},
+		// Transmit before receive would make the round trip longer than
+		// the wait and put the clock off by half the difference.
+		{"sent before received", func(req, resp []byte) bool {
+			recv := fromNTP(binary.BigEndian.Uint64(resp[32:40]))
+			binary.BigEndian.PutUint64(resp[40:48], toNTP(recv.Add(-24*time.Hour)))
+			return true
+		}, "is before its receive time"},
 		// A reply that does not echo our nonce is ignored (spoofed or stale):
 		// the client keeps waiting and times out.
 		{"wrong originate", func(req, resp []byte) bool { resp[24] ^= 0xff; return true }, "no answer within 300ms"},
