@@ -134,7 +134,7 @@ func FuzzParseEC2KeyIndex(f *testing.F) {
 // entry is a volume label, as mkfs.vfat writes them.
 func fatSeed(fat32 bool, totalSectors uint32, bootLabel, rootLabel string) []byte {
 	const bps = 512
-	b := make([]byte, 64*bps)
+	b := make([]byte, 18*bps) // up to the root directory's first sector
 	le := binary.LittleEndian
 	le.PutUint16(b[11:], bps)
 	b[13] = 1    // sectors per cluster
@@ -167,30 +167,50 @@ func fatSeed(fat32 bool, totalSectors uint32, bootLabel, rootLabel string) []byt
 	return b
 }
 
-// isoSeed is the start of an ISO 9660 volume up to its primary volume
-// descriptor's volume identifier.
-func isoSeed(label string) []byte {
-	b := make([]byte, isoPVD+2048)
-	copy(b[isoPVD:], "\x01CD001\x01")
-	copy(b[isoPVD+isoLabelOff:isoPVD+isoLabelOff+isoLabelLen], []byte(label + strings.Repeat(" ", isoLabelLen))[:isoLabelLen])
+// isoPVDSeed is the start of an ISO 9660 primary volume descriptor, up to
+// and with its volume identifier.
+func isoPVDSeed(label string) []byte {
+	b := make([]byte, isoLabelOff+isoLabelLen)
+	copy(b, "\x01CD001\x01")
+	copy(b[isoLabelOff:], []byte(label + strings.Repeat(" ", isoLabelLen))[:isoLabelLen])
 	return b
 }
 
 // FuzzProbeLabel: the first sectors of any block device give either
 // nothing or an ISO 9660 or FAT label that is trimmed, with a size that is
 // not negative (and not zero for FAT, whose size the boot sector gives).
+// The device is start, then (when pvd is not empty) zeros up to sector 16
+// of 2048 bytes and pvd there, so that the fuzzer mutates small inputs.
 func FuzzProbeLabel(f *testing.F) {
-	f.Add(fatSeed(false, 2048, "CIDATA", "cidata"))
-	f.Add(fatSeed(false, 40000, "NO NAME", "KESO_BOOT"))
-	f.Add(fatSeed(true, 600000, "cidata", ""))
-	f.Add(fatSeed(true, 600000, "NO NAME", "config-2"))
-	f.Add(isoSeed("cidata"))
-	f.Add(isoSeed("config-2\x00\x00"))
-	f.Add([]byte("tiny"))
+	for _, tc := range []struct {
+		data []byte
+		want Label
+	}{
+		{fatSeed(false, 2048, "CIDATA", "cidata"), Label{FSFAT12, "cidata", 2048 * 512}},
+		{fatSeed(false, 40000, "NO NAME", ""), Label{FSFAT16, "", 40000 * 512}},
+		{fatSeed(true, 600000, "NO NAME", "config-2"), Label{FSFAT32, "config-2", 600000 * 512}},
+	} {
+		if got, ok := ProbeLabel(bytes.NewReader(tc.data)); !ok || got != tc.want {
+			f.Fatalf("seed: ProbeLabel = %+v, %v; want %+v", got, ok, tc.want)
+		}
+	}
+	f.Add(fatSeed(false, 2048, "CIDATA", "cidata"), []byte(nil))
+	f.Add(fatSeed(false, 40000, "NO NAME", "KESO_BOOT"), []byte(nil))
+	f.Add(fatSeed(true, 600000, "cidata", ""), []byte(nil))
+	f.Add(fatSeed(true, 600000, "NO NAME", "config-2"), []byte(nil))
+	f.Add([]byte(nil), isoPVDSeed("cidata"))
+	f.Add(make([]byte, 512), isoPVDSeed("config-2\x00\x00"))
+	f.Add([]byte("tiny"), []byte(nil))
 	mbr := make([]byte, 512)
 	mbr[510], mbr[511] = 0x55, 0xAA
-	f.Add(mbr)
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add(mbr, []byte(nil))
+	f.Fuzz(func(t *testing.T, start, pvd []byte) {
+		data := start
+		if len(pvd) > 0 {
+			data = make([]byte, isoPVD, isoPVD+len(pvd))
+			copy(data, start)
+			data = append(data, pvd...)
+		}
 		l, ok := ProbeLabel(bytes.NewReader(data))
 		if !ok {
 			if l != (Label{}) {
