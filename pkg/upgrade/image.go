@@ -26,7 +26,19 @@ type ImageInfo struct {
 
 // ReadImage reads the version, kernel and initrd out of a root squashfs
 // (the upgrade artifact) without mounting it.
-func ReadImage(r io.ReaderAt, size int64) (ImageInfo, error) {
+func ReadImage(r io.ReaderAt, size int64) (info ImageInfo, err error) {
+	defer func() {
+		// go-diskfs panics on some malformed images (slice bounds in
+		// its metadata reader); a bad image must be refused, not crash
+		// `keso upgrade`.
+		if p := recover(); p != nil {
+			info, err = ImageInfo{}, fmt.Errorf("read image: malformed squashfs: %v", p)
+		}
+	}()
+	return readImage(r, size)
+}
+
+func readImage(r io.ReaderAt, size int64) (ImageInfo, error) {
 	fs, err := squashfs.Read(file.New(readerAtFile{r, size}, true), size, 0, 0)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("read image: not a squashfs root: %w", err)

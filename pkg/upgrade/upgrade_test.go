@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,27 @@ func TestInterruptedBeforeArmIsNotARollback(t *testing.T) {
 	must(t, err)
 	if got.Pending != nil {
 		t.Errorf("pending upgrade kept: %+v", got.Pending)
+	}
+}
+
+// TestReadImageMalformed: a squashfs whose metadata references point past
+// the image made go-diskfs panic (slice bounds out of range in
+// readMetadata); ReadImage reports it as an error instead. The image is
+// the crasher FuzzReadImage found, a 529-byte mutation of
+// testdata/tiny-gzip.squashfs.
+func TestReadImageMalformed(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzReadImage", "7a713f2495b6d9be"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "go test fuzz v1\n[]byte(\"...\")\n"
+	_, lit, _ := strings.Cut(strings.TrimSpace(string(raw)), "\n")
+	img, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lit, "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("crasher file: %v", err)
+	}
+	info, err := ReadImage(strings.NewReader(img), int64(len(img)))
+	if err == nil || !strings.Contains(err.Error(), "read image: malformed squashfs") {
+		t.Errorf("ReadImage(malformed squashfs) = %+v, %v; want a malformed squashfs error", info, err)
 	}
 }
