@@ -95,15 +95,32 @@ func ResolveKey(entry, githubURL, gitlabURL string) KeySource {
 	switch {
 	case strings.HasPrefix(s, "github:"):
 		u := s[len("github:"):]
-		return KeySource{Entry: entry, URL: strings.TrimRight(githubURL, "/") + "/" + u + ".keys", Cache: KeyCacheDir + "/github-" + u + ".keys"}
+		url := strings.TrimRight(githubURL, "/") + "/" + u + ".keys"
+		return KeySource{Entry: entry, URL: url, Cache: userCache("github", u, url)}
 	case strings.HasPrefix(s, "gitlab:"):
 		u := s[len("gitlab:"):]
-		return KeySource{Entry: entry, URL: strings.TrimRight(gitlabURL, "/") + "/" + u + ".keys", Cache: KeyCacheDir + "/gitlab-" + u + ".keys"}
+		url := strings.TrimRight(gitlabURL, "/") + "/" + u + ".keys"
+		return KeySource{Entry: entry, URL: url, Cache: userCache("gitlab", u, url)}
 	case strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"):
-		sum := sha256.Sum256([]byte(s))
-		return KeySource{Entry: entry, URL: s, Cache: KeyCacheDir + "/url-" + hex.EncodeToString(sum[:8]) + ".keys"}
+		return KeySource{Entry: entry, URL: s, Cache: urlCache(s)}
 	}
 	return KeySource{Entry: entry, Literal: s}
+}
+
+// userCache is the cache file of a github:/gitlab: entry, named after the
+// user. A "user" with a '/' (which cloudconfig refuses) would name a file
+// elsewhere ("github:../x"), so its cache is named after its URL instead.
+func userCache(site, user, url string) string {
+	if strings.Contains(user, "/") {
+		return urlCache(url)
+	}
+	return KeyCacheDir + "/" + site + "-" + user + ".keys"
+}
+
+// urlCache is the cache file of keys fetched from url.
+func urlCache(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return KeyCacheDir + "/url-" + hex.EncodeToString(sum[:8]) + ".keys"
 }
 
 // ParseKeys returns the valid authorized_keys lines of b (blank lines and

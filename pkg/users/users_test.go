@@ -305,6 +305,11 @@ func TestResolveKey(t *testing.T) {
 		{"gitlab:bob", "https://gitlab.com/bob.keys", KeyCacheDir + "/gitlab-bob.keys"},
 		{"https://example.com/k", "https://example.com/k", KeyCacheDir + "/url-"},
 		{"ssh-ed25519 AAAA x", "", ""},
+		// Not user names (cloudconfig refuses them): the cache stays in
+		// KeyCacheDir, named after the URL (found by FuzzResolveKey).
+		{"github:/", "https://github.com//.keys", KeyCacheDir + "/url-"},
+		{"github:../../../root/.ssh/authorized", "https://github.com/../../../root/.ssh/authorized.keys", KeyCacheDir + "/url-"},
+		{"gitlab:a/b", "https://gitlab.com/a/b.keys", KeyCacheDir + "/url-"},
 	} {
 		got := ResolveKey(tc.in, "", "")
 		if got.URL != tc.url || !strings.HasPrefix(got.Cache, tc.cache) || (tc.cache == "") != (got.Cache == "") {
