@@ -98,6 +98,8 @@ func FuzzPlanGrow(f *testing.F) {
 	f.Fuzz(func(t *testing.T, head []byte, diskSectors uint64, partno uint8, fixCRC bool) {
 		const ss = 512
 		diskSectors %= 1 << 40 // up to 512 TiB: byte offsets fit an int64
+		// growPartition reads head from the disk, so the disk holds it.
+		diskSectors = max(diskSectors, uint64(len(head)+ss-1)/ss)
 		if fixCRC {
 			fixGPTCRCs(head)
 		}
