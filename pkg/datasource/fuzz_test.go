@@ -232,3 +232,48 @@ func FuzzProbeLabel(f *testing.F) {
 		}
 	})
 }
+
+// urlPassword is the password in a URL's user info, read without
+// net/url: the text between the first ':' and the last '@' of what
+// follows "://" up to the path.
+func urlPassword(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
+}
+
+// FuzzNoCloudURL: a `ds=nocloud;s=URL` kernel parameter gives no seed URL
+// or an http(s) one ending in '/', and the name it is logged under
+// (Redact) does not show the password it may carry.
+func FuzzNoCloudURL(f *testing.F) {
+	for _, s := range []string{
+		"nocloud;s=http://10.0.0.2:8000/seed/", "nocloud-net;seedfrom=https://cfg.example/n", "nocloud;s=https://user:s3cret@cfg.example/seed/",
+		"nocloud;i=iid;s=http://[fe80::1%25eth0]/x", "nocloud", "nocloud;s=file:///seed/", "configdrive", "nocloud;s=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ds string) {
+		seed := NoCloudURL(ds)
+		if seed == "" {
+			return
+		}
+		if !(strings.HasPrefix(seed, "http://") || strings.HasPrefix(seed, "https://")) || !strings.HasSuffix(seed, "/") {
+			t.Fatalf("NoCloudURL(%q) = %q: want an http(s) URL ending in /", ds, seed)
+		}
+		if pw := urlPassword(seed); pw != "" && pw != "xxxxx" {
+			if shown := Redact(seed); strings.Contains(shown, ":"+pw+"@") {
+				t.Fatalf("Redact(%q) = %q shows the password %q", seed, shown, pw)
+			}
+		}
+	})
+}
