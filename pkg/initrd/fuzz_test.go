@@ -3,6 +3,7 @@ package initrd
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"testing"
 	"unicode/utf16"
@@ -75,6 +76,18 @@ func fixGPTCRCs(head []byte) {
 	setHeaderCRC(hdr)
 }
 
+// planString describes a plan without the bytes it writes.
+func planString(g *GPTGrow) string {
+	if g == nil {
+		return "no plan"
+	}
+	s := fmt.Sprintf("partition %d LBA %d-%d to %d, writes", g.Partition, g.Start, g.OldEnd, g.NewEnd)
+	for _, w := range g.Writes {
+		s += fmt.Sprintf(" %d+%d", w.Offset, len(w.Data))
+	}
+	return s
+}
+
 // FuzzPlanGrow: the partition table at the start of the boot disk (a GPT
 // found by the state partition's name, or the Raspberry Pi card's MBR by
 // partition number) gives no plan, or a plan that grows the partition
@@ -110,28 +123,28 @@ func FuzzPlanGrow(f *testing.F) {
 		}
 		if err != nil {
 			if g != nil {
-				t.Fatalf("planGrow returned a plan with error %v", err)
+				t.Fatalf("planGrow returned %s with error %v", planString(g), err)
 			}
 			return
 		}
 		if g.Partition < 1 || !(g.Start <= g.OldEnd && g.OldEnd < g.NewEnd && g.NewEnd < diskSectors) {
-			t.Fatalf("plan %+v on a disk of %d sectors: want partition ≥ 1 and start ≤ old end < new end < disk", g, diskSectors)
+			t.Fatalf("plan %s on a disk of %d sectors: want partition ≥ 1 and start ≤ old end < new end < disk", planString(g), diskSectors)
 		}
 		next := append([]byte(nil), head...)
 		for _, w := range g.Writes {
 			end := w.Offset + int64(len(w.Data))
 			if w.Offset < 0 || uint64(end) > diskSectors*ss {
-				t.Fatalf("plan %+v writes bytes %d-%d, outside the disk of %d sectors", g, w.Offset, end, diskSectors)
+				t.Fatalf("plan %s writes bytes %d-%d, outside the disk of %d sectors", planString(g), w.Offset, end, diskSectors)
 			}
 			if uint64(end) > g.Start*ss && uint64(w.Offset) <= g.OldEnd*ss+ss-1 {
-				t.Fatalf("plan %+v writes bytes %d-%d, inside partition %d (LBA %d-%d)", g, w.Offset, end, g.Partition, g.Start, g.OldEnd)
+				t.Fatalf("plan %s writes bytes %d-%d, inside the partition", planString(g), w.Offset, end)
 			}
 			if end <= int64(len(next)) {
 				copy(next[w.Offset:], w.Data)
 			}
 		}
 		if again, err := planGrow(next, ss, diskSectors, StatePartLabel, int(partno%6)); !errors.Is(err, ErrGPTNoGrow) {
-			t.Fatalf("plan %+v, once written, plans %+v, %v; want nothing to grow", g, again, err)
+			t.Fatalf("plan %s, once written, plans %s, %v; want nothing to grow", planString(g), planString(again), err)
 		}
 	})
 }

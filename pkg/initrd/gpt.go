@@ -103,6 +103,13 @@ func PlanGPTGrow(head []byte, sectorSize int, diskSectors uint64, label string) 
 	if end != maxEnd || end > lastUsable {
 		return nil, fmt.Errorf("gpt: %s (LBA %d-%d) is not the last partition: %w", label, start, end, ErrGPTNoGrow)
 	}
+	if start > end || end >= newLastUsable {
+		// A consistent table never gets here (its partitions end before
+		// the old backup GPT, which lies before newAlt); a corrupt entry
+		// (past the disk, or ending before it starts) must not be
+		// "grown" into one that ends before it did.
+		return nil, fmt.Errorf("gpt: %s (LBA %d-%d) does not end before LBA %d, the last usable one on a disk of %d sectors: want a partition that ends before it", label, start, end, newLastUsable, diskSectors)
+	}
 	le.PutUint64(e[40:], newLastUsable)
 	entCRC := crc32.ChecksumIEEE(ents)
 

@@ -1,6 +1,7 @@
 package initrd
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -113,5 +114,28 @@ func TestPlanGPTGrowRefusals(t *testing.T) {
 	}
 	if _, err := PlanGPTGrow(make([]byte, 64*512), 512, big, "KESO_STATE"); err == nil || !strings.Contains(err.Error(), "no GPT header") {
 		t.Errorf("no GPT: error = %v", err)
+	}
+}
+
+// TestPlanGPTGrowCorruptEntry: an entry that lies past the disk, or ends
+// before it starts, is refused rather than planned to end before it did
+// (found by FuzzPlanGrow).
+func TestPlanGPTGrowCorruptEntry(t *testing.T) {
+	const image, disk = 16 << 20 / 512, 40 << 20 / 512
+	root := gptPart{"KESO_ROOT_A", 2048, 4095}
+	for _, tc := range []struct {
+		name  string
+		state gptPart
+	}{
+		{"past the disk", gptPart{StatePartLabel, 0x3030303030303030, 0x3030303030303030}},
+		{"ends before it starts", gptPart{StatePartLabel, 8192, 4096}},
+	} {
+		head := gptSeed(image, root, tc.state)
+		binary.LittleEndian.PutUint64(head[512+48:], 1<<62) // last usable LBA: past them all
+		fixGPTCRCs(head)
+		g, err := PlanGPTGrow(head, 512, disk, StatePartLabel)
+		if err == nil || !strings.Contains(err.Error(), "want a partition that ends before it") {
+			t.Errorf("%s: PlanGPTGrow = %s, %v; want a refusal", tc.name, planString(g), err)
+		}
 	}
 }
