@@ -142,10 +142,24 @@ func (h HTTP) client() *http.Client {
 // Redact hides a password in a URL's user info, for logs and source names.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err == nil {
+		return u.Redacted()
+	}
+	// Not a URL net/url takes (a space in the host, a bad %-escape):
+	// hide whatever stands between "://" and the last '@' before the
+	// path, the user info, rather than show it as it is.
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return raw
 	}
-	return u.Redacted()
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return scheme + "://xxxxx" + rest[at:]
+	}
+	return raw
 }
 
 // statusError is a non-2xx answer.

@@ -188,8 +188,19 @@ func TestHTTPSSystemRoots(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	if got, want := Redact("https://user:s3cret@cfg.example/n.yaml"), "https://user:xxxxx@cfg.example/n.yaml"; got != want {
-		t.Errorf("Redact = %q, want %q", got, want)
+	for _, tc := range []struct{ in, want string }{
+		{"https://user:s3cret@cfg.example/n.yaml", "https://user:xxxxx@cfg.example/n.yaml"},
+		{"https://cfg.example/n.yaml", "https://cfg.example/n.yaml"},
+		// Not URLs net/url parses: the user info is hidden all the same
+		// (found by FuzzNoCloudURL).
+		{"http://:0@000000000 /", "http://xxxxx@000000000 /"},
+		{"https://user:s3cret@cfg.example/%zz", "https://xxxxx@cfg.example/%zz"},
+		{"https://u:p@ss@cfg example/seed/", "https://xxxxx@cfg example/seed/"},
+		{"https://cfg example/n", "https://cfg example/n"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 
