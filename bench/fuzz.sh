@@ -14,12 +14,14 @@
 #   bench/fuzz.sh                                 every target, 10 minutes each
 #   FUZZTIME=1h FUZZ_ONLY='pkg/initrd' bench/fuzz.sh
 #
-# On a shared machine keep GOMAXPROCS=1 and FUZZ_PARALLEL=1.
+# FUZZMINIMIZETIME (default 5s) bounds the minimizing of each new input, as
+# in scripts/fuzz.sh. On a shared machine keep GOMAXPROCS=1 and FUZZ_PARALLEL=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 FUZZTIME="${FUZZTIME:-10m}"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-1}"
+FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-5s}"
 FUZZ_ONLY="${FUZZ_ONLY:-}"
 logdir="${FUZZ_LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/keso-fuzz-bench.XXXXXX")}"
 mkdir -p "$logdir"
@@ -35,7 +37,7 @@ while read -r pkg name; do
 	echo "fuzzing $pkg $name for $FUZZTIME (log $log)" >&2
 	crashes=0
 	crasher=""
-	if ! go test -v -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_PARALLEL" "$pkg" >"$log" 2>&1; then
+	if ! go test -v -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_PARALLEL" -fuzzminimizetime "$FUZZMINIMIZETIME" "$pkg" >"$log" 2>&1; then
 		crashes=1
 		crashed=$((crashed + 1))
 		crasher="$(sed -n -E 's|.*Failing input written to (testdata/fuzz/[^ ]*).*|\1|p' "$log" | tail -n 1)"
@@ -52,7 +54,7 @@ done < <(scripts/fuzz.sh --list)
 echo
 echo "## Fuzzing"
 echo
-echo "Native Go fuzzing, each target for $FUZZTIME with -parallel $FUZZ_PARALLEL (GOMAXPROCS=${GOMAXPROCS:-all}); \`bench/fuzz.sh\`"
+echo "Native Go fuzzing, each target for $FUZZTIME with -parallel $FUZZ_PARALLEL, -fuzzminimizetime $FUZZMINIMIZETIME (GOMAXPROCS=${GOMAXPROCS:-all}); \`bench/fuzz.sh\`"
 echo "($(date -u +%Y-%m-%d), $(nproc) host cores, load average $load_start at the start)."
 echo "\"new interesting\" is what this run added to the corpus (the Go cache keeps it between runs)."
 echo

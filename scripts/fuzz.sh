@@ -8,7 +8,12 @@
 #
 # Targets are the `func FuzzXxx(f *testing.F)` in *_test.go files, outside
 # test/e2e (QEMU). Each runs as
-#   go test -run '^$' -fuzz '^FuzzXxx$' -fuzztime $FUZZTIME -parallel $FUZZ_PARALLEL ./pkg/x
+#   go test -run '^$' -fuzz '^FuzzXxx$' -fuzztime $FUZZTIME -parallel $FUZZ_PARALLEL \
+#     -fuzzminimizetime $FUZZMINIMIZETIME ./pkg/x
+# FUZZMINIMIZETIME (default 5s, go's is 60s) bounds the minimizing of each
+# new input: go's minimizer is quadratic in the input's size, and with one
+# worker it fuzzes nothing meanwhile (a 2 KiB FAT boot sector or GPT took
+# the whole of a 60 s run).
 # FUZZ_ONLY, when set, is an extended regexp matched against
 # "<package> <target>". One line is printed per target; a failing target is
 # named with its crasher (./pkg/x/testdata/fuzz/FuzzXxx/<hash>, which go
@@ -22,6 +27,7 @@ cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 FUZZTIME="${FUZZTIME:-5s}"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-1}"
+FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-5s}"
 FUZZ_ONLY="${FUZZ_ONLY:-}"
 
 # list prints "<package> <target>" for every fuzz target, sorted.
@@ -48,7 +54,7 @@ while read -r pkg name; do
 	n=$((n + 1))
 	log="$logdir/$(tr / _ <<<"${pkg#./}")_$name.log"
 	start=$SECONDS
-	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_PARALLEL" "$pkg" >"$log" 2>&1; then
+	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_PARALLEL" -fuzzminimizetime "$FUZZMINIMIZETIME" "$pkg" >"$log" 2>&1; then
 		stats="$(grep -E '^fuzz: elapsed' "$log" | tail -n 1 | sed -E 's/^fuzz: elapsed: [^,]*, //')"
 		printf 'ok    %-22s %-26s %3ss  %s\n' "$pkg" "$name" "$((SECONDS - start))" "$stats"
 		continue
