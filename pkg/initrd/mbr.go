@@ -110,6 +110,11 @@ func PlanMBRGrow(sector0 []byte, diskSectors uint64, partno int) (*GPTGrow, erro
 			return nil, ErrGPTNoGrow // not the last partition
 		}
 	}
+	if start >= diskSectors {
+		// An image written to a smaller card, or a corrupt entry: the
+		// size below would wrap around and "grow" it past the disk.
+		return nil, fmt.Errorf("mbr: partition %d starts at sector %d, past the end of the disk (%d sectors): want one that starts on the disk", partno, start, diskSectors)
+	}
 	newSize := diskSectors - start
 	if newSize > 0xffffffff {
 		newSize = 0xffffffff

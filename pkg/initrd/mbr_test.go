@@ -79,6 +79,17 @@ func TestPlanMBRGrow(t *testing.T) {
 	}
 }
 
+// TestPlanMBRGrowPastTheDisk: a card smaller than the image (the state
+// partition starts past its end) is refused, not grown past the disk
+// (found by FuzzPlanGrow).
+func TestPlanMBRGrowPastTheDisk(t *testing.T) {
+	sec := mbrSector(0xd4d16b13, cardParts...)
+	g, err := PlanMBRGrow(sec, 4194304, MBRPartState) // a 2 GiB card; the state partition starts at 2.25 GiB
+	if err == nil || !strings.Contains(err.Error(), "past the end of the disk") {
+		t.Errorf("PlanMBRGrow on a card smaller than the image = %s, %v; want a refusal", planString(g), err)
+	}
+}
+
 func TestPlanFromCmdlineMBR(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"keso.slot=b keso.mbr=D4D16B13", "disk b d4d16b13 <nil>"},
