@@ -41,6 +41,9 @@ while read -r pkg name; do
 		crashes=1
 		crashed=$((crashed + 1))
 		crasher="$(sed -n -E 's|.*Failing input written to (testdata/fuzz/[^ ]*).*|\1|p' "$log" | tail -n 1)"
+		if [[ -z "$crasher" ]]; then # a seed already in testdata/fuzz fails
+			crasher="$(sed -n -E "s#.*seed corpus entry: $name/([^ ]*).*#testdata/fuzz/$name/\\1#p" "$log" | head -n 1)"
+		fi
 		crasher="${crasher:+$pkg/$crasher}"
 		crasher="${crasher:-see $log}"
 	fi

@@ -62,7 +62,7 @@ while read -r pkg name; do
 	# The crasher: a new input go wrote, or the seed-corpus file that failed.
 	crasher="$(sed -n -E 's|.*Failing input written to (testdata/fuzz/[^ ]*).*|\1|p' "$log" | tail -n 1)"
 	if [[ -z "$crasher" ]]; then
-		entry="$(sed -n -E "s|.*--- FAIL: $name/([^ ]*).*|\\1|p" "$log" | head -n 1)"
+		entry="$(sed -n -E "s#.*(seed corpus entry|--- FAIL): $name/([^ ]*).*#\\2#p" "$log" | head -n 1)"
 		if [[ -n "$entry" && -f "$pkg/testdata/fuzz/$name/$entry" ]]; then
 			crasher="testdata/fuzz/$name/$entry"
 		elif [[ -n "$entry" ]]; then
