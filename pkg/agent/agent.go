@@ -18,9 +18,11 @@
 //	network     links, addresses, routes, DHCP, resolv.conf, wait-online
 //	ntp         clock from ntp_servers (or DHCP's) before k3s needs it
 //	users       again, fetching github:/gitlab:/URL keys now that there is a network
-//	install     live mode with install.device and install.silent: install and power off/reboot
+//	install     live or netboot mode with install.device and install.silent: install,
+//	            report it (keso.report_url) and power off/reboot
 //	check       what k3s needs from the kernel (keso check)
-//	k3s         config file, modules, cgroup2, shared /; then the supervisor
+//	k3s         config file, modules, cgroup2, shared /; then the supervisor;
+//	            then the report (keso.report_url) that k3s started, with the log
 //	run_cmd     after k3s started; then user-data scripts
 //	upgrade     on a trial boot, commit the slot once healthy (k3s up, the
 //	            node Ready through the kubelet's kubeconfig, the user's
@@ -43,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keso-os/keso/pkg/bootreport"
 	"github.com/keso-os/keso/pkg/check"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/cmdline"
@@ -95,6 +98,8 @@ type Agent struct {
 	// annotateAgain asks the annotator to write the annotations again.
 	kube          kubelet
 	annotateAgain chan struct{}
+	// ring keeps the console log the agent ships to keso.report_url.
+	ring *bootreport.Ring
 }
 
 // Run applies the config and supervises the node until a power request;
@@ -104,6 +109,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.reqs = make(chan *power.Request, 8)
+	a.ring = bootreport.NewRing(256 << 10)
+	a.Log = io.MultiWriter(a.Log, a.ring)
 	a.annotateAgain = make(chan struct{}, 1)
 	a.st = status.Status{Version: a.Boot.Version, Mode: a.Boot.Mode, Slot: a.Boot.Slot}
 	a.mods = kmod.NewLoader(a.FS, a.Host)
@@ -166,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	a.addresses()
 
-	if a.Boot.Mode == "live" && cfg.Keso.Install != nil && cfg.Keso.Install.Device != "" {
+	if (a.Boot.Mode == "live" || a.Boot.Mode == "netboot") && cfg.Keso.Install != nil && cfg.Keso.Install.Device != "" {
 		if req := a.install(ctx); req != nil {
 			return a.shutdown(req)
 		}
@@ -181,6 +188,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 
 	sup := a.startK3s(ctx)
+	if sup != nil {
+		a.report(ctx, "k3s", "k3s started "+sinceBoot())
+	}
 	a.kube = kubelet{fs: a.FS, plan: k3s.Plan(a.cfg), hostname: hostname}
 	a.phase("run_cmd", func(rec *phase.Recorder) {
 		a.commands(ctx, "run_cmd", cfg.RunCmd, cmdEnv, rec)

@@ -11,10 +11,11 @@ import (
 )
 
 // install runs the silent install of the "USB stick that installs the
-// store box": with install.device and install.silent in a live boot it
+// store box" (or of a netbooted rack machine whose server says install):
+// with install.device and install.silent in a live or netboot boot it
 // writes the disk, saves the config, and powers off (install.power_off) or
 // reboots. It returns the power request, or nil when it did not install.
-func (a *Agent) install(_ context.Context) *power.Request {
+func (a *Agent) install(ctx context.Context) *power.Request {
 	in := a.cfg.Keso.Install
 	if !in.Silent {
 		fmt.Fprintf(a.Log, "keso: install: install.device is %s; run `keso install` to install (set install.silent to install at boot)\n", in.Device)
@@ -26,6 +27,9 @@ func (a *Agent) install(_ context.Context) *power.Request {
 			rec.Fail("keso.install.device", err)
 			return
 		}
+		// Before the reboot: the netboot server then serves this machine
+		// its local disk instead of installing again.
+		a.report(ctx, "installed", "installed to "+in.Device+" "+sinceBoot())
 		if in.PowerOff {
 			req = &power.Request{Action: power.PowerOff, Reason: "installed to " + in.Device}
 		} else {

@@ -86,6 +86,10 @@ type System struct {
 	// ConfigURL (keso) fetches more user-data over HTTP(S) at boot; the
 	// kernel command line form is keso.config_url=URL.
 	ConfigURL string `yaml:"config_url,omitempty"`
+	// ReportURL (keso) is where the boot agent reports its progress
+	// (installed, k3s started) and posts its boot log: the netboot server
+	// (`keso-build netboot serve`) sets it on the kernel command line.
+	ReportURL string `yaml:"report_url,omitempty"`
 	// Network (keso) is declarative interface configuration.
 	Network *Network `yaml:"network,omitempty"`
 	// Disks (keso) are data disks to format, mount and grow.

@@ -381,6 +381,9 @@ func (v *validator) system(s *System) {
 	if s.ConfigURL != "" && !v.url(b+".config_url", s.ConfigURL, "http", "https") {
 		s.ConfigURL = ""
 	}
+	if s.ReportURL != "" && !v.url(b+".report_url", s.ReportURL, "http", "https") {
+		s.ReportURL = ""
+	}
 	if s.Network != nil {
 		v.network(b+".network", s.Network)
 	}
