@@ -27,3 +27,22 @@ func Script(base, rootSHA256, cmdline string) []byte {
 	b.WriteString(":retry\nsleep 5\ndhcp && chain ${filename} || goto retry\n")
 	return []byte(b.String())
 }
+
+// ParseScript reads back what Script wrote: the root's sha256 and the
+// rest of the kernel command line (after keso.root and keso.root_sha256),
+// so a netboot server can write per-machine scripts from the build's
+// own. It fails on a script Script did not write.
+func ParseScript(script []byte) (rootSHA256, cmdline string, err error) {
+	for _, line := range strings.Split(string(script), "\n") {
+		rest, ok := strings.CutPrefix(line, "kernel ${keso-base}/vmlinuz keso.root=${keso-base}/rootfs.squashfs keso.root_sha256=")
+		if !ok {
+			continue
+		}
+		sum, cmd, _ := strings.Cut(rest, " ")
+		if sum == "" {
+			return "", "", fmt.Errorf("boot.ipxe: the kernel line has an empty keso.root_sha256")
+		}
+		return sum, strings.TrimSpace(cmd), nil
+	}
+	return "", "", fmt.Errorf("boot.ipxe: no kernel line as keso-build writes it (kernel ${keso-base}/vmlinuz keso.root=… keso.root_sha256=…): rebuild the netboot output with keso-build")
+}
