@@ -21,13 +21,14 @@ type Server struct {
 	// closed when the transfer ends.
 	Open func(name string) (io.ReaderAt, int64, error)
 	// Done, if set, is called after each transfer ends (success or
-	// failure), refused requests included.
+	// failure), refused requests included, from the transfer's goroutine:
+	// calls may be concurrent. Serve returns only after the last one.
 	Done func(t Transfer)
 	// Timeout is the per-packet retransmit timeout (default 1s), unless
 	// the client negotiates its own with the timeout option.
 	Timeout time.Duration
 	// Retries is how many times a packet is sent again before the
-	// transfer is given up (default 5).
+	// transfer is given up (default 5; zero or less means the default).
 	Retries int
 	// MaxTransfers bounds the transfers in flight (default 64); a request
 	// beyond it is dropped, and the client will ask again.
