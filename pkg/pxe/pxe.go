@@ -18,23 +18,42 @@
 // boot file), [Server.Answer] builds the reply to one request (pure apart
 // from the lease table), and [Server.Serve] only moves packets.
 //
-// What real clients needed (seen with QEMU 7.2, 2026-12-05, in a network
-// namespace beside dnsmasq as the site's DHCP server; see the README in
-// testdata for the captured packets):
+// What real clients needed, seen 2026-12-05 with QEMU 7.2 (TCG) in a
+// network namespace: a bridge with QEMU's tap, this server in Proxy mode on
+// the bridge, dnsmasq as the site's DHCP server (no PXE) behind a veth, and
+// dnsmasq's TFTP and an HTTP server for the script (testdata/README.md
+// lists the captured requests):
 //
-//   - iPXE (QEMU's virtio-net ROM, SeaBIOS): sends option 60
-//     "PXEClient:Arch:00000:UNDI:002001", option 93 = 0 and user class
-//     (option 77) "iPXE" as raw bytes, not RFC 3004 form. A proxy OFFER with
-//     siaddr and a boot file name is used as it stands; iPXE does not go to
-//     port 4011 then. Its filename from the proxy OFFER wins over the site's.
-//   - EDK2 PxeBcDxe (OVMF, native PXE with the NIC's iPXE option ROM
-//     disabled): option 60 "PXEClient:Arch:00007:UNDI:003000", option 93 = 7,
-//     option 97 UUID. A proxy OFFER that carries option 43 with
-//     PXE_DISCOVERY_CONTROL (sub-option 6) bit 3 set and a boot file is a
-//     "PXE10" offer EDK2 boots from directly (TFTP from siaddr). Without
-//     option 43 it is a "BINL" offer and EDK2 sends a REQUEST to siaddr:4011
-//     (from port 4011, ciaddr set, no option 54) and boots from the ACK.
-//     Proxy mode sends option 43 and also answers port 4011, so both work.
+//   - iPXE, QEMU's virtio-net ROM under SeaBIOS (and ipxe.lkrn, and
+//     ipxe.efi once loaded): option 60 "PXEClient:Arch:00000:UNDI:002001"
+//     (00007/003010 for ipxe.efi), option 93, user class (option 77) "iPXE"
+//     as raw bytes (not RFC 3004 form), option 97, broadcast flag not set.
+//     It took the site's address and the proxy OFFER's file (the script
+//     URL, with siaddr set) as they stood, and fetched the script: no
+//     request to port 4011.
+//   - EDK2 PxeBcDxe, OVMF_CODE_4M.fd with the NIC's iPXE option ROM off
+//     (romfile=): option 60 "PXEClient:Arch:00007:UNDI:003000", option 93
+//     = 7, option 97, broadcast flag set. With option 43 carrying
+//     PXE_DISCOVERY_CONTROL (sub-option 6) bit 3 beside the boot file, the
+//     proxy OFFER is a "PXE10" offer that EDK2 boots from directly: it
+//     fetched ipxe.efi over TFTP from siaddr, with no port 4011 exchange.
+//     Without option 43 (tried with a modified build) it is a "BINL" offer:
+//     EDK2 sent a REQUEST from port 4011 to siaddr:4011 (ciaddr set, no
+//     option 54, no user class) and booted from the ACK, which must come
+//     back to port 4011. Proxy mode sends option 43 and answers 4011, so
+//     both paths work. The chain went on: ipxe.efi's own DHCP got the
+//     script URL and fetched it.
+//   - Full mode, the same OVMF with no site server: OFFER/ACK of the first
+//     address in the range with ipxe.efi, then ipxe.efi's DISCOVER/REQUEST
+//     got the same address and the script URL.
+//   - Not seen with a real client: a BIOS PXE ROM that is not iPXE
+//     (undionly.kpxe; QEMU only has iPXE ROMs), arm64, and UEFI HTTP boot
+//     ("HTTPClient", option 93 = 16/19); those answers are tested with
+//     edited packets only.
+//
+// Both EDK2 and iPXE send option 97 in SMBIOS byte order (the first three
+// UUID fields little-endian); Event.UUID undoes that, so it reads as
+// QEMU's -uuid and dmidecode print it.
 //
 // Serve needs root (or CAP_NET_BIND_SERVICE and CAP_NET_RAW): it binds
 // 0.0.0.0:67, and in Proxy mode 0.0.0.0:4011, to one interface
