@@ -552,3 +552,34 @@ func TestReplyAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerHTTPClient edits EDK2's captured DISCOVER into what its
+// HttpBootDxe sends (no QEMU run reached HTTP boot): the proxy OFFER must
+// carry option 60 "HTTPClient" and the URL in option 67 and the file field,
+// with no option 43 or 66 (HttpBootDxe wants yiaddr 0, "HTTPClient" and an
+// http URI, and ignores the rest).
+func TestAnswerHTTPClient(t *testing.T) {
+	const url = "http://10.77.0.1:8080/ipxe/ipxe.efi"
+	req := load(t, "edk2-discover.bin")
+	req.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient:Arch:00016:UNDI:003000"))
+	req.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 16}))
+	for _, mode := range []Mode{Proxy, Full} {
+		c := proxyConfig()
+		yiaddr := "0.0.0.0"
+		if mode == Full {
+			c, yiaddr = fullConfig(), "10.77.0.50"
+		}
+		got, ev := newServer(t, c).Answer(req)
+		if got == nil {
+			t.Fatalf("%v: silence (%s)", mode, ev.Detail)
+		}
+		want := reply{typ: dhcpv4.MessageTypeOffer, yiaddr: yiaddr, siaddr: "10.77.0.1", file: url,
+			opt54: "10.77.0.1", opt60: "HTTPClient", opt67: url, broadcast: true}
+		if g := summarize(got); g != want {
+			t.Errorf("%v:\n got %+v\nwant %+v", mode, g, want)
+		}
+		if ev.Arch != ArchAMD64EFIHTTP || !strings.HasSuffix(ev.Detail, "http "+url) {
+			t.Errorf("%v: event %v", mode, ev)
+		}
+	}
+}
