@@ -33,6 +33,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "keygen" {
 		return keygen(args[1:])
 	}
+	if len(args) > 0 && args[0] == "netboot" {
+		return netboot(args[1:])
+	}
 	fl := flag.NewFlagSet("keso-build", flag.ContinueOnError)
 	var (
 		repo    = fl.String("repo", ".", "keso checkout (Go sources, overlay/, iso/, images/)")
