@@ -29,6 +29,7 @@ type Standin struct {
 	Pid        int               `json:"pid"`
 	Env        map[string]string `json:"env"`
 	ConfigYAML *string           `json:"config_yaml"`
+	NodeName   string            `json:"node_name"`
 	Boot       struct {
 		Mode       string   `json:"mode"`
 		Slot       string   `json:"slot"`

@@ -54,6 +54,15 @@ type Config struct {
 	BootFile string
 	Boot     string // -boot order: "d" CD, "c" disk, "n" network
 
+	// A NIC on a tap device instead (the netboot rack test): Tap is the
+	// device's name in network namespace NetNS (QEMU runs in it, through
+	// `ip netns exec`), MAC the NIC's address. The NIC boots first
+	// (bootindex 0), the disks after it.
+	Tap, MAC, NetNS string
+	// NoNICROM leaves out the NIC's iPXE option ROM: UEFI firmware then
+	// boots the network with its own PXE (EDK2's PxeBcDxe), over TFTP.
+	NoNICROM bool
+
 	Extra  []string // extra QEMU arguments
 	LogDir string   // where the console log goes; default a test temp dir
 
@@ -186,7 +195,13 @@ func Args(cfg Config, dir string) []string {
 		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=none,id=disk%d", d, f, i),
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=disk%d,bootindex=%d", i, i+1))
 	}
-	if cfg.Net || cfg.TFTPDir != "" {
+	if cfg.Tap != "" {
+		nic := "virtio-net-pci,netdev=n0,bootindex=0,mac=" + cfg.MAC
+		if cfg.NoNICROM {
+			nic += ",romfile="
+		}
+		a = append(a, "-netdev", "tap,id=n0,ifname="+cfg.Tap+",script=no,downscript=no", "-device", nic)
+	} else if cfg.Net || cfg.TFTPDir != "" {
 		nd := "user,id=n0"
 		if cfg.TFTPDir != "" {
 			nd += ",tftp=" + cfg.TFTPDir
@@ -262,6 +277,9 @@ func Start(t testing.TB, cfg Config) *VM {
 	}
 	args := Args(cfg, dir)
 	vm.cmd = exec.Command(Binary(cfg.Arch), args...)
+	if cfg.NetNS != "" {
+		vm.cmd = exec.Command("ip", append([]string{"netns", "exec", cfg.NetNS, Binary(cfg.Arch)}, args...)...)
+	}
 	vm.cmd.Dir = dir
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := vm.cmd.StdinPipe()
