@@ -11,7 +11,7 @@ PKGS=(
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm ipxe-qemu
   isolinux syslinux-common systemd-boot-efi u-boot-qemu busybox-static
   cloud-image-utils mtools etcd-server openssh-client iproute2 fdisk
-  grub-common tftp-hpa dnsmasq-base ipxe curl
+  grub-common tftp-hpa dnsmasq-base ipxe curl ssh-audit
 )
 
 need_arch() {
