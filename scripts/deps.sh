@@ -10,7 +10,7 @@ PKGS=(
   squashfs-tools xorriso gdisk dosfstools e2fsprogs cpio
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm ipxe-qemu
   isolinux syslinux-common systemd-boot-efi u-boot-qemu busybox-static
-  cloud-image-utils mtools etcd-server openssh-client iproute2 fdisk
+  cloud-image-utils mtools etcd-server openssh-client ssh-audit iproute2 fdisk
   grub-common tftp-hpa dnsmasq-base ipxe curl
 )
 

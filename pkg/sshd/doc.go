@@ -2,12 +2,16 @@
 // way into a node that has no other userland daemon.
 //
 // What it does, and how it maps to the config (`keso.ssh`):
-//   - Host keys (ed25519 and ECDSA P-256, for clients that predate ed25519)
-//     are generated once and kept under KeyDir (/var/lib/keso/ssh, on the
-//     state partition when installed), so a node keeps its identity across
-//     boots and upgrades. ECDSA rather than RSA 3072 because generating an
-//     RSA key takes seconds on a Raspberry Pi at first boot, and every
-//     OpenSSH since 5.7 speaks ECDSA.
+//   - Host keys (ed25519, and RSA 3072 signing with rsa-sha2-512/256 only,
+//     for clients that predate ed25519) are generated once and kept under
+//     KeyDir (/var/lib/keso/ssh, on the state partition when installed), so
+//     a node keeps its identity across boots and upgrades. Making the RSA
+//     key takes seconds on a Raspberry Pi, once, at first boot. An ECDSA
+//     key left by an earlier keso is no longer offered: ssh-audit fails the
+//     NIST curves.
+//   - Algorithms: only what ssh-audit passes (KeyExchanges, Ciphers, MACs):
+//     ML-KEM/curve25519 key exchange, AEAD ciphers, encrypt-then-MAC MACs,
+//     and strict key exchange (Terrapin).
 //   - Public-key auth for `rancher` against ~rancher/.ssh/authorized_keys
 //     (written by the users phase), read at each attempt so that keys
 //     fetched later in the boot work without a restart. root may log in only
