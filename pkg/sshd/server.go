@@ -354,11 +354,14 @@ func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permis
 
 func (s *Server) checkPassword(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
 	name := meta.User()
-	if !s.allowed(name) {
-		return nil, fmt.Errorf("user %q may not log in", name)
+	err := fmt.Errorf("user %q may not log in", name)
+	if s.allowed(name) {
+		err = s.Passwords.CheckPassword(name, string(pw))
 	}
-	if err := s.Passwords.CheckPassword(name, string(pw)); err != nil {
-		time.Sleep(time.Second) // slow down guessing
+	if err != nil {
+		// Slow down guessing, the same for a user who may not log in (the
+		// delay must not tell which names exist).
+		time.Sleep(time.Second)
 		return nil, err
 	}
 	return &ssh.Permissions{Extensions: map[string]string{"user": name, "auth": "password"}}, nil
@@ -406,8 +409,7 @@ func (s *Server) handleConn(c net.Conn) {
 		s.logf("%s: %v", c.RemoteAddr(), err)
 		return
 	}
-	// Global requests: tcpip-forward (ssh -R) and the rest are refused.
-	go ssh.DiscardRequests(reqs)
+	go s.globalRequests(reqs, c.RemoteAddr(), name)
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
@@ -425,6 +427,19 @@ func (s *Server) handleConn(c net.Conn) {
 			go s.forward(nc, name)
 		default:
 			nc.Reject(ssh.UnknownChannelType, "unsupported channel type "+nc.ChannelType())
+		}
+	}
+}
+
+// globalRequests refuses every global request: tcpip-forward (ssh -R)
+// with a console line, keep-alives as OpenSSH expects (a failure reply).
+func (s *Server) globalRequests(reqs <-chan *ssh.Request, addr net.Addr, user string) {
+	for req := range reqs {
+		if req.Type == "tcpip-forward" {
+			s.logf("%s: %s: remote port forwarding (ssh -R) refused: keso's server does not offer it", addr, user)
+		}
+		if req.WantReply {
+			req.Reply(false, nil)
 		}
 	}
 }

@@ -61,6 +61,10 @@ func (ss *session) serve(reqs <-chan *ssh.Request) {
 			if ssh.Unmarshal(req.Payload, &p) == nil && p.Name == "sftp" {
 				ok, run = ss.sftp()
 			}
+		case "auth-agent-req@openssh.com", "x11-req":
+			// Agent and X11 forwarding: refused (ok stays false), said once
+			// on the console so that an admin sees why -A or -X did nothing.
+			ss.srv.logf("%s: %s refused: keso's server does not forward the agent or X11", ss.user.Name, req.Type)
 		case "signal":
 			var p struct{ Name string }
 			if ssh.Unmarshal(req.Payload, &p) == nil {
