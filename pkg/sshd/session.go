@@ -295,11 +295,13 @@ func (ss *session) hangup() {
 	}
 }
 
-// sftp serves the sftp subsystem: in-process when the user is the server's
-// own uid, else through SFTPCommand run as the user.
+// sftp serves the sftp subsystem: in-process when the user's uid and gid
+// are the server's own (when the user's shell, too, would run with the
+// server's credentials: see Host.UserCommand), else through SFTPCommand
+// run as the user, so that SFTP never writes where the shell could not.
 func (ss *session) sftp() (bool, func()) {
 	u := ss.user
-	if int(u.UID) != os.Getuid() {
+	if int(u.UID) != os.Getuid() || int(u.GID) != os.Getgid() {
 		if len(ss.srv.SFTPCommand) == 0 {
 			ss.srv.logf("%s: sftp refused: no SFTP helper command is configured to run as uid %d", u.Name, u.UID)
 			return false, nil
