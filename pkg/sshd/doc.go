@@ -27,7 +27,16 @@
 //     `ssh -L 6443:127.0.0.1:6443` to reach the k3s API).
 //   - Processes run as the logged-in user (uid, gid, supplementary groups
 //     from /etc/passwd and /etc/group) with HOME, USER, LOGNAME, SHELL, PATH
-//     set, in the user's home directory.
+//     set, in the user's home directory. SFTP too (SFTPCommand, run as the
+//     user; in-process only when the user's uid and gid are the server's
+//     own), so it reads and writes exactly what the user's shell could: the
+//     kernel draws the line, not a chroot.
+//   - Limits, each OpenSSH's namesake with its default: max_auth_tries (6)
+//     failed attempts per connection, login_grace_time (2m) to log in,
+//     max_startups (10) connections logging in at once (more are closed at
+//     once), and idle_timeout (off): a logged-in connection with no byte
+//     either way for that long is closed (a plain idle timeout, not
+//     ClientAliveInterval). allow_tcp_forwarding: no refuses ssh -L.
 //
 // Wiring in the system stage (the SFTP helper is keso-init itself: its
 // main must call SFTPMain when started as `keso-init sftp-server`; the
@@ -39,7 +48,8 @@
 //		SFTPCommand: []string{exe, "sftp-server"}, Log: console}
 //	go srv.ListenAndServe(ctx)
 //
-// Remote forwarding (`ssh -R`), agent forwarding and X11 are refused.
+// Remote forwarding (`ssh -R`), agent forwarding and X11 are refused, with
+// a console line each; no setting turns them on.
 // authorized_keys options (command=, from=, restrict) are not interpreted:
 // a key with options is ignored with a console line, never silently given
 // more than its options allow.
