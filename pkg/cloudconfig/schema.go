@@ -283,8 +283,11 @@ type SSH struct {
 	// IdleTimeout closes a logged-in connection that has carried no data
 	// either way for that long (a duration; default: never).
 	IdleTimeout string `yaml:"idle_timeout,omitempty"`
-	// AllowTCPForwarding is "local" (ssh -L, the default) or "no".
+	// AllowTCPForwarding is "local" (ssh -L, the default), "remote"
+	// (ssh -R only), "all" (or "yes": both) or "no".
 	AllowTCPForwarding string `yaml:"allow_tcp_forwarding,omitempty"`
+	// AllowAgentForwarding allows ssh -A (off by default).
+	AllowAgentForwarding bool `yaml:"allow_agent_forwarding,omitempty"`
 }
 
 // Health gate defaults (Upgrade.GateTimes).

@@ -26,7 +26,9 @@ func TestValidateSSH(t *testing.T) {
 		{"grace not a duration", "keso:\n  ssh:\n    login_grace_time: 2 minutes\n", SSH{}, "keso.ssh.login_grace_time: \"2 minutes\" is not a positive duration"},
 		{"grace forever", "keso:\n  ssh:\n    login_grace_time: 0s\n", SSH{}, "there is no 0 for \"forever\""},
 		{"idle negative", "keso:\n  ssh:\n    idle_timeout: -1m\n", SSH{}, "keso.ssh.idle_timeout: \"-1m\" is not a duration"},
-		{"remote forwarding", "keso:\n  ssh:\n    allow_tcp_forwarding: all\n", SSH{}, "does not do remote forwarding"},
+		{"remote forwarding", "keso:\n  ssh:\n    allow_tcp_forwarding: remote\n    allow_agent_forwarding: true\n", SSH{AllowTCPForwarding: "remote", AllowAgentForwarding: true}, ""},
+		{"unquoted yes", "keso:\n  ssh:\n    allow_tcp_forwarding: yes\n", SSH{AllowTCPForwarding: "yes"}, ""},
+		{"unknown forwarding", "keso:\n  ssh:\n    allow_tcp_forwarding: everything\n", SSH{}, "keso.ssh.allow_tcp_forwarding: \"everything\": want local"},
 		{"bad port kept out", "keso:\n  ssh:\n    port: 70000\n", SSH{}, "keso.ssh.port: 70000 is not a TCP port"},
 	}
 	for _, tt := range tests {

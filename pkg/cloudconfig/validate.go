@@ -716,9 +716,9 @@ func (v *validator) ssh(b string, s *SSH) {
 		}
 	}
 	switch s.AllowTCPForwarding {
-	case "", "local", "no":
+	case "", "local", "remote", "all", "yes", "no":
 	default:
-		v.fail(b+".allow_tcp_forwarding", "%s.allow_tcp_forwarding: %q: want local (ssh -L, the default) or no; keso's server does not do remote forwarding (ssh -R)", b, s.AllowTCPForwarding)
+		v.fail(b+".allow_tcp_forwarding", "%s.allow_tcp_forwarding: %q: want local (ssh -L, the default), remote (ssh -R), all (or yes: both) or no", b, s.AllowTCPForwarding)
 		s.AllowTCPForwarding = ""
 	}
 }

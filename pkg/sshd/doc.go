@@ -23,8 +23,8 @@
 //   - Sessions: a PTY shell (window changes followed), `exec` requests run
 //     with `SHELL -c` and return the exit status (or the signal), signals,
 //     the `sftp` subsystem (which also serves OpenSSH's scp, SFTP-based since
-//     OpenSSH 9.0), and local port forwarding (`direct-tcpip`, for
-//     `ssh -L 6443:127.0.0.1:6443` to reach the k3s API).
+//     OpenSSH 9.0), and port forwarding (below; `ssh -L 6443:127.0.0.1:6443`
+//     reaches the k3s API).
 //   - Processes run as the logged-in user (uid, gid, supplementary groups
 //     from /etc/passwd and /etc/group) with HOME, USER, LOGNAME, SHELL, PATH
 //     set, in the user's home directory. SFTP too (SFTPCommand, run as the
@@ -36,7 +36,11 @@
 //     max_startups (10) connections logging in at once (more are closed at
 //     once), and idle_timeout (off): a logged-in connection with no byte
 //     either way for that long is closed (a plain idle timeout, not
-//     ClientAliveInterval). allow_tcp_forwarding: no refuses ssh -L.
+//     ClientAliveInterval).
+//   - Forwarding: local (ssh -L) unless allow_tcp_forwarding is no or
+//     remote; remote (ssh -R, on 127.0.0.1 only, below port 1024 for root
+//     only) with allow_tcp_forwarding remote or all; the agent (ssh -A)
+//     with allow_agent_forwarding. X11 is always refused.
 //
 // Wiring in the system stage (the SFTP helper is keso-init itself: its
 // main must call SFTPMain when started as `keso-init sftp-server`; the
@@ -48,8 +52,7 @@
 //		SFTPCommand: []string{exe, "sftp-server"}, Log: console}
 //	go srv.ListenAndServe(ctx)
 //
-// Remote forwarding (`ssh -R`), agent forwarding and X11 are refused, with
-// a console line each; no setting turns them on.
+// Whatever forwarding is refused gets a console line.
 // authorized_keys options (command=, from=, restrict) are not interpreted:
 // a key with options is ignored with a console line, never silently given
 // more than its options allow.

@@ -3,6 +3,8 @@ package sshd
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
 // clientRun is one run of an OpenSSH client program (ssh, sftp, scp).
@@ -439,5 +443,223 @@ func TestLocalForwardOff(t *testing.T) {
 	case <-reached:
 		t.Errorf("ssh -L with allow_tcp_forwarding no: the target got a connection")
 	default:
+	}
+}
+
+// pongServer answers "pong:" + the first 5 bytes it reads, on 127.0.0.1.
+func pongServer(t *testing.T) net.Listener {
+	t.Helper()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { target.Close() })
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, _ := io.ReadAll(io.LimitReader(c, 5))
+				fmt.Fprintf(c, "pong:%s", line)
+			}()
+		}
+	}()
+	return target
+}
+
+// ping connects to addr until "pong:hello" comes back or d has passed.
+func ping(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			io.WriteString(c, "hello")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, _ := io.ReadAll(c)
+			c.Close()
+			if string(got) == "pong:hello" {
+				return nil
+			}
+			err = fmt.Errorf("got %q", got)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRemoteForward: with allow_tcp_forwarding remote or all, ssh -R
+// listens on the node's loopback address and carries connections back to
+// the client's side; a port below 1024 is for root only.
+func TestRemoteForward(t *testing.T) {
+	needTool(t, "ssh")
+	e := startServer(t, envOpts{rancherID: -1, cfg: Config{RemoteForwarding: true}})
+	target := pongServer(t)
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	rport := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	r := e.keyLoginOpts("rancher", []string{e.keyFile}, []string{"-N", "-o", "ExitOnForwardFailure=yes",
+		"-R", fmt.Sprintf("127.0.0.1:%d:%s", rport, target.Addr())})
+	cmd := exec.Command("ssh", r.args...)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := ping(fmt.Sprintf("127.0.0.1:%d", rport), 30*time.Second); err != nil {
+		t.Fatalf("ssh -R %d: no answer through the tunnel: %v (ssh: %s)", rport, err, errb.String())
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The listener goes with the connection.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", rport))
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d still listens after the ssh -R client went away", rport)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Any port (0): the server says which, and cancel closes it.
+	c, err := e.dial("rancher", ssh.PublicKeys(e.signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ln, err := c.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("tcpip-forward of port 0: %v, want a port", err)
+	}
+	go func() {
+		for {
+			fc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tc, err := net.Dial("tcp", target.Addr().String())
+				if err != nil {
+					fc.Close()
+					return
+				}
+				go io.Copy(tc, fc)
+				io.Copy(fc, tc)
+				fc.Close()
+				tc.Close()
+			}()
+		}
+	}()
+	if err := ping(ln.Addr().String(), 10*time.Second); err != nil {
+		t.Errorf("tcpip-forward of port 0 (got %s): %v", ln.Addr(), err)
+	}
+	ln.Close()
+
+	// uid 1000 may not listen below 1024 (the server runs as root).
+	if os.Getuid() == 0 {
+		e2 := startServer(t, envOpts{rancherID: 1000, cfg: Config{RemoteForwarding: true}})
+		c2, err := e2.dial("rancher", ssh.PublicKeys(e2.signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		if l, err := c2.Listen("tcp", "127.0.0.1:1023"); err == nil {
+			l.Close()
+			t.Errorf("tcpip-forward of port 1023 as uid 1000: accepted, want refused (root only)")
+		}
+		if !strings.Contains(e2.log.String(), "only root may listen below 1024") {
+			t.Errorf("log %q: want the line about the privileged port", e2.log.String())
+		}
+	}
+}
+
+// TestAgentForward: with allow_agent_forwarding, ssh -A gives the session
+// an SSH_AUTH_SOCK through which the client's agent answers, in a
+// directory only the user can enter, removed when the session ends.
+func TestAgentForward(t *testing.T) {
+	needTool(t, "ssh")
+	needTool(t, "ssh-add")
+	e := startServer(t, envOpts{rancherID: -1, cfg: Config{AgentForwarding: true}})
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	keyring := agent.NewKeyring()
+	_, pk, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.Add(agent.AddedKey{PrivateKey: pk, Comment: "keso-test-agent-key"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	r := e.keyLoginOpts("rancher", []string{e.keyFile}, []string{"-A", "-o", "IdentityAgent=" + sock},
+		`echo "$SSH_AUTH_SOCK"; stat -c '%a %u' "$(dirname "$SSH_AUTH_SOCK")"; ssh-add -l`)
+	out, errs, code := r.run(t, "ssh")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasSuffix(lines[0], "/agent.sock") ||
+		lines[1] != fmt.Sprintf("700 %d", os.Getuid()) || !strings.Contains(lines[2], "keso-test-agent-key") {
+		t.Fatalf("ssh -A with allow_agent_forwarding: got status %d out %q stderr %q; want SSH_AUTH_SOCK, its directory 700 owned by the user, and ssh-add -l listing the client's key", code, out, errs)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Dir(lines[0])); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists after the session ended", filepath.Dir(lines[0]))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConfigFrom: keso.ssh as the server takes it, defaults filled in.
+func TestConfigFrom(t *testing.T) {
+	defaults := Config{Port: 22, MaxAuthTries: 6, LoginGraceTime: 2 * time.Minute, MaxStartups: 10}
+	with := func(f func(*Config)) Config { c := defaults; f(&c); return c }
+	for _, tc := range []struct {
+		name string
+		ssh  *cloudconfig.SSH
+		want Config
+	}{
+		{"no ssh block", nil, defaults},
+		{"empty", &cloudconfig.SSH{}, defaults},
+		{"limits", &cloudconfig.SSH{Port: 2222, MaxAuthTries: 3, LoginGraceTime: "30s", MaxStartups: 4, IdleTimeout: "15m"},
+			with(func(c *Config) {
+				c.Port, c.MaxAuthTries, c.LoginGraceTime, c.MaxStartups, c.IdleTimeout = 2222, 3, 30*time.Second, 4, 15*time.Minute
+			})},
+		{"idle 0", &cloudconfig.SSH{IdleTimeout: "0"}, defaults},
+		{"forwarding local", &cloudconfig.SSH{AllowTCPForwarding: "local"}, defaults},
+		{"forwarding no", &cloudconfig.SSH{AllowTCPForwarding: "no"}, with(func(c *Config) { c.NoTCPForwarding = true })},
+		{"forwarding remote", &cloudconfig.SSH{AllowTCPForwarding: "remote"}, with(func(c *Config) { c.NoTCPForwarding, c.RemoteForwarding = true, true })},
+		{"forwarding all", &cloudconfig.SSH{AllowTCPForwarding: "all"}, with(func(c *Config) { c.RemoteForwarding = true })},
+		{"forwarding yes", &cloudconfig.SSH{AllowTCPForwarding: "yes"}, with(func(c *Config) { c.RemoteForwarding = true })},
+		{"agent", &cloudconfig.SSH{AllowAgentForwarding: true, PasswordAuth: true, RootLogin: true},
+			with(func(c *Config) { c.AgentForwarding, c.PasswordAuth, c.RootLogin = true, true, true })},
+	} {
+		var cc cloudconfig.Config
+		cc.Keso.SSH = tc.ssh
+		if got := ConfigFrom(cc); got != tc.want {
+			t.Errorf("%s: ConfigFrom(%+v): got %+v, want %+v", tc.name, tc.ssh, got, tc.want)
+		}
 	}
 }

@@ -43,9 +43,14 @@ type Config struct {
 	// byte in either direction (0: never).
 	IdleTimeout time.Duration
 	// NoTCPForwarding refuses local forwarding (ssh -L), which is allowed
-	// by default. Remote forwarding, agent forwarding and X11 are always
-	// refused.
+	// by default.
 	NoTCPForwarding bool
+	// RemoteForwarding allows ssh -R: listening on the node's loopback
+	// address (below port 1024 for root only). Off by default.
+	RemoteForwarding bool
+	// AgentForwarding allows ssh -A. Off by default. X11 is always
+	// refused.
+	AgentForwarding bool
 }
 
 // The defaults of Config's zero fields.
@@ -82,8 +87,15 @@ func ConfigFrom(c cloudconfig.Config) Config {
 	var sc Config
 	if s := c.Keso.SSH; s != nil {
 		sc = Config{Port: s.Port, PasswordAuth: s.PasswordAuth, RootLogin: s.RootLogin,
-			MaxAuthTries: s.MaxAuthTries, MaxStartups: s.MaxStartups,
-			NoTCPForwarding: s.AllowTCPForwarding == "no"}
+			MaxAuthTries: s.MaxAuthTries, MaxStartups: s.MaxStartups, AgentForwarding: s.AllowAgentForwarding}
+		switch s.AllowTCPForwarding {
+		case "no":
+			sc.NoTCPForwarding = true
+		case "remote":
+			sc.NoTCPForwarding, sc.RemoteForwarding = true, true
+		case "all", "yes":
+			sc.RemoteForwarding = true
+		}
 		sc.LoginGraceTime, _ = time.ParseDuration(s.LoginGraceTime)
 		sc.IdleTimeout, _ = time.ParseDuration(s.IdleTimeout)
 	}
@@ -409,7 +421,9 @@ func (s *Server) handleConn(c net.Conn) {
 		s.logf("%s: %v", c.RemoteAddr(), err)
 		return
 	}
-	go s.globalRequests(reqs, c.RemoteAddr(), name)
+	rf := &remoteForwards{srv: s, conn: sc, user: u}
+	defer rf.closeAll()
+	go s.globalRequests(reqs, c.RemoteAddr(), rf)
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
@@ -417,7 +431,7 @@ func (s *Server) handleConn(c net.Conn) {
 			if err != nil {
 				continue
 			}
-			ss := &session{srv: s, user: u, ch: ch}
+			ss := &session{srv: s, user: u, ch: ch, conn: sc}
 			go ss.serve(creqs)
 		case "direct-tcpip":
 			if s.Config.NoTCPForwarding {
@@ -431,15 +445,22 @@ func (s *Server) handleConn(c net.Conn) {
 	}
 }
 
-// globalRequests refuses every global request: tcpip-forward (ssh -R)
-// with a console line, keep-alives as OpenSSH expects (a failure reply).
-func (s *Server) globalRequests(reqs <-chan *ssh.Request, addr net.Addr, user string) {
+// globalRequests serves tcpip-forward and cancel-tcpip-forward (ssh -R)
+// when RemoteForwarding is on, else refuses them with a console line; it
+// refuses every other global request (keep-alives expect just that).
+func (s *Server) globalRequests(reqs <-chan *ssh.Request, addr net.Addr, rf *remoteForwards) {
 	for req := range reqs {
-		if req.Type == "tcpip-forward" {
-			s.logf("%s: %s: remote port forwarding (ssh -R) refused: keso's server does not offer it", addr, user)
+		ok, payload := false, []byte(nil)
+		switch {
+		case req.Type == "tcpip-forward" && s.Config.RemoteForwarding:
+			ok, payload = rf.add(req.Payload)
+		case req.Type == "cancel-tcpip-forward" && s.Config.RemoteForwarding:
+			ok = rf.cancel(req.Payload)
+		case req.Type == "tcpip-forward":
+			s.logf("%s: %s: remote port forwarding (ssh -R) refused: it is off (keso.ssh.allow_tcp_forwarding: remote or all turns it on)", addr, rf.user.Name)
 		}
 		if req.WantReply {
-			req.Reply(false, nil)
+			req.Reply(ok, payload)
 		}
 	}
 }
