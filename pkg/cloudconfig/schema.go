@@ -271,6 +271,23 @@ type SSH struct {
 	Port int `yaml:"port,omitempty"`
 	// RootLogin lets the ssh_authorized_keys log in as root too.
 	RootLogin bool `yaml:"root_login,omitempty"`
+	// MaxAuthTries is how many failed log-in attempts a connection gets
+	// before it is closed (default 6, as OpenSSH's MaxAuthTries).
+	MaxAuthTries int `yaml:"max_auth_tries,omitempty"`
+	// LoginGraceTime closes a connection that has not logged in within it
+	// (a duration; default 2m, as OpenSSH's LoginGraceTime).
+	LoginGraceTime string `yaml:"login_grace_time,omitempty"`
+	// MaxStartups is how many connections may be logging in at once; more
+	// are closed at once (default 10, as OpenSSH's MaxStartups).
+	MaxStartups int `yaml:"max_startups,omitempty"`
+	// IdleTimeout closes a logged-in connection that has carried no data
+	// either way for that long (a duration; default: never).
+	IdleTimeout string `yaml:"idle_timeout,omitempty"`
+	// AllowTCPForwarding is "local" (ssh -L, the default), "remote"
+	// (ssh -R only), "all" (or "yes": both) or "no".
+	AllowTCPForwarding string `yaml:"allow_tcp_forwarding,omitempty"`
+	// AllowAgentForwarding allows ssh -A (off by default).
+	AllowAgentForwarding bool `yaml:"allow_agent_forwarding,omitempty"`
 }
 
 // Health gate defaults (Upgrade.GateTimes).

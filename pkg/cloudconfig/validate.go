@@ -394,9 +394,8 @@ func (v *validator) system(s *System) {
 	if s.K3s != nil {
 		v.k3s(b+".k3s", s.K3s, s.ServerURL)
 	}
-	if s.SSH != nil && (s.SSH.Port < 0 || s.SSH.Port > 65535) {
-		v.fail(b+".ssh.port", "%s.ssh.port: %d is not a TCP port (1–65535)", b, s.SSH.Port)
-		s.SSH.Port = 0
+	if s.SSH != nil {
+		v.ssh(b+".ssh", s.SSH)
 	}
 	if s.Upgrade != nil {
 		if s.Upgrade.Channel != "" && !v.url(b+".upgrade.channel", s.Upgrade.Channel, "https", "http", "file") {
@@ -688,4 +687,38 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ssh checks keso.ssh; rejected values are cleared (their defaults apply).
+func (v *validator) ssh(b string, s *SSH) {
+	if s.Port < 0 || s.Port > 65535 {
+		v.fail(b+".port", "%s.port: %d is not a TCP port (1–65535)", b, s.Port)
+		s.Port = 0
+	}
+	if s.MaxAuthTries < 0 || s.MaxAuthTries > 100 {
+		v.fail(b+".max_auth_tries", "%s.max_auth_tries: %d is not a number of attempts from 1 to 100 (default 6)", b, s.MaxAuthTries)
+		s.MaxAuthTries = 0
+	}
+	if s.MaxStartups < 0 || s.MaxStartups > 10000 {
+		v.fail(b+".max_startups", "%s.max_startups: %d is not a number of connections from 1 to 10000 (default 10)", b, s.MaxStartups)
+		s.MaxStartups = 0
+	}
+	if t := s.LoginGraceTime; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			v.fail(b+".login_grace_time", "%s.login_grace_time: %q is not a positive duration like 2m (keso always bounds the log-in: there is no 0 for \"forever\")", b, t)
+			s.LoginGraceTime = ""
+		}
+	}
+	if t := s.IdleTimeout; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d < 0 {
+			v.fail(b+".idle_timeout", "%s.idle_timeout: %q is not a duration like 15m (0 or unset: never)", b, t)
+			s.IdleTimeout = ""
+		}
+	}
+	switch s.AllowTCPForwarding {
+	case "", "local", "remote", "all", "yes", "no":
+	default:
+		v.fail(b+".allow_tcp_forwarding", "%s.allow_tcp_forwarding: %q: want local (ssh -L, the default), remote (ssh -R), all (or yes: both) or no", b, s.AllowTCPForwarding)
+		s.AllowTCPForwarding = ""
+	}
 }

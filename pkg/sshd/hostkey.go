@@ -2,10 +2,9 @@ package sshd
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,7 +21,20 @@ import (
 // the keys are new at every boot).
 const DefaultKeyDir = "/var/lib/keso/ssh"
 
+// RSAHostKeyBits is the size of the RSA host key (what ssh-keygen makes
+// by default, and what ssh-audit asks for).
+const RSAHostKeyBits = 3072
+
+// rsaSigAlgs are the signatures the RSA host key makes: SHA-2 only, never
+// the SHA-1 "ssh-rsa" that OpenSSH 8.8 turned off and ssh-audit fails.
+var rsaSigAlgs = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+
 // hostKeyTypes are the host keys a node has, in the order they are offered.
+// ed25519 is what every OpenSSH since 6.5 picks; RSA 3072 (signing with
+// rsa-sha2-512/256) is for clients without ed25519 (older PuTTY, Java and
+// network-gear clients). An ECDSA P-256 key made by an earlier keso
+// (ssh_host_ecdsa_key) is left on disk but no longer offered: ssh-audit
+// fails the NIST curves.
 var hostKeyTypes = []struct {
 	file string
 	gen  func() (crypto.Signer, error)
@@ -31,9 +43,21 @@ var hostKeyTypes = []struct {
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		return k, err
 	}},
-	{"ssh_host_ecdsa_key", func() (crypto.Signer, error) {
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	{"ssh_host_rsa_key", func() (crypto.Signer, error) {
+		return rsa.GenerateKey(rand.Reader, RSAHostKeyBits)
 	}},
+}
+
+// restrict limits an RSA signer to the SHA-2 signature algorithms.
+func restrict(s ssh.Signer) (ssh.Signer, error) {
+	if s.PublicKey().Type() != ssh.KeyAlgoRSA {
+		return s, nil
+	}
+	as, ok := s.(ssh.AlgorithmSigner)
+	if !ok {
+		return nil, fmt.Errorf("RSA host key signer cannot choose its signature algorithm")
+	}
+	return ssh.NewSignerWithAlgorithms(as, rsaSigAlgs)
 }
 
 // HostKeys loads the host keys from dir under fsys, generating (and saving,
@@ -56,8 +80,10 @@ func HostKeys(fsys host.FS, dir string, note func(action, file, detail string)) 
 		case err == nil:
 			s, perr := ssh.ParsePrivateKey(b)
 			if perr == nil {
-				signers = append(signers, s)
-				continue
+				if s, perr = restrict(s); perr == nil {
+					signers = append(signers, s)
+					continue
+				}
 			}
 			if rerr := fsys.Rename(p, p+".bad"); rerr != nil {
 				return nil, fmt.Errorf("host key %s is unreadable (%v) and cannot be moved aside: %w", p, perr, rerr)
@@ -86,6 +112,9 @@ func generate(fsys host.FS, p string, gen func() (crypto.Signer, error)) (ssh.Si
 		return nil, fmt.Errorf("encode host key %s: %w", p, err)
 	}
 	s, err := ssh.NewSignerFromSigner(k)
+	if err == nil {
+		s, err = restrict(s)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("host key %s: %w", p, err)
 	}

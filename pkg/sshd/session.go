@@ -22,6 +22,7 @@ type session struct {
 	srv  *Server
 	user User
 	ch   ssh.Channel
+	conn ssh.Conn // for the agent's channels
 
 	mu            sync.Mutex
 	env           []string // accepted client variables
@@ -30,6 +31,7 @@ type session struct {
 	cmd           *exec.Cmd
 	started       bool
 	exited        bool
+	agent         *agentListener // ssh -A, when allowed
 }
 
 // waitDelay bounds how long a finished command's output is still copied
@@ -61,6 +63,12 @@ func (ss *session) serve(reqs <-chan *ssh.Request) {
 			if ssh.Unmarshal(req.Payload, &p) == nil && p.Name == "sftp" {
 				ok, run = ss.sftp()
 			}
+		case "auth-agent-req@openssh.com":
+			ok = ss.agentReq()
+		case "x11-req":
+			// Refused (a node has no X), said on the console so that an
+			// admin sees why -X did nothing.
+			ss.srv.logf("%s: x11-req refused: keso's server does not forward X11", ss.user.Name)
 		case "signal":
 			var p struct{ Name string }
 			if ssh.Unmarshal(req.Payload, &p) == nil {
@@ -137,6 +145,30 @@ func (ss *session) setEnv(payload []byte) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.env = append(ss.env, p.Name+"="+p.Value)
+	return true
+}
+
+// agentReq serves auth-agent-req@openssh.com (ssh -A): with
+// AgentForwarding, a socket only the user can reach, named by
+// SSH_AUTH_SOCK in the commands started after it; else refused.
+func (ss *session) agentReq() bool {
+	if !ss.srv.Config.AgentForwarding {
+		ss.srv.logf("%s: auth-agent-req@openssh.com refused: agent forwarding is off (keso.ssh.allow_agent_forwarding turns it on)", ss.user.Name)
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.agent != nil || ss.started || ss.conn == nil {
+		return false
+	}
+	a, err := listenAgent(ss.conn, ss.user)
+	if err != nil {
+		ss.srv.logf("%s: %v", ss.user.Name, err)
+		return false
+	}
+	ss.agent = a
+	ss.env = append(ss.env, "SSH_AUTH_SOCK="+a.path())
+	ss.srv.logf("%s: agent forwarded at %s", ss.user.Name, a.path())
 	return true
 }
 
@@ -281,6 +313,10 @@ func (ss *session) signal(name string) bool {
 func (ss *session) hangup() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.agent != nil {
+		ss.agent.close()
+		ss.agent = nil
+	}
 	if ss.slave != nil {
 		ss.slave.Close()
 	}
@@ -291,11 +327,13 @@ func (ss *session) hangup() {
 	}
 }
 
-// sftp serves the sftp subsystem: in-process when the user is the server's
-// own uid, else through SFTPCommand run as the user.
+// sftp serves the sftp subsystem: in-process when the user's uid and gid
+// are the server's own (when the user's shell, too, would run with the
+// server's credentials: see Host.UserCommand), else through SFTPCommand
+// run as the user, so that SFTP never writes where the shell could not.
 func (ss *session) sftp() (bool, func()) {
 	u := ss.user
-	if int(u.UID) != os.Getuid() {
+	if int(u.UID) != os.Getuid() || int(u.GID) != os.Getgid() {
 		if len(ss.srv.SFTPCommand) == 0 {
 			ss.srv.logf("%s: sftp refused: no SFTP helper command is configured to run as uid %d", u.Name, u.UID)
 			return false, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,6 +102,7 @@ func startServer(t *testing.T, o envOpts) *testEnv {
 	if err := fsys.WriteFileAtomic("/etc/passwd", []byte(passwd), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	seedRSAHostKey(t, fsys)
 	keyDir := t.TempDir()
 	e.keyFile, e.signer = newKey(t, keyDir, "id_ed25519")
 	if err := fsys.WriteFileAtomic("/home/rancher/.ssh/authorized_keys", ssh.MarshalAuthorizedKey(e.signer.PublicKey()), 0o600); err != nil {
@@ -132,6 +135,41 @@ func startServer(t *testing.T, o envOpts) *testEnv {
 		}
 	})
 	return e
+}
+
+var testRSAKey struct {
+	once sync.Once
+	pem  []byte
+	err  error
+}
+
+// seedRSAHostKey puts one RSA host key, made once per test binary, into a
+// server root that has none: a 3072-bit key takes a second or more to make,
+// and every test server would otherwise make its own.
+func seedRSAHostKey(t *testing.T, fsys host.FS) {
+	t.Helper()
+	testRSAKey.once.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, RSAHostKeyBits)
+		if err != nil {
+			testRSAKey.err = err
+			return
+		}
+		blk, err := ssh.MarshalPrivateKey(k, "keso test host key")
+		testRSAKey.pem, testRSAKey.err = pem.EncodeToMemory(blk), err
+	})
+	if testRSAKey.err != nil {
+		t.Fatal(testRSAKey.err)
+	}
+	p := path.Join(DefaultKeyDir, "ssh_host_rsa_key")
+	if _, err := fsys.ReadFile(p); err == nil {
+		return
+	}
+	if err := fsys.MkdirAll(DefaultKeyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.WriteFileAtomic(p, testRSAKey.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func needTool(t *testing.T, name string) {
@@ -492,7 +530,7 @@ func TestCorruptHostKeyReplaced(t *testing.T) {
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("HostKeys: %d keys, %v; want 2 keys", len(keys), err)
 	}
-	want := []string{"replace /k/ssh_host_ed25519_key", "generate /k/ssh_host_ed25519_key", "generate /k/ssh_host_ecdsa_key"}
+	want := []string{"replace /k/ssh_host_ed25519_key", "generate /k/ssh_host_ed25519_key", "generate /k/ssh_host_rsa_key"}
 	if strings.Join(notes, ";") != strings.Join(want, ";") {
 		t.Errorf("notes: got %q, want %q", notes, want)
 	}
