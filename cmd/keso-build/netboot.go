@@ -42,7 +42,7 @@ func netboot(args []string) int {
 		poolRange = fl.String("range", "", "full mode: addresses to hand out, FIRST-LAST")
 		router    = fl.String("router", "", "full mode: the default gateway to hand out")
 		dns       = fl.String("dns", "", "full mode: comma-separated DNS servers to hand out")
-		ipxeDir   = fl.String("ipxe", "/usr/lib/ipxe", "folder with undionly.kpxe, ipxe.efi, snponly.efi (Debian's ipxe package)")
+		ipxeDir   = fl.String("ipxe", "/usr/lib/ipxe", "folder with undionly.kpxe (BIOS) and snponly.efi (x86-64 UEFI): Debian's ipxe package")
 		ipxeArm64 = fl.String("ipxe-arm64", "", "an arm64 ipxe.efi (Debian ships none)")
 		noMAC     = fl.Bool("no-mac-check", false, "serve configs without checking the client's MAC in the neighbour table (only when the rack is routed to this server: anyone can then read any machine's config)")
 	)
@@ -80,7 +80,7 @@ func serve(dir, artifacts, stateDir, iface, addr string, port int, dhcpMode, poo
 	}
 	// What TFTP and UEFI HTTP boot may hand out, and nothing else.
 	bins := map[string]string{}
-	for _, f := range []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"} {
+	for _, f := range []string{pxe.FileBIOS, pxe.FileAMD64EFI} {
 		if _, err := os.Stat(filepath.Join(ipxeDir, f)); err == nil {
 			bins[f] = filepath.Join(ipxeDir, f)
 		}

@@ -23,11 +23,16 @@ const (
 
 // The TFTP file names a PXE client is given (relative to the TFTP root),
 // and the path of the EFI binary under Config.HTTPBase for HTTP boot.
+//
+// x86-64 UEFI gets snponly.efi, not ipxe.efi: it drives the NIC through
+// the firmware's own network driver (SNP), and it returns to the firmware
+// cleanly when a machine's script says "boot the local disk" (Debian 12's
+// ipxe.efi hung there under OVMF; snponly.efi went on to the disk).
 const (
 	FileBIOS         = "undionly.kpxe"
-	FileAMD64EFI     = "ipxe.efi"
+	FileAMD64EFI     = "snponly.efi"
 	FileARM64EFI     = "arm64/ipxe.efi"
-	HTTPPathAMD64EFI = "/ipxe/ipxe.efi"
+	HTTPPathAMD64EFI = "/ipxe/snponly.efi"
 	HTTPPathARM64EFI = "/ipxe/arm64/ipxe.efi"
 )
 

@@ -103,7 +103,7 @@ type Config struct {
 	// Required, http or https.
 	ScriptURL string
 	// HTTPBase is the base URL of the HTTP server for UEFI HTTP boot, e.g.
-	// http://10.0.0.1:8080; clients get HTTPBase + "/ipxe/ipxe.efi". Empty
+	// http://10.0.0.1:8080; clients get HTTPBase + "/ipxe/snponly.efi" (amd64). Empty
 	// means UEFI HTTP boot clients get no answer.
 	HTTPBase string
 	// HaveArm64EFI says the TFTP root has arm64/ipxe.efi (and HTTPBase serves

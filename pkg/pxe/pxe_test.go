@@ -123,13 +123,13 @@ func TestAnswerCaptured(t *testing.T) {
 				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt67: script},
 			ArchAMD64EFI, "proxy offer: ipxe script"},
 		{"edk2-discover.bin", Proxy,
-			&reply{typ: dhcpv4.MessageTypeOffer, yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "ipxe.efi",
-				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "ipxe.efi", broadcast: true},
-			ArchAMD64EFI, "proxy offer: ipxe.efi"},
+			&reply{typ: dhcpv4.MessageTypeOffer, yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "snponly.efi",
+				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "snponly.efi", broadcast: true},
+			ArchAMD64EFI, "proxy offer: snponly.efi"},
 		{"edk2-request-4011.bin", Proxy,
-			&reply{typ: dhcpv4.MessageTypeAck, yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "ipxe.efi",
-				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "ipxe.efi"},
-			ArchAMD64EFI, "proxy ack: ipxe.efi"},
+			&reply{typ: dhcpv4.MessageTypeAck, yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "snponly.efi",
+				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "snponly.efi"},
+			ArchAMD64EFI, "proxy ack: snponly.efi"},
 		// The REQUEST during DORA is the site server's business.
 		{"edk2-request-site.bin", Proxy, nil, "", "REQUEST without ciaddr"},
 		{"ipxe-rom-bios-request.bin", Proxy, nil, "", "REQUEST without ciaddr"},
@@ -139,9 +139,9 @@ func TestAnswerCaptured(t *testing.T) {
 				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt67: script},
 			ArchBIOS, "offer 10.77.0.50: ipxe script"},
 		{"edk2-discover.bin", Full,
-			&reply{typ: dhcpv4.MessageTypeOffer, yiaddr: "10.77.0.50", siaddr: "10.77.0.1", file: "ipxe.efi",
-				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "ipxe.efi", broadcast: true},
-			ArchAMD64EFI, "offer 10.77.0.50: ipxe.efi"},
+			&reply{typ: dhcpv4.MessageTypeOffer, yiaddr: "10.77.0.50", siaddr: "10.77.0.1", file: "snponly.efi",
+				opt43: true, opt54: "10.77.0.1", opt60: "PXEClient", opt66: "10.77.0.1", opt67: "snponly.efi", broadcast: true},
+			ArchAMD64EFI, "offer 10.77.0.50: snponly.efi"},
 		// Its own server id is the site's (10.77.0.2): the client chose another server.
 		{"edk2-request-site.bin", Full, nil, "", "client chose server 10.77.0.2"},
 		// Asks for slirp's 10.0.2.15 from server 10.0.2.2.
@@ -366,7 +366,7 @@ func TestAnswerBadInput(t *testing.T) {
 		}), 0, "ignored: REQUEST for server 10.77.0.9"},
 		{"4011 REQUEST naming this server", Proxy, edit("edk2-request-4011.bin", func(r *dhcpv4.DHCPv4) {
 			r.UpdateOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 77, 0, 1)))
-		}), dhcpv4.MessageTypeAck, "proxy ack: ipxe.efi"},
+		}), dhcpv4.MessageTypeAck, "proxy ack: snponly.efi"},
 		{"unknown arch in full mode: lease, no boot file", Full, edit("edk2-discover.bin", arch(6)),
 			dhcpv4.MessageTypeOffer, "offer 10.77.0.50, no boot file: client architecture 6"},
 		{"REQUEST without an address in full mode", Full, edit("edk2-request-site.bin", func(r *dhcpv4.DHCPv4) {
@@ -412,9 +412,9 @@ func TestBootFor(t *testing.T) {
 		{"bios", c, Client{VendorClass: "PXEClient:Arch:00000:UNDI:002001", ArchCode: 0},
 			Boot{Arch: ArchBIOS, File: "undionly.kpxe", VendorClass: "PXEClient", What: "undionly.kpxe"}, ""},
 		{"amd64 efi (7)", c, Client{VendorClass: "PXEClient", ArchCode: 7},
-			Boot{Arch: ArchAMD64EFI, File: "ipxe.efi", VendorClass: "PXEClient", What: "ipxe.efi"}, ""},
+			Boot{Arch: ArchAMD64EFI, File: "snponly.efi", VendorClass: "PXEClient", What: "snponly.efi"}, ""},
 		{"amd64 efi (9)", c, Client{VendorClass: "PXEClient", ArchCode: 9},
-			Boot{Arch: ArchAMD64EFI, File: "ipxe.efi", VendorClass: "PXEClient", What: "ipxe.efi"}, ""},
+			Boot{Arch: ArchAMD64EFI, File: "snponly.efi", VendorClass: "PXEClient", What: "snponly.efi"}, ""},
 		{"arm64 efi", arm, Client{VendorClass: "PXEClient", ArchCode: 11},
 			Boot{Arch: ArchARM64EFI, File: "arm64/ipxe.efi", VendorClass: "PXEClient", What: "arm64/ipxe.efi"}, ""},
 		{"arm64 efi without binary", c, Client{VendorClass: "PXEClient", ArchCode: 11},
@@ -424,8 +424,8 @@ func TestBootFor(t *testing.T) {
 		{"ipxe arm64 needs no arm64 binary", c, Client{VendorClass: "PXEClient", ArchCode: 11, IPXE: true},
 			Boot{Arch: ArchARM64EFI, File: "http://10.77.0.1:8080/ipxe", HTTP: true, VendorClass: "PXEClient", What: "ipxe script"}, ""},
 		{"amd64 http", c, Client{VendorClass: "HTTPClient:Arch:00016:UNDI:003000", ArchCode: 16},
-			Boot{Arch: ArchAMD64EFIHTTP, File: "http://10.77.0.1:8080/ipxe/ipxe.efi", HTTP: true, VendorClass: "HTTPClient",
-				What: "http http://10.77.0.1:8080/ipxe/ipxe.efi"}, ""},
+			Boot{Arch: ArchAMD64EFIHTTP, File: "http://10.77.0.1:8080/ipxe/snponly.efi", HTTP: true, VendorClass: "HTTPClient",
+				What: "http http://10.77.0.1:8080/ipxe/snponly.efi"}, ""},
 		{"arm64 http", arm, Client{VendorClass: "HTTPClient:Arch:00019:UNDI:003000", ArchCode: 19},
 			Boot{Arch: ArchARM64EFIHTTP, File: "http://10.77.0.1:8080/ipxe/arm64/ipxe.efi", HTTP: true, VendorClass: "HTTPClient",
 				What: "http http://10.77.0.1:8080/ipxe/arm64/ipxe.efi"}, ""},
@@ -559,7 +559,7 @@ func TestReplyAddr(t *testing.T) {
 // with no option 43 or 66 (HttpBootDxe wants yiaddr 0, "HTTPClient" and an
 // http URI, and ignores the rest).
 func TestAnswerHTTPClient(t *testing.T) {
-	const url = "http://10.77.0.1:8080/ipxe/ipxe.efi"
+	const url = "http://10.77.0.1:8080/ipxe/snponly.efi"
 	req := load(t, "edk2-discover.bin")
 	req.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient:Arch:00016:UNDI:003000"))
 	req.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 16}))

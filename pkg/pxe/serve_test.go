@@ -84,15 +84,15 @@ func TestServeLoopback(t *testing.T) {
 		if from.Port != s.proxyPort {
 			t.Errorf("reply from port %d, want %d", from.Port, s.proxyPort)
 		}
-		if rep.MessageType() != dhcpv4.MessageTypeAck || rep.TransactionID != req.TransactionID || rep.BootFileName != "ipxe.efi" {
-			t.Errorf("reply %v xid %v file %q, want ACK %v ipxe.efi", rep.MessageType(), rep.TransactionID, rep.BootFileName, req.TransactionID)
+		if rep.MessageType() != dhcpv4.MessageTypeAck || rep.TransactionID != req.TransactionID || rep.BootFileName != "snponly.efi" {
+			t.Errorf("reply %v xid %v file %q, want ACK %v snponly.efi", rep.MessageType(), rep.TransactionID, rep.BootFileName, req.TransactionID)
 		}
 		break
 	}
 	for acked := false; !acked; {
 		select {
 		case e := <-events:
-			acked = strings.HasPrefix(e.Detail, "proxy ack: ipxe.efi")
+			acked = strings.HasPrefix(e.Detail, "proxy ack: snponly.efi")
 		case <-time.After(10 * time.Second):
 			t.Fatal("no event for the ACK")
 		}

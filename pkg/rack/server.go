@@ -46,7 +46,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(ChainScript(s.Base))
 		s.record(Event{MAC: s.macOf(ip), IP: ip, Step: StepIPXE, Detail: "iPXE running: chain script sent"})
-	case strings.HasPrefix(r.URL.Path, "/ipxe/") && r.Method == http.MethodGet:
+	case strings.HasPrefix(r.URL.Path, "/ipxe/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		// UEFI HTTP boot asks with HEAD first, for the size.
 		s.serveIPXE(w, r, ip)
 	default:
 		m := machinePath.FindStringSubmatch(r.URL.Path)

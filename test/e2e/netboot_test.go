@@ -95,12 +95,12 @@ type rackMachine struct {
 // disk (the server now says local), and one with no file of its own that
 // gets the default. The UEFI one boots with OVMF's own PXE (no iPXE ROM
 // on its NIC), so it takes the proxy's PXE offer, its port-4011 answer
-// if it asks, and iPXE over TFTP; the BIOS ones start in QEMU's iPXE ROM,
+// if it asks, and iPXE (snponly.efi) over TFTP; the BIOS ones start in QEMU's iPXE ROM,
 // which the proxy sends straight to the HTTP script. Each must reach the k3s hand-off as the node its
 // config names, and the server's status must list every step.
 func TestNetbootRack(t *testing.T) {
 	skipUnlessE2E(t)
-	for _, need := range []string{"/usr/sbin/dnsmasq", "/usr/lib/ipxe/ipxe.efi", "/usr/lib/ipxe/undionly.kpxe"} {
+	for _, need := range []string{"/usr/sbin/dnsmasq", "/usr/lib/ipxe/snponly.efi", "/usr/lib/ipxe/undionly.kpxe"} {
 		if _, err := os.Stat(need); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s missing: scripts/deps.sh installs it (dnsmasq-base, ipxe)", need)
@@ -203,10 +203,10 @@ func TestNetbootRack(t *testing.T) {
 			if e.Step == rack.StepRefused {
 				t.Errorf("%s: the server refused a request: %s", m.name, e.Detail)
 			}
-			tftp = tftp || e.Step == rack.StepIPXE && strings.HasPrefix(e.Detail, "TFTP sent ipxe.efi")
+			tftp = tftp || e.Step == rack.StepIPXE && strings.HasPrefix(e.Detail, "TFTP sent snponly.efi")
 		}
 		if m.fw == qemu.UEFI && !tftp {
-			t.Errorf("%s: OVMF's PXE never got ipxe.efi over TFTP", m.name)
+			t.Errorf("%s: OVMF's PXE never got snponly.efi over TFTP", m.name)
 		}
 		if d, ok := s.Reached(rack.StepK3s); ok {
 			t.Logf("%s (%s): power-on to the k3s hand-off %s (QEMU start to the stand-in's line); server's first request to k3s started %s",
@@ -225,6 +225,12 @@ func bootRackMachine(t *testing.T, n *rackNet, i int, m rackMachine, label strin
 		Tap: fmt.Sprintf("tap%d", i), MAC: strings.ReplaceAll(m.mac, "-", ":"), NetNS: n.rack,
 		// OVMF's own PXE, not the NIC's iPXE ROM: the proxy's TFTP path.
 		NoNICROM: m.fw == qemu.UEFI}
+	if m.fw == qemu.UEFI {
+		// OVMF tries PXE and HTTP boot over IPv4, then over IPv6, before
+		// the disk; the IPv6 attempts wait minutes for an IPv6 network.
+		// A site turns them off in firmware setup; here, fw_cfg does.
+		cfg.Extra = []string{"-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"}
+	}
 	var disk string
 	if m.install {
 		disk = blankDisk(t, 4<<30)
