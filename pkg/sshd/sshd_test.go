@@ -643,3 +643,51 @@ func TestShadowPasswords(t *testing.T) {
 type shadowOf struct{}
 
 func (shadowOf) CheckPassword(string, string) error { return errors.New("placeholder") }
+
+// TestRSAHostKeyInBackground: a node without an RSA host key serves with
+// ed25519 at once and offers the RSA key once it is made.
+func TestRSAHostKeyInBackground(t *testing.T) {
+	fsys := host.FS{Root: t.TempDir()}
+	log := &syncBuffer{}
+	srv := &Server{FS: fsys, Host: host.Linux{}, KeyDir: "/k", Log: log}
+	if err := srv.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.HostKeys(); len(got) == 0 || got[0].Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("host keys right after Setup = %v, want ed25519 first", got)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(srv.HostKeys()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	keys := srv.HostKeys()
+	if len(keys) != 2 || keys[1].Type() != ssh.KeyAlgoRSA {
+		t.Fatalf("host keys after a minute = %d, want ed25519 and RSA; log:\n%s", len(keys), log.String())
+	}
+	b, err := fsys.ReadFile("/k/ssh_host_rsa_key.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil || !bytes.Equal(pub.Marshal(), keys[1].Marshal()) {
+		t.Errorf("saved RSA key %v differs from the one offered", err)
+	}
+	if !strings.Contains(log.String(), "host key ssh-rsa ") || !strings.Contains(log.String(), " ready") {
+		t.Errorf("no console line for the RSA key:\n%s", log.String())
+	}
+	// The configuration a new connection gets offers both keys.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	var got ssh.PublicKey
+	cc := &ssh.ClientConfig{User: "nobody", HostKeyAlgorithms: []string{ssh.KeyAlgoRSASHA512},
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error { got = k; return errors.New("stop here") }}
+	ssh.Dial("tcp", ln.Addr().String(), cc)
+	if got == nil || !bytes.Equal(got.Marshal(), keys[1].Marshal()) {
+		t.Errorf("a client asking for rsa-sha2-512 got host key %v, want the RSA key", got)
+	}
+}
