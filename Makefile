@@ -31,9 +31,11 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 # test: install what the tests need, then vet, gofmt and every test (unit,
-# integration against a real kube-apiserver, QEMU boots).
+# integration against a real kube-apiserver, QEMU boots), then every fuzz
+# target for a few seconds (scripts/fuzz.sh; bench/fuzz.sh is the long run).
 test: deps inputs kube-tools vet fmt-check
 	KUBEBUILDER_ASSETS=$$(./scripts/kube-tools.sh --print-dir) $(GO) test -count=1 -timeout 80m ./...
+	FUZZTIME=$${FUZZTIME:-3s} ./scripts/fuzz.sh
 
 clean:
 	rm -rf dist

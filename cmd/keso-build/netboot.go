@@ -130,7 +130,12 @@ func serve(dir, artifacts, stateDir, iface, addr string, port int, dhcpMode, poo
 			host, _, _ := net.SplitHostPort(tr.Remote.String())
 			mac, _ := rack.ProcARP{}.MAC(host)
 			d := fmt.Sprintf("TFTP sent %s (%d bytes, block size %d, %s)", tr.Name, tr.Bytes, tr.Blksize, tr.Took.Round(time.Millisecond))
-			if tr.Err != nil {
+			var te *tftp.Error
+			switch {
+			case tr.Err != nil && tr.Bytes == 0 && errors.As(tr.Err, &te) && te.Code == tftp.ErrBadOption:
+				// UEFI PXE asks for the size (tsize), then ends that transfer.
+				d = fmt.Sprintf("TFTP size of %s asked (the client ended that transfer after the size, as UEFI PXE does)", tr.Name)
+			case tr.Err != nil:
 				d = fmt.Sprintf("TFTP %s failed after %d bytes: %v", tr.Name, tr.Bytes, tr.Err)
 			}
 			state.Record(rack.Event{Time: time.Now(), MAC: mac, IP: host, Step: rack.StepIPXE, Detail: d})
@@ -157,8 +162,14 @@ func serve(dir, artifacts, stateDir, iface, addr string, port int, dhcpMode, poo
 		}
 		go func() {
 			errs <- fmt.Errorf("DHCP: %w", ds.Serve(ctx, iface, func(e pxe.Event) {
+				if e.Arch == "" && strings.HasPrefix(e.Detail, "ignored: not a network-boot client") {
+					return // the booted OS's own DHCP: not ours to answer, nor news
+				}
 				mac, _ := rack.NormalMAC(e.MAC.String())
-				d := string(e.Arch) + ": " + e.Detail
+				d := e.Detail
+				if e.Arch != "" {
+					d = string(e.Arch) + ": " + d
+				}
 				if e.UUID != "" {
 					d += " (uuid " + e.UUID + ")"
 				}

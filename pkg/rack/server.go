@@ -74,7 +74,11 @@ func (s *Server) serveIPXE(w http.ResponseWriter, r *http.Request, ip string) {
 	defer f.Close()
 	cw := &countingWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, name, time.Time{}, f)
-	s.record(Event{MAC: s.macOf(ip), IP: ip, Step: StepIPXE, Detail: fmt.Sprintf("HTTP boot: sent %s (%d bytes)", name, cw.n)})
+	d := fmt.Sprintf("HTTP boot: sent %s (%d bytes)", name, cw.n)
+	if r.Method == http.MethodHead {
+		d = fmt.Sprintf("HTTP boot: size of %s asked (HEAD)", name)
+	}
+	s.record(Event{MAC: s.macOf(ip), IP: ip, Step: StepIPXE, Detail: d})
 }
 
 func (s *Server) serveMachine(w http.ResponseWriter, r *http.Request, ip, mac, rest string) {
