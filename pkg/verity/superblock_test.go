@@ -88,6 +88,11 @@ func TestTreeFromSuperblock(t *testing.T) {
 	if err := Verify(bytes.NewReader(data), bytes.NewReader(w.b), &other); err == nil {
 		t.Error("Verify accepts a superblock with 3 data blocks for a tree of 2")
 	}
+	other = *built
+	other.HashStartBlock--
+	if err := Verify(bytes.NewReader(data), bytes.NewReader(w.b), &other); !errors.Is(err, ErrParams) {
+		t.Errorf("hash start block on the superblock: err = %v, want ErrParams", err)
+	}
 	if _, err := ReadSuperblock(bytes.NewReader(w.b[:8192+100]), 8192); err == nil {
 		t.Error("ReadSuperblock accepts a truncated superblock")
 	}

@@ -309,6 +309,13 @@ func Verify(data, hash io.ReaderAt, t *Tree) error {
 	if len(t.RootHash) != sha256.Size {
 		return fmt.Errorf("%w: root hash of %d bytes, want %d", ErrParams, len(t.RootHash), sha256.Size)
 	}
+	start := uint64(t.HashOffset / int64(p.HashBlockSize))
+	if t.Superblock {
+		start++
+	}
+	if t.HashOffset < 0 || t.HashOffset%int64(p.HashBlockSize) != 0 || t.HashStartBlock != start {
+		return fmt.Errorf("%w: hash offset %d, superblock %v and hash start block %d disagree", ErrParams, t.HashOffset, t.Superblock, t.HashStartBlock)
+	}
 	if t.Superblock {
 		sb, err := ReadSuperblock(hash, t.HashOffset)
 		if err != nil {
