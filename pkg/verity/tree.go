@@ -179,7 +179,11 @@ func (h *hasher) sum(dst, block []byte) []byte {
 // tree written to hash at hashOffset (a multiple of the hash block size;
 // the hash area may share a file with the data, after it). With
 // superblock, a veritysetup-compatible superblock fills the first hash
-// block and the tree follows it. Memory stays at one hash block per level.
+// block and the tree follows it. Memory stays at one hash block per level
+// plus a 1 MiB read buffer. For a reproducible image pass Salt and UUID
+// (keso-build can derive them from the image's version and content); the
+// defaults are random. Errors name the operation and the byte offset; the
+// caller adds the file.
 func Build(data io.ReaderAt, dataSize int64, hash io.WriterAt, hashOffset int64, p Params, superblock bool) (*Tree, error) {
 	if err := p.fill(dataSize, true); err != nil {
 		return nil, err
