@@ -12,6 +12,7 @@ PKGS=(
   isolinux syslinux-common systemd-boot-efi u-boot-qemu busybox-static
   cloud-image-utils mtools etcd-server openssh-client iproute2 fdisk
   grub-common tftp-hpa dnsmasq-base ipxe curl ssh-audit
+  cryptsetup-bin
 )
 
 need_arch() {
