@@ -12,7 +12,7 @@ PKGS=(
   isolinux syslinux-common systemd-boot-efi u-boot-qemu busybox-static
   cloud-image-utils mtools etcd-server openssh-client iproute2 fdisk
   grub-common tftp-hpa dnsmasq-base ipxe curl ssh-audit
-  cryptsetup-bin
+  cryptsetup-bin gcc libc6-dev linux-libc-dev
 )
 
 need_arch() {
