@@ -35,22 +35,17 @@ var rsaSigAlgs = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 // network-gear clients). An ECDSA P-256 key made by an earlier keso
 // (ssh_host_ecdsa_key) is left on disk but no longer offered: ssh-audit
 // fails the NIST curves.
-//
-// A missing RSA key is slow to make (a few seconds in a VM without
-// acceleration, more on a Pi): the server makes it in the background
-// (Later) and offers ed25519 alone until it is ready.
 var hostKeyTypes = []struct {
 	file string
 	gen  func() (crypto.Signer, error)
-	slow bool
 }{
 	{"ssh_host_ed25519_key", func() (crypto.Signer, error) {
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		return k, err
-	}, false},
+	}},
 	{"ssh_host_rsa_key", func() (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, RSAHostKeyBits)
-	}, true},
+	}},
 }
 
 // restrict limits an RSA signer to the SHA-2 signature algorithms.
@@ -71,34 +66,13 @@ func restrict(s ssh.Signer) (ssh.Signer, error) {
 // a corrupted file never locks the node out. Each generated or replaced key
 // is reported through note.
 func HostKeys(fsys host.FS, dir string, note func(action, file, detail string)) ([]ssh.Signer, error) {
-	keys, later, err := loadHostKeys(fsys, dir, note, false)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range later {
-		k, err := f()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
-// Later makes a host key that was left for the background.
-type Later func() (ssh.Signer, error)
-
-// loadHostKeys is HostKeys, with the slow keys that must be generated
-// returned as Later when background is set.
-func loadHostKeys(fsys host.FS, dir string, note func(action, file, detail string), background bool) ([]ssh.Signer, []Later, error) {
 	if note == nil {
 		note = func(string, string, string) {}
 	}
 	if err := fsys.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("host keys: %w", err)
+		return nil, fmt.Errorf("host keys: %w", err)
 	}
 	var signers []ssh.Signer
-	var later []Later
 	for _, kt := range hostKeyTypes {
 		p := path.Join(dir, kt.file)
 		b, err := fsys.ReadFile(p)
@@ -112,30 +86,20 @@ func loadHostKeys(fsys host.FS, dir string, note func(action, file, detail strin
 				}
 			}
 			if rerr := fsys.Rename(p, p+".bad"); rerr != nil {
-				return nil, nil, fmt.Errorf("host key %s is unreadable (%v) and cannot be moved aside: %w", p, perr, rerr)
+				return nil, fmt.Errorf("host key %s is unreadable (%v) and cannot be moved aside: %w", p, perr, rerr)
 			}
 			note("replace", p, fmt.Sprintf("unreadable key kept as %s.bad: %v", p, perr))
 		case !errors.Is(err, fs.ErrNotExist):
-			return nil, nil, fmt.Errorf("host key: %w", err)
+			return nil, fmt.Errorf("host key: %w", err)
 		}
-		gen := func() (ssh.Signer, error) {
-			s, err := generate(fsys, p, kt.gen)
-			if err == nil {
-				note("generate", p, ssh.FingerprintSHA256(s.PublicKey()))
-			}
-			return s, err
-		}
-		if kt.slow && background {
-			later = append(later, gen)
-			continue
-		}
-		s, err := gen()
+		s, err := generate(fsys, p, kt.gen)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		note("generate", p, ssh.FingerprintSHA256(s.PublicKey()))
 		signers = append(signers, s)
 	}
-	return signers, later, nil
+	return signers, nil
 }
 
 func generate(fsys host.FS, p string, gen func() (crypto.Signer, error)) (ssh.Signer, error) {

@@ -162,8 +162,8 @@ type Server struct {
 	dropped    int       // connections refused over MaxStartups since droppedLog
 	droppedLog time.Time // when the last such line was logged
 	conns      map[net.Conn]struct{}
-	handshake  chan struct{}                    // bounds handshakes in progress
-	config     atomic.Pointer[ssh.ServerConfig] // replaced when a background host key is ready
+	handshake  chan struct{} // bounds handshakes in progress
+	config     *ssh.ServerConfig
 	keys       []ssh.Signer
 }
 
@@ -198,46 +198,19 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Setup() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.config.Load() != nil {
+	if s.config != nil {
 		return nil
 	}
 	dir := s.KeyDir
 	if dir == "" {
 		dir = DefaultKeyDir
 	}
-	keys, later, err := loadHostKeys(s.FS, dir, func(action, file, detail string) {
+	keys, err := HostKeys(s.FS, dir, func(action, file, detail string) {
 		s.logf("%s host key %s (%s)", action, file, detail)
-	}, true)
+	})
 	if err != nil {
 		return fmt.Errorf("sshd: %w", err)
 	}
-	if mounted, err := s.Host.EnsureDevpts(); err != nil {
-		s.logf("no pseudo-terminals (%v): commands work, interactive shells do not", err)
-	} else if mounted {
-		s.logf("mounted devpts on /dev/pts for pseudo-terminals")
-	}
-	s.keys = keys
-	s.config.Store(s.newConfig(keys))
-	s.handshake = make(chan struct{}, s.Config.maxStartups())
-	for _, f := range later {
-		go func() {
-			k, err := f()
-			if err != nil {
-				s.logf("%v (serving with the other host keys)", err)
-				return
-			}
-			s.mu.Lock()
-			s.keys = append(s.keys, k)
-			s.config.Store(s.newConfig(s.keys))
-			s.mu.Unlock()
-			s.logf("host key %s %s ready", k.PublicKey().Type(), ssh.FingerprintSHA256(k.PublicKey()))
-		}()
-	}
-	return nil
-}
-
-// newConfig is the SSH configuration with keys as the host keys.
-func (s *Server) newConfig(keys []ssh.Signer) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		Config: ssh.Config{
 			KeyExchanges: KeyExchanges,
@@ -258,7 +231,14 @@ func (s *Server) newConfig(keys []ssh.Signer) *ssh.ServerConfig {
 	for _, k := range keys {
 		cfg.AddHostKey(k)
 	}
-	return cfg
+	if mounted, err := s.Host.EnsureDevpts(); err != nil {
+		s.logf("no pseudo-terminals (%v): commands work, interactive shells do not", err)
+	} else if mounted {
+		s.logf("mounted devpts on /dev/pts for pseudo-terminals")
+	}
+	s.config, s.keys = cfg, keys
+	s.handshake = make(chan struct{}, s.Config.maxStartups())
+	return nil
 }
 
 // HostKeys returns the public host keys (after Setup).
@@ -418,7 +398,7 @@ func (s *Server) handleConn(c net.Conn) {
 	// authentication.
 	c.SetDeadline(time.Now().Add(s.Config.loginGraceTime()))
 	ac := &activityConn{Conn: c}
-	sc, chans, reqs, err := ssh.NewServerConn(ac, s.config.Load())
+	sc, chans, reqs, err := ssh.NewServerConn(ac, s.config)
 	<-s.handshake
 	if err != nil {
 		var ne net.Error
