@@ -464,6 +464,8 @@ func pruneCache(t testing.TB, keep string) {
 		if err != nil || !e.IsDir() || p == keep || time.Since(fi.ModTime()) < 2*time.Hour {
 			continue
 		}
+		// The stamp that says a cached tree is complete goes with it.
+		os.Remove(p + ".complete")
 		if err := os.RemoveAll(p); err == nil {
 			t.Logf("pruned old e2e artifacts %s", p)
 		}

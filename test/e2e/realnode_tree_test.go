@@ -104,7 +104,12 @@ func realNodeTree(t testing.TB, assets string) string {
 	h.Write(src)
 	dir := filepath.Join(cacheRoot(), "realnode-tree-"+hex.EncodeToString(h.Sum(nil))[:16])
 	if _, err := os.Stat(dir + ".complete"); err == nil {
-		return dir
+		if _, err := os.Stat(dir); err == nil {
+			return dir
+		}
+		// A stamp without its tree (an older pruneCache removed only the
+		// tree): build it again.
+		os.Remove(dir + ".complete")
 	}
 	os.RemoveAll(dir)
 	tmp := t.TempDir()

@@ -58,11 +58,12 @@ func TestSSHHardening(t *testing.T) {
 	if _, _, err := vm.Expect(readyRE, bootTimeout); err != nil {
 		t.Fatalf("agent never said ready: %v", err)
 	}
-	// The RSA host key is made in the background on a first boot.
-	if _, took, err := vm.Expect(regexp.MustCompile(`sshd: host key ssh-rsa \S+ ready`), 3*time.Minute); err != nil {
-		t.Fatalf("the RSA host key never came: %v", err)
+	// The server listens once every host key exists (the RSA one is made
+	// on a first boot).
+	if _, took, err := vm.Expect(regexp.MustCompile(`sshd: listening on \S+, host key ssh-rsa `), 3*time.Minute); err != nil {
+		t.Fatalf("sshd never listened with its RSA host key: %v", err)
 	} else {
-		t.Logf("RSA host key ready %s after QEMU started", took.Round(100*time.Millisecond))
+		t.Logf("sshd listening with its RSA host key %s after QEMU started", took.Round(100*time.Millisecond))
 	}
 
 	known := filepath.Join(dir, "known_hosts")
