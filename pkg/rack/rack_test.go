@@ -82,11 +82,13 @@ func TestMachineScript(t *testing.T) {
 		not      []string
 	}{
 		{Machine{MAC: macB, Hostname: "b", Mode: Live, File: "default.yaml"}, "pcbios",
-			[]string{"kernel http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/vmlinuz keso.root=http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/rootfs.squashfs keso.root_sha256=ab12 console=ttyS0,115200 panic=10 keso.config_url=http://10.77.0.1:8080/m/52-54-00-00-00-0b/config keso.report_url=http://10.77.0.1:8080/m/52-54-00-00-00-0b/report\n",
+			[]string{"kernel http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/vmlinuz keso.root=http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/rootfs.squashfs keso.root_sha256=ab12 console=ttyS0,115200 panic=10 keso.config_url=http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/config keso.report_url=http://10.77.0.1:8080/m/52-54-00-00-00-0b/report\n",
 				"initrd http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/initrd\n", "boot\n"},
 			[]string{"install", "initrd=initrd", "sanboot"}},
 		{Machine{MAC: macA, Hostname: "a", Mode: Install, Device: "/dev/vda"}, "efi",
 			[]string{" keso.install.device=/dev/vda keso.install.silent initrd=initrd\n"}, []string{"sanboot"}},
+		{Machine{MAC: macB, UUID: uuid, Hostname: "b", Mode: Live}, "pcbios",
+			[]string{" keso.config_url=http://10.77.0.1:8080/m/52-54-00-00-00-0b/amd64/config?uuid=" + uuid + " "}, nil},
 		{Machine{MAC: macA, Hostname: "a", Mode: Local}, "efi",
 			[]string{"iseq ${platform} efi && exit 1 ||\n", "sanboot --no-describe --drive 0x80"}, []string{"kernel", "config_url"}},
 	}
@@ -139,11 +141,11 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	art := fstest.MapFS{"amd64/netboot/vmlinuz": {Data: []byte("KERNEL")}, "amd64/netboot/initrd": {Data: []byte("INITRD")}, "amd64/netboot/rootfs.squashfs": {Data: []byte("ROOTFS-0123456789")}}
-	nb := neighbors{"127.0.0.1": macA}
+	nb := neighbors{"127.0.0.1": macA, "127.0.0.2": macB}
 	s := &Server{Base: "http://srv", Machines: machines, Artifacts: art, Arches: map[string]Arch{"amd64": arch}, State: state, Neighbors: nb}
-	do := func(method, path, body string, hdr ...string) (int, string) {
+	do := func(from, method, path, body string, hdr ...string) (int, string) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.RemoteAddr = "127.0.0.1:40000"
+		req.RemoteAddr = from + ":40000"
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -156,23 +158,32 @@ func TestServer(t *testing.T) {
 		hdr                []string
 		code               int
 		want               string
+		from               string // the client's address; default 127.0.0.1 (machine A)
 	}{
-		{"GET", "/ipxe", "", nil, 200, "chain http://srv/m/"},
-		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=x86_64&platform=efi", "", nil, 200, "keso.install.device=/dev/vda"},
-		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=riscv64", "", nil, 404, "no netboot build"},
-		{"GET", "/m/52-54-00-00-00-0a/amd64/vmlinuz", "", nil, 200, "KERNEL"},
-		{"GET", "/m/52-54-00-00-00-0a/amd64/rootfs.squashfs", "", []string{"Range", "bytes=7-"}, 206, "0123456789"},
-		{"GET", "/m/52-54-00-00-00-0a/amd64/../../../etc/passwd", "", nil, 404, ""},
-		{"GET", "/m/52-54-00-00-00-0a/config", "", nil, 200, "hostname: rack-a\n"},
-		{"GET", "/m/52-54-00-00-00-0b/config", "", nil, 403, "the neighbour table has 52-54-00-00-00-0a"},
-		{"POST", "/m/52-54-00-00-00-0a/report", `{"step": "rm -rf"}`, nil, 400, "expected"},
-		{"POST", "/m/52-54-00-00-00-0a/report", `{"step": "installed", "detail": "installed to /dev/vda"}`, nil, 200, ""},
-		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=x86_64&platform=efi", "", nil, 200, "exit 1"},
-		{"POST", "/m/52-54-00-00-00-0a/report/log", "console line\n", nil, 200, ""},
-		{"POST", "/m/52-54-00-00-00-0b/report/log", "not mine\n", nil, 403, ""},
+		{"GET", "/ipxe", "", nil, 200, "chain http://srv/m/", ""},
+		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=x86_64&platform=efi", "", nil, 200, "keso.install.device=/dev/vda", ""},
+		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=riscv64", "", nil, 404, "no netboot build", ""},
+		{"GET", "/m/52-54-00-00-00-0a/amd64/vmlinuz", "", nil, 200, "KERNEL", ""},
+		{"GET", "/m/52-54-00-00-00-0a/amd64/rootfs.squashfs", "", []string{"Range", "bytes=7-"}, 206, "0123456789", ""},
+		{"GET", "/m/52-54-00-00-00-0a/amd64/../../../etc/passwd", "", nil, 404, "", ""},
+		{"GET", "/m/52-54-00-00-00-0a/amd64/config", "", nil, 200, "hostname: rack-a\n", ""},
+		{"GET", "/m/52-54-00-00-00-0a/amd64/config", "", nil, 200, `content: "${HOME} ${HOME} amd64"`, ""},
+		{"GET", "/m/52-54-00-00-00-0a/riscv64/config", "", nil, 404, "", ""},
+		{"GET", "/m/52-54-00-00-00-0b/amd64/config", "", nil, 403, "the neighbour table has 52-54-00-00-00-0a", ""},
+		{"GET", "/m/52-54-00-00-00-0b/amd64/config?uuid=" + uuid, "", nil, 200, "hostname: by-uuid\n", "127.0.0.2"},
+		{"GET", "/m/52-54-00-00-00-0b/amd64/config", "", nil, 200, "hostname: keso-00000b\n", "127.0.0.2"},
+		{"POST", "/m/52-54-00-00-00-0a/report", `{"step": "rm -rf"}`, nil, 400, "expected", ""},
+		{"POST", "/m/52-54-00-00-00-0a/report", `{"step": "installed", "detail": "installed to /dev/vda"}`, nil, 200, "", ""},
+		{"GET", "/m/52-54-00-00-00-0a/boot.ipxe?arch=x86_64&platform=efi", "", nil, 200, "exit 1", ""},
+		{"POST", "/m/52-54-00-00-00-0a/report/log", "console line\n", nil, 200, "", ""},
+		{"POST", "/m/52-54-00-00-00-0b/report/log", "not mine\n", nil, 403, "", ""},
 	}
 	for _, st := range steps {
-		code, body := do(st.method, st.path, st.body, st.hdr...)
+		from := st.from
+		if from == "" {
+			from = "127.0.0.1"
+		}
+		code, body := do(from, st.method, st.path, st.body, st.hdr...)
 		if code != st.code || !strings.Contains(body, st.want) {
 			t.Errorf("%s %s = %d %q, want %d with %q", st.method, st.path, code, clip(body, 300), st.code, st.want)
 		}
@@ -191,7 +202,7 @@ func TestServer(t *testing.T) {
 	for _, e := range events {
 		got = append(got, e.MAC+" "+e.Step)
 	}
-	want := []string{macA + " ipxe", macA + " ipxe", macA + " refused", macA + " kernel", macA + " root", macA + " config", macB + " refused",
+	want := []string{macA + " ipxe", macA + " ipxe", macA + " refused", macA + " kernel", macA + " root", macA + " config", macA + " config", macB + " refused", macB + " config", macB + " config",
 		macA + " installed", macA + " ipxe", macA + " log", macB + " refused"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -35,7 +35,13 @@ func MachineScript(base string, m Machine, a Arch, platform string) []byte {
 	if a.Cmdline != "" {
 		args = append(args, a.Cmdline)
 	}
-	args = append(args, "keso.config_url="+base+"/m/"+m.MAC+"/config", "keso.report_url="+base+"/m/"+m.MAC+"/report")
+	// The config URL names the arch and the UUID the script was chosen
+	// by, so the config comes from the same file, filled the same way.
+	cfg := mb + "/config"
+	if m.UUID != "" {
+		cfg += "?uuid=" + m.UUID
+	}
+	args = append(args, "keso.config_url="+cfg, "keso.report_url="+base+"/m/"+m.MAC+"/report")
 	if m.Mode == Install {
 		args = append(args, "keso.install.device="+m.Device, "keso.install.silent")
 	}

@@ -99,11 +99,16 @@ func (s *Server) serveMachine(w http.ResponseWriter, r *http.Request, ip, mac, r
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(MachineScript(s.Base, m, a, q.Get("platform")))
 		s.record(Event{MAC: mac, IP: ip, Step: StepIPXE, Detail: fmt.Sprintf("script: %s, mode %s, %s %s, %s", m.Hostname, m.Mode, arch, q.Get("platform"), m.File)})
-	case rest == "config" && r.Method == http.MethodGet:
+	case strings.HasSuffix(rest, "/config") && r.Method == http.MethodGet:
+		arch := strings.TrimSuffix(rest, "/config")
+		if _, ok := s.Arches[arch]; !ok {
+			http.NotFound(w, r)
+			return
+		}
 		if !s.allowed(w, mac, ip) {
 			return
 		}
-		m, err := s.machine(mac, "", "")
+		m, err := s.machine(mac, r.URL.Query().Get("uuid"), arch)
 		if err != nil {
 			s.refuse(w, mac, ip, http.StatusInternalServerError, err.Error())
 			return
