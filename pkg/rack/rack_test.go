@@ -247,7 +247,7 @@ func TestStatus(t *testing.T) {
 func mustJSON(t *testing.T, e Event) string {
 	t.Helper()
 	var b bytes.Buffer
-	s := &State{Dir: t.TempDir(), mu: make(chan struct{}, 1)}
+	s := &State{Dir: t.TempDir()}
 	s.Record(e)
 	data, err := os.ReadFile(filepath.Join(s.Dir, EventsFile))
 	if err != nil {

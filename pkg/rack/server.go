@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -293,7 +294,7 @@ func parseARP(data []byte, ip string) (string, bool) {
 type State struct {
 	Dir string
 	Out io.Writer // each event is also printed here as it happens
-	mu  chan struct{}
+	mu  sync.Mutex
 }
 
 // OpenState makes the state folder.
@@ -303,8 +304,7 @@ func OpenState(dir string, out io.Writer) (*State, error) {
 			return nil, fmt.Errorf("state folder: %w", err)
 		}
 	}
-	s := &State{Dir: dir, Out: out, mu: make(chan struct{}, 1)}
-	return s, nil
+	return &State{Dir: dir, Out: out}, nil
 }
 
 // EventsFile is the event log's name in the state folder.
@@ -312,8 +312,8 @@ const EventsFile = "events.jsonl"
 
 // Record appends e to the event log and prints it.
 func (s *State) Record(e Event) {
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.Out != nil {
 		fmt.Fprintln(s.Out, e)
 	}
