@@ -367,25 +367,7 @@ func TestSFTPAndSCP(t *testing.T) {
 func TestLocalForward(t *testing.T) {
 	needTool(t, "ssh")
 	e := startServer(t, envOpts{rancherID: -1})
-	// A TCP server that answers "pong:" + what it read on a line.
-	target, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	go func() {
-		for {
-			c, err := target.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, _ := io.ReadAll(io.LimitReader(c, 5))
-				fmt.Fprintf(c, "pong:%s", line)
-			}()
-		}
-	}()
+	target := pongServer(t)
 	free, _ := net.Listen("tcp", "127.0.0.1:0")
 	lport := free.Addr().(*net.TCPAddr).Port
 	free.Close()
@@ -398,22 +380,8 @@ func TestLocalForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", lport))
-		if err == nil {
-			io.WriteString(c, "hello")
-			got, _ := io.ReadAll(c)
-			c.Close()
-			if string(got) == "pong:hello" {
-				break
-			}
-			err = fmt.Errorf("got %q", got)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh -L: no answer through the tunnel: %v (ssh: %s)", err, errb.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := ping(fmt.Sprintf("127.0.0.1:%d", lport), 30*time.Second); err != nil {
+		t.Fatalf("ssh -L: no answer through the tunnel: %v (ssh: %s)", err, errb.String())
 	}
 }
 
