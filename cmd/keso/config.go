@@ -10,12 +10,12 @@ import (
 )
 
 func init() {
-	register("config", "validate or show cloud-config files (keso config validate|show)", runConfig)
+	register("config", "validate, show or apply cloud-config files (keso config validate|show|apply|confirm)", runConfig)
 }
 
 func runConfig(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: keso config validate [--strict] FILE...\n       keso config show [--cmdline STRING] FILE...")
+		fmt.Fprintln(os.Stderr, "usage: keso config validate [--strict] FILE...\n       keso config show [--cmdline STRING] FILE...\n       keso config apply [--try DURATION] [--auto-confirm=false] [--dry-run] [--no-reboot] FILE\n       keso config confirm")
 		return 2
 	}
 	switch args[0] {
@@ -23,8 +23,12 @@ func runConfig(args []string) int {
 		return configValidate(args[1:], os.Stdout)
 	case "show":
 		return configShow(args[1:], os.Stdout)
+	case "apply":
+		return configApply(args[1:], os.Stdout)
+	case "confirm":
+		return configConfirm(os.Stdout)
 	}
-	fmt.Fprintf(os.Stderr, "keso config: unknown subcommand %q (want validate or show)\n", args[0])
+	fmt.Fprintf(os.Stderr, "keso config: unknown subcommand %q (want validate, show, apply or confirm)\n", args[0])
 	return 2
 }
 

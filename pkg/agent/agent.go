@@ -8,6 +8,8 @@
 //
 // Phase order:
 //
+//	config trial  a pending `keso config apply --try` trial: count this boot
+//	            and start its clock, or return to the previous config
 //	datasource  config from image defaults, state, cidata/config-2/IMDS/http, cmdline
 //	init_cmd    before anything else is configured
 //	hostname, modules, sysctl, disks, environment, users (cached keys), files
@@ -24,6 +26,7 @@
 //	k3s         config file, modules, cgroup2, shared /; then the supervisor;
 //	            then the report (keso.report_url) that k3s started, with the log
 //	run_cmd     after k3s started; then user-data scripts
+//	            (a config trial auto-confirms from here on, if asked)
 //	upgrade     on a trial boot, commit the slot once healthy (k3s up, the
 //	            node Ready through the kubelet's kubeconfig, the user's
 //	            keso.upgrade.health_checks) or give the try up
@@ -36,7 +39,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sort"
@@ -100,6 +102,8 @@ type Agent struct {
 	annotateAgain chan struct{}
 	// ring keeps the console log the agent ships to keso.report_url.
 	ring *bootreport.Ring
+	// cfgTrial is the config trial this boot runs, if any.
+	cfgTrial *configTrial
 }
 
 // Run applies the config and supervises the node until a power request;
@@ -129,6 +133,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mods.Load(m)
 	}
 
+	a.startConfigTrial(ctx)
 	a.loadConfig(ctx)
 	cfg := &a.cfg
 	cmdEnv := []string{"PATH=" + sshd.DefaultPath, "HOME=/root"}
@@ -192,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.report(ctx, "k3s", "k3s started "+sinceBoot())
 	}
 	a.kube = kubelet{fs: a.FS, plan: k3s.Plan(a.cfg), hostname: hostname}
+	a.enableConfigTrialConfirm(sup)
 	a.phase("run_cmd", func(rec *phase.Recorder) {
 		a.commands(ctx, "run_cmd", cfg.RunCmd, cmdEnv, rec)
 		for i, s := range a.scripts {
@@ -366,19 +372,7 @@ func (a *Agent) issue() string {
 
 // addresses records the node's global addresses in the status.
 func (a *Agent) addresses() {
-	var out []string
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, ad := range addrs {
-			if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.IsGlobalUnicast() {
-				out = append(out, ipn.IP.String())
-			}
-		}
-	}
+	out := globalAddresses()
 	a.update(func(s *status.Status) { s.Addresses = out })
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -182,7 +183,25 @@ func (ss *session) environ() []string {
 	if ss.term != "" {
 		env = append(env, "TERM="+ss.term)
 	}
+	// SSH_CONNECTION and SSH_CLIENT as OpenSSH sets them: scripts (and
+	// `keso config apply --try`) learn the address the node is managed on.
+	if ss.conn != nil {
+		if r, l, ok := hostPorts(ss.conn.RemoteAddr(), ss.conn.LocalAddr()); ok {
+			env = append(env, "SSH_CONNECTION="+strings.Join(append(r, l...), " "),
+				"SSH_CLIENT="+strings.Join(append(r, l[1]), " "))
+		}
+	}
 	return append(env, ss.env...)
+}
+
+// hostPorts splits two TCP addresses into host and port strings.
+func hostPorts(remote, local net.Addr) (r, l []string, ok bool) {
+	rh, rp, err1 := net.SplitHostPort(remote.String())
+	lh, lp, err2 := net.SplitHostPort(local.String())
+	if err1 != nil || err2 != nil {
+		return nil, nil, false
+	}
+	return []string{rh, rp}, []string{lh, lp}, true
 }
 
 // start runs a login shell (command "") or `SHELL -c command`.

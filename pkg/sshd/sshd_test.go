@@ -238,6 +238,15 @@ func TestExecOutputAndExitCodes(t *testing.T) {
 			t.Errorf("ssh %q: got out %q err %q status %d, want out %q err %q status %d", tc.cmd, out, errs, code, tc.out, tc.errs, tc.wantStatus)
 		}
 	}
+	// SSH_CONNECTION and SSH_CLIENT as OpenSSH sets them: client address
+	// and port, then (SSH_CONNECTION only) the server's.
+	out, _, _ := e.ssh(e.keyFile, "rancher", nil, `echo "$SSH_CONNECTION|$SSH_CLIENT"`)
+	f := strings.Split(strings.TrimSpace(out), "|")
+	conn, client := strings.Fields(f[0]), strings.Fields(f[len(f)-1])
+	if len(f) != 2 || len(conn) != 4 || conn[0] != "127.0.0.1" || conn[2] != "127.0.0.1" || conn[3] != strconv.Itoa(e.port) ||
+		len(client) != 3 || client[0] != conn[0] || client[1] != conn[1] || client[2] != conn[3] {
+		t.Errorf("SSH_CONNECTION|SSH_CLIENT = %q, want \"127.0.0.1 CPORT 127.0.0.1 %d|127.0.0.1 CPORT %d\"", out, e.port, e.port)
+	}
 	// stdin reaches the command and EOF ends it.
 	needTool(t, "ssh")
 	args := append(e.sshArgs(e.keyFile), "-p", strconv.Itoa(e.port), "rancher@127.0.0.1", "wc -c")

@@ -38,10 +38,23 @@ type Status struct {
 	// Checks is `keso check`'s table at boot: name → "ok" or the failure.
 	Checks    map[string]string `json:"checks,omitempty"`
 	Addresses []string          `json:"addresses,omitempty"`
+	// ConfigTrial is the config trial of this boot (keso config apply
+	// --try), or the one this boot reverted.
+	ConfigTrial *ConfigTrial `json:"config_trial,omitempty"`
 	// Node is the Node this node annotated (keso.io/version, slot,
 	// committed, rollback) with the kubelet's credentials, once it has.
 	Node    string    `json:"node,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// ConfigTrial is a config trial's state: "pending" (until Deadline),
+// "confirmed", "failed" (the deadline passed: rebooting) or "reverted"
+// (this boot returned to the previous config).
+type ConfigTrial struct {
+	State    string    `json:"state"`
+	Source   string    `json:"source,omitempty"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	Reason   string    `json:"reason,omitempty"`
 }
 
 // K3s is the supervisor's view of k3s.
