@@ -2,109 +2,16 @@ package datasource
 
 import (
 	"context"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
+
+	"github.com/keso-os/keso/pkg/fetch"
 )
 
 // Retry bounds how long a network source keeps trying while the network
-// comes up. The zero value means the defaults below; Now and Sleep are
-// injectable so that tests run on a fake clock.
-type Retry struct {
-	// Budget is the most time spent on one source, all attempts and
-	// pauses included (default 60 s). The caller's context may cut it
-	// shorter.
-	Budget time.Duration
-	// AttemptTimeout bounds one request (default 10 s).
-	AttemptTimeout time.Duration
-	// First is the pause after the first failure (default 500 ms); each
-	// later pause doubles, up to Max (default 8 s).
-	First, Max time.Duration
-	Now        func() time.Time
-	Sleep      func(ctx context.Context, d time.Duration) error
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.Budget <= 0 {
-		r.Budget = 60 * time.Second
-	}
-	if r.AttemptTimeout <= 0 {
-		r.AttemptTimeout = 10 * time.Second
-	}
-	if r.First <= 0 {
-		r.First = 500 * time.Millisecond
-	}
-	if r.Max <= 0 {
-		r.Max = 8 * time.Second
-	}
-	if r.Now == nil {
-		r.Now = time.Now
-	}
-	if r.Sleep == nil {
-		r.Sleep = sleepCtx
-	}
-	return r
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// errPermanent marks an attempt error that retrying cannot fix.
-type errPermanent struct{ err error }
-
-func (e errPermanent) Error() string { return e.err.Error() }
-func (e errPermanent) Unwrap() error { return e.err }
-
-// permanent wraps err so that Retry.do stops at once.
-func permanent(err error) error { return errPermanent{err} }
-
-// do runs attempt until it succeeds, fails permanently, or the budget (or
-// ctx) runs out. It returns the number of attempts made.
-func (r Retry) do(ctx context.Context, what string, attempt func(ctx context.Context) error) (int, error) {
-	r = r.withDefaults()
-	start := r.Now()
-	pause := r.First
-	for n := 1; ; n++ {
-		actx, cancel := context.WithTimeout(ctx, r.AttemptTimeout)
-		err := attempt(actx)
-		cancel()
-		if err == nil {
-			return n, nil
-		}
-		var perm errPermanent
-		if errors.As(err, &perm) {
-			return n, perm.err
-		}
-		if ctx.Err() != nil {
-			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %v)", what, n, ctx.Err(), err)
-		}
-		elapsed := r.Now().Sub(start)
-		if elapsed+pause > r.Budget {
-			return n, fmt.Errorf("%s: gave up after %d attempts in %s (budget %s): %w",
-				what, n, elapsed.Round(time.Millisecond), r.Budget, err)
-		}
-		if serr := r.Sleep(ctx, pause); serr != nil {
-			return n, fmt.Errorf("%s: gave up after %d attempts: %w (last error: %v)", what, n, serr, err)
-		}
-		pause *= 2
-		if pause > r.Max {
-			pause = r.Max
-		}
-	}
-}
+// comes up (pkg/fetch's policy for small requests).
+type Retry = fetch.Retry
 
 // HTTP is the `http` datasource: user-data fetched from a URL
 // (keso.config_url, or install.config_url for the installer). HTTPS is
@@ -139,119 +46,14 @@ func (h HTTP) client() *http.Client {
 	return http.DefaultClient
 }
 
-// Redact hides a password in a URL's user info, for logs and source names.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err == nil {
-		return u.Redacted()
-	}
-	// Not a URL net/url takes (a space in the host, a bad %-escape):
-	// hide whatever stands between "://" and the last '@' before the
-	// path, the user info, rather than show it as it is.
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	if at := strings.LastIndex(authority, "@"); at >= 0 {
-		return scheme + "://xxxxx" + rest[at:]
-	}
-	return raw
-}
+// Redact hides a password in a URL's user info (fetch.Redact).
+func Redact(raw string) string { return fetch.Redact(raw) }
 
-// statusError is a non-2xx answer.
-type statusError struct {
-	url  string
-	code int
-}
-
-func (e statusError) Error() string {
-	return fmt.Sprintf("GET %s: %d %s", e.url, e.code, http.StatusText(e.code))
-}
-
-// get fetches rawURL with retries; header is added to each request. A 404
-// is returned at once as a statusError wrapping nothing retryable.
+// get fetches rawURL with retries (fetch.Get, bounded to maxUserData).
 func get(ctx context.Context, c *http.Client, r Retry, rawURL string, header http.Header) ([]byte, int, error) {
-	return request(ctx, c, r, http.MethodGet, rawURL, header)
+	return fetch.Get(ctx, c, r, rawURL, header, maxUserData)
 }
 
 func request(ctx context.Context, c *http.Client, r Retry, method, rawURL string, header http.Header) ([]byte, int, error) {
-	name := Redact(rawURL)
-	var (
-		body   []byte
-		status int
-	)
-	_, err := r.do(ctx, method+" "+name, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
-		if err != nil {
-			return permanent(fmt.Errorf("%s %s: %w", method, name, err))
-		}
-		for k, vs := range header {
-			for _, v := range vs {
-				req.Header.Add(k, v)
-			}
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			if certErr := certificateHint(err); certErr != nil {
-				return permanent(certErr)
-			}
-			return fmt.Errorf("%s %s: %w", method, name, unwrapURLError(err))
-		}
-		defer resp.Body.Close()
-		status = resp.StatusCode
-		if status/100 != 2 {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			se := statusError{url: name, code: status}
-			if status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests {
-				return se
-			}
-			return permanent(se)
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxUserData+1))
-		if err != nil {
-			return fmt.Errorf("%s %s: read body: %w", method, name, err)
-		}
-		if len(b) > maxUserData {
-			return permanent(fmt.Errorf("%s %s: larger than %d MiB", method, name, maxUserData>>20))
-		}
-		body = b
-		return nil
-	})
-	return body, status, err
-}
-
-// unwrapURLError drops net/url's "Get \"…\": " prefix (we say it already).
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// certificateHint turns a certificate that is "not yet valid" or "expired"
-// into an error that says to check the clock: a board without a real-time
-// clock boots in 1970 until NTP has run. Other errors give nil.
-func certificateHint(err error) error {
-	var inv x509.CertificateInvalidError
-	if errors.As(err, &inv) && inv.Reason == x509.Expired {
-		return fmt.Errorf("%w (the clock says %s: a machine without a battery-backed clock needs ntp_servers, or use http:// for the config)",
-			unwrapURLError(err), time.Now().UTC().Format(time.RFC3339))
-	}
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		return fmt.Errorf("%w (the server's certificate is not signed by a root in /etc/ssl/certs/ca-certificates.crt)", unwrapURLError(err))
-	}
-	var hn x509.HostnameError
-	if errors.As(err, &hn) {
-		return unwrapURLError(err)
-	}
-	if strings.Contains(err.Error(), "x509:") {
-		return unwrapURLError(err)
-	}
-	return nil
+	return fetch.Request(ctx, c, r, method, rawURL, header, maxUserData)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keso-os/keso/pkg/fetch"
 )
 
 // DefaultIMDS is the link-local address of EC2-style instance metadata
@@ -140,9 +142,9 @@ func ParseEC2KeyIndex(b []byte) []string {
 }
 
 func statusCode(err error) (int, bool) {
-	var se statusError
+	var se fetch.StatusError
 	if errors.As(err, &se) {
-		return se.code, true
+		return se.Code, true
 	}
 	return 0, false
 }

@@ -2,8 +2,11 @@ package fetch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -31,6 +34,8 @@ type Downloader struct {
 	Progress Progress
 	// Sleep waits between attempts (tests replace it).
 	Sleep func(context.Context, time.Duration) error
+	// Logf, if set, is told of each resume and each retry.
+	Logf func(format string, a ...any)
 }
 
 // Result says what a download did.
@@ -39,6 +44,10 @@ type Result struct {
 	Downloaded int64 // bytes received over the network by this call
 	Resumed    bool  // whether it continued an earlier .part file
 	Attempts   int
+	// SHA256 is the finished file's digest (lower-case hex), computed as
+	// the bytes arrive (and over a resumed .part once), for the caller to
+	// check against what it expects.
+	SHA256 string
 }
 
 // Download fetches url into dst. On success dst is complete and <dst>.part
@@ -69,9 +78,10 @@ func (d *Downloader) Download(ctx context.Context, url, dst string) (Result, err
 	failures := 0
 	wait := backoff
 	best := fileSize(part)
+	sum := &runningSum{h: sha256.New()}
 	for {
 		res.Attempts++
-		got, done, v, err := d.attempt(ctx, client, url, part, validator)
+		got, done, v, err := d.attempt(ctx, client, url, part, validator, sum)
 		res.Downloaded += got
 		if v != "" {
 			validator = v
@@ -86,9 +96,10 @@ func (d *Downloader) Download(ctx context.Context, url, dst string) (Result, err
 			}
 			os.Remove(part + ".etag")
 			res.Bytes = fi.Size()
+			res.SHA256 = hex.EncodeToString(sum.h.Sum(nil))
 			return res, nil
 		}
-		var perm permanentError
+		var perm errPermanent
 		if errors.As(err, &perm) {
 			return res, fmt.Errorf("download %s: %w", url, perm.err)
 		}
@@ -103,6 +114,7 @@ func (d *Downloader) Download(ctx context.Context, url, dst string) (Result, err
 		if failures >= attempts {
 			return res, fmt.Errorf("download %s: %d attempts without progress, last: %w (what arrived is kept in %s)", url, failures, err, part)
 		}
+		d.logf("download %s: attempt %d failed after %d bytes: %v; retrying in %s", url, res.Attempts, fileSize(part), err, wait)
 		if err := sleep(ctx, wait); err != nil {
 			return res, fmt.Errorf("download %s: %w", url, err)
 		}
@@ -110,25 +122,54 @@ func (d *Downloader) Download(ctx context.Context, url, dst string) (Result, err
 	}
 }
 
-type permanentError struct{ err error }
+func (d *Downloader) logf(format string, a ...any) {
+	if d.Logf != nil {
+		d.Logf(format, a...)
+	}
+}
 
-func (p permanentError) Error() string { return p.err.Error() }
+// runningSum is the digest of a .part file's first n bytes.
+type runningSum struct {
+	h hash.Hash
+	n int64
+}
 
-// attempt makes one request and appends what arrives to part. done is true
-// when part holds the whole file.
-func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part, validator string) (got int64, done bool, newValidator string, err error) {
+func (r *runningSum) Write(b []byte) (int, error) {
+	r.h.Write(b)
+	r.n += int64(len(b))
+	return len(b), nil
+}
+
+// sync makes the digest cover exactly f's first have bytes, re-reading them
+// when what was hashed and what is on disk differ (a first resume, a
+// restart, a short write).
+func (r *runningSum) sync(f *os.File, have int64) error {
+	if r.n == have {
+		return nil
+	}
+	r.h.Reset()
+	r.n = 0
+	if _, err := io.Copy(r, io.NewSectionReader(f, 0, have)); err != nil {
+		return fmt.Errorf("hash %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// attempt makes one request and appends what arrives to part (and to sum).
+// done is true when part holds the whole file.
+func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part, validator string, sum *runningSum) (got int64, done bool, newValidator string, err error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return 0, false, "", permanentError{err}
+		return 0, false, "", errPermanent{err}
 	}
 	defer f.Close()
 	have, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return 0, false, "", permanentError{err}
+		return 0, false, "", errPermanent{err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, false, "", permanentError{err}
+		return 0, false, "", errPermanent{err}
 	}
 	if have > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
@@ -146,10 +187,10 @@ func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part
 	case http.StatusOK:
 		// Whole file (no Range support, or it changed): start over.
 		if err := f.Truncate(0); err != nil {
-			return 0, false, "", permanentError{err}
+			return 0, false, "", errPermanent{err}
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return 0, false, "", permanentError{err}
+			return 0, false, "", errPermanent{err}
 		}
 		have = 0
 		total = resp.ContentLength
@@ -159,17 +200,18 @@ func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part
 			return 0, false, "", fmt.Errorf("server answered range %q for bytes=%d-", resp.Header.Get("Content-Range"), have)
 		}
 		total = size
+		d.logf("download %s: resuming at %d bytes", url, have)
 	case http.StatusRequestedRangeNotSatisfiable:
 		// We already have everything (or more): check the size the server says.
 		if _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && size == have {
-			return 0, true, "", nil
+			return 0, true, "", sum.sync(f, have)
 		}
 		if err := f.Truncate(0); err != nil {
-			return 0, false, "", permanentError{err}
+			return 0, false, "", errPermanent{err}
 		}
 		return 0, false, "", fmt.Errorf("server refused range bytes=%d-; starting over", have)
 	case http.StatusNotFound, http.StatusForbidden, http.StatusUnauthorized, http.StatusGone:
-		return 0, false, "", permanentError{fmt.Errorf("server answered %s", resp.Status)}
+		return 0, false, "", errPermanent{fmt.Errorf("server answered %s", resp.Status)}
 	default:
 		return 0, false, "", fmt.Errorf("server answered %s", resp.Status)
 	}
@@ -180,17 +222,20 @@ func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part
 	if newValidator != "" && newValidator != validator {
 		os.WriteFile(part+".etag", []byte(newValidator), 0o644)
 	}
+	if err := sum.sync(f, have); err != nil {
+		return 0, false, "", errPermanent{err}
+	}
 	var body io.Reader = resp.Body
 	if d.Progress != nil {
 		body = &progressReader{r: resp.Body, done: have, total: total, fn: d.Progress}
 	}
-	got, err = io.Copy(f, body)
+	got, err = io.Copy(io.MultiWriter(f, sum), body)
 	if err != nil {
 		f.Sync()
 		return got, false, newValidator, err
 	}
 	if err := f.Sync(); err != nil {
-		return got, false, newValidator, permanentError{err}
+		return got, false, newValidator, errPermanent{err}
 	}
 	if total >= 0 && have+got != total {
 		return got, false, newValidator, fmt.Errorf("connection closed after %d of %d bytes", have+got, total)

@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +84,15 @@ func TestDownloadResumes(t *testing.T) {
 	if _, err := os.Stat(dst + ".part"); !os.IsNotExist(err) {
 		t.Errorf(".part file left behind: %v", err)
 	}
+	checkSum(t, "resumed in one call", res, content)
+}
+
+// checkSum: the digest computed on the way is the content's.
+func checkSum(t *testing.T, what string, res Result, content []byte) {
+	t.Helper()
+	if got, want := res.SHA256, fmt.Sprintf("%x", sha256.Sum256(content)); got != want {
+		t.Errorf("%s: Result.SHA256 = %s, want %s", what, got, want)
+	}
 }
 
 func TestDownloadResumesAcrossCalls(t *testing.T) {
@@ -104,6 +115,7 @@ func TestDownloadResumesAcrossCalls(t *testing.T) {
 	if !res.Resumed || res.Downloaded != int64(len(content)-200<<10) {
 		t.Errorf("second call: resumed=%v downloaded=%d, want true and %d", res.Resumed, res.Downloaded, len(content)-200<<10)
 	}
+	checkSum(t, "resumed across calls", res, content)
 }
 
 func TestDownloadServerWithoutRangeRestarts(t *testing.T) {
@@ -121,6 +133,7 @@ func TestDownloadServerWithoutRangeRestarts(t *testing.T) {
 	if res.Downloaded <= int64(len(content)) {
 		t.Errorf("downloaded %d, want more than %d (restarts from 0)", res.Downloaded, len(content))
 	}
+	checkSum(t, "restarted", res, content)
 }
 
 func TestDownloadGivesUp(t *testing.T) {

@@ -18,7 +18,8 @@
 // With none of them the stage looks for KESO_ROOT_A, then for a KESO ISO.
 // The search rescans the block devices every 250 ms for keso.root_wait
 // (default 45s, e.g. keso.root_wait=90s for slow USB); netboot retries DHCP
-// 4 times and the download 6 times with backoff, resuming with Range
+// 4 times; the download (pkg/fetch's Downloader) retries with backoff, at most
+// 6 attempts in a row without progress, resuming with Range
 // requests.
 //
 // In disk mode, when the raw image was written to a disk larger than the

@@ -2,12 +2,7 @@ package initrd
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/keso-os/keso/pkg/fetch"
 )
 
 // Netboot limits.
@@ -96,47 +93,50 @@ func (s *Stage) upLink() (string, error) {
 	}
 }
 
-// Fetch downloads url to dst with retries (resuming with a Range request
-// when the server allows it), printing a progress line every few seconds,
-// and checks the SHA-256 digest when want is not empty.
+// Fetch downloads url to dst with pkg/fetch's Downloader (retries with
+// backoff, fetchAttempts in a row without progress at most; a broken
+// transfer resumes with a Range request), printing a progress line every
+// few seconds, and checks the SHA-256 digest when want is not empty.
 func (s *Stage) Fetch(ctx context.Context, url, dst, want string) error {
 	s.defaults()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("netboot: %w", err)
 	}
-	var lastErr error
-	backoff := time.Second
-	for attempt := 1; attempt <= fetchAttempts; attempt++ {
-		if attempt > 1 {
-			s.logf("download %s: attempt %d of %d failed: %v; retrying in %s", url, attempt-1, fetchAttempts, lastErr, backoff)
-			s.Sleep(backoff)
-			backoff *= 2
-		}
-		sum, n, err := s.fetchOnce(ctx, url, dst)
-		if err != nil {
-			lastErr = err
-			var perm permanent
-			if errors.As(err, &perm) {
-				break
+	last := s.Now()
+	d := &fetch.Downloader{
+		Client:   fetchClient,
+		Attempts: fetchAttempts,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			s.Sleep(d)
+			return ctx.Err()
+		},
+		Logf: s.logf,
+		Progress: func(done, total int64) {
+			if now := s.Now(); now.Sub(last) >= 3*time.Second {
+				last = now
+				if total > 0 {
+					s.logf("download %s: %d of %d MiB (%d%%)", url, done>>20, total>>20, done*100/total)
+				} else {
+					s.logf("download %s: %d MiB", url, done>>20)
+				}
 			}
-			continue
-		}
-		got := hex.EncodeToString(sum)
-		if want != "" && got != want {
-			os.Remove(dst)
-			return fmt.Errorf("netboot: %s (%d bytes) has sha256 %s, but keso.root_sha256 wants %s", url, n, got, want)
-		}
-		verified := "not verified: no keso.root_sha256"
-		if want != "" {
-			verified = "sha256 verified"
-		}
-		s.logf("downloaded %s: %d MiB, %s", url, n>>20, verified)
-		return nil
+		},
 	}
-	return fmt.Errorf("netboot: download %s failed after %d attempts: %w", url, fetchAttempts, lastErr)
+	res, err := d.Download(ctx, url, dst)
+	if err != nil {
+		return fmt.Errorf("netboot: %w", err)
+	}
+	if want != "" && res.SHA256 != want {
+		os.Remove(dst)
+		return fmt.Errorf("netboot: %s (%d bytes) has sha256 %s, but keso.root_sha256 wants %s", url, res.Bytes, res.SHA256, want)
+	}
+	verified := "not verified: no keso.root_sha256"
+	if want != "" {
+		verified = "sha256 verified"
+	}
+	s.logf("downloaded %s: %d MiB, %s", url, res.Bytes>>20, verified)
+	return nil
 }
-
-type permanent struct{ error }
 
 // fetchClient bounds connecting and waiting for headers; the body may take
 // as long as the link needs.
@@ -146,84 +146,3 @@ var fetchClient = &http.Client{Transport: &http.Transport{
 	TLSHandshakeTimeout:   15 * time.Second,
 	ResponseHeaderTimeout: 30 * time.Second,
 }}
-
-func (s *Stage) fetchOnce(ctx context.Context, url, dst string) ([]byte, int64, error) {
-	h := sha256.New()
-	var have int64
-	if f, err := os.Open(dst); err == nil {
-		have, _ = io.Copy(h, f)
-		f.Close()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, 0, permanent{err}
-	}
-	if have > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-	}
-	resp, err := fetchClient.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	flags := os.O_WRONLY | os.O_CREATE
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && have > 0:
-		flags |= os.O_APPEND
-		s.logf("download %s: resuming at %d bytes", url, have)
-	case resp.StatusCode == http.StatusOK:
-		flags |= os.O_TRUNC
-		h.Reset()
-		have = 0
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
-		os.Remove(dst)
-		return nil, 0, fmt.Errorf("server refused to resume at %d bytes; starting over", have)
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return nil, 0, permanent{fmt.Errorf("GET %s: %s", url, resp.Status)}
-	default:
-		return nil, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	f, err := os.OpenFile(dst, flags, 0o644)
-	if err != nil {
-		return nil, 0, permanent{fmt.Errorf("open %s: %w", dst, err)}
-	}
-	defer f.Close()
-	total := int64(-1)
-	if resp.ContentLength >= 0 {
-		total = have + resp.ContentLength
-	}
-	pw := &progress{s: s, url: url, done: have, total: total, last: s.Now()}
-	_, err = io.Copy(io.MultiWriter(f, hashWriter{h}, pw), resp.Body)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read body of %s after %d bytes: %w", url, pw.done, err)
-	}
-	if total >= 0 && pw.done != total {
-		return nil, 0, fmt.Errorf("read body of %s: got %d of %d bytes", url, pw.done, total)
-	}
-	if err := f.Sync(); err != nil {
-		return nil, 0, fmt.Errorf("write %s: %w", dst, err)
-	}
-	return h.Sum(nil), pw.done, nil
-}
-
-type hashWriter struct{ hash.Hash }
-
-type progress struct {
-	s           *Stage
-	url         string
-	done, total int64
-	last        time.Time
-}
-
-func (p *progress) Write(b []byte) (int, error) {
-	p.done += int64(len(b))
-	if now := p.s.Now(); now.Sub(p.last) >= 3*time.Second {
-		p.last = now
-		if p.total > 0 {
-			p.s.logf("download %s: %d of %d MiB (%d%%)", p.url, p.done>>20, p.total>>20, p.done*100/p.total)
-		} else {
-			p.s.logf("download %s: %d MiB", p.url, p.done>>20)
-		}
-	}
-	return len(b), nil
-}

@@ -281,23 +281,8 @@ func (u *Upgrader) fetchSmall(ctx context.Context, src string) ([]byte, error) {
 	if p, ok := localPath(src); ok {
 		return os.ReadFile(p)
 	}
-	client := u.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", src, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	b, _, err := fetch.Get(ctx, u.Client, fetch.Retry{Budget: 30 * time.Second}, src, nil, 1<<16)
+	return b, err
 }
 
 func localPath(src string) (string, bool) {

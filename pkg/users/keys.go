@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/keso-os/keso/pkg/fetch"
 )
 
 // KeyCacheDir keeps the keys fetched for github:/gitlab:/URL entries, for
@@ -29,8 +30,8 @@ type Fetcher interface {
 	Fetch(ctx context.Context, url string) ([]byte, error)
 }
 
-// HTTPFetcher fetches with an http.Client (nil: a client with a 20 s
-// timeout and the system's roots).
+// HTTPFetcher fetches with pkg/fetch's small-request policy: retried while
+// the network comes up, within 20 s; Client nil means the system's roots.
 type HTTPFetcher struct {
 	Client *http.Client
 }
@@ -40,30 +41,8 @@ const maxKeysBody = 1 << 20
 
 // Fetch implements Fetcher.
 func (h HTTPFetcher) Fetch(ctx context.Context, url string) ([]byte, error) {
-	c := h.Client
-	if c == nil {
-		c = &http.Client{Timeout: 20 * time.Second}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch %s: HTTP %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeysBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, err)
-	}
-	if len(b) > maxKeysBody {
-		return nil, fmt.Errorf("fetch %s: more than %d bytes", url, maxKeysBody)
-	}
-	return b, nil
+	b, _, err := fetch.Get(ctx, h.Client, fetch.Retry{Budget: 20 * time.Second, AttemptTimeout: 20 * time.Second}, url, nil, maxKeysBody)
+	return b, err
 }
 
 // KeySource is one ssh_authorized_keys entry, resolved.
