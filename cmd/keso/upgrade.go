@@ -102,9 +102,10 @@ func runUpgrade(args []string) int {
 		}
 		return 1
 	}
-	fmt.Printf("keso upgrade: %s → %s armed on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s\n",
+	fmt.Printf("keso upgrade: %s → %s armed on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s\n",
 		out.FromVersion, out.ToVersion, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
-		out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond))
+		out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond),
+		out.VerityTime.Round(time.Millisecond))
 	if *reboot {
 		unmount()
 		return signalInit(syscall.SIGINT)

@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/cpio"
 	"github.com/keso-os/keso/pkg/deb"
 	"github.com/keso-os/keso/pkg/host"
-	"github.com/keso-os/keso/pkg/image/cpio"
 	"github.com/keso-os/keso/pkg/image/kmod"
 	"golang.org/x/sys/unix"
 )

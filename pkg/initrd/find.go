@@ -39,7 +39,11 @@ func (s *Stage) FindRoot(ctx context.Context, plan Plan, info *Info) error {
 		info.Root, info.RootDevice = dev, dev
 		info.MBRDisk = plan.MBRDisk
 		s.logf("found %s on %s", describeSlot(plan, info.Slot), dev)
-		return s.mountSquashfs(dev, info)
+		root, err := s.verityRoot(plan, dev, info)
+		if err != nil {
+			return err
+		}
+		return s.mountSquashfs(root, info)
 	}
 	s.logf("found ISO 9660 volume %s on %s", LiveLabel, dev)
 	if err := s.Host.Mount(dev, s.path(MediaDir), "iso9660", host.MountReadOnly, ""); err != nil {

@@ -18,6 +18,7 @@ import (
 
 // MBR partition numbers of the SD card layout.
 const (
+	MBRPartBoot  = 1 // the FAT boot partition: U-Boot's keso/boot.env
 	MBRPartRootA = 2
 	MBRPartRootB = 3
 	MBRPartState = 4

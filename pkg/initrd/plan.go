@@ -97,6 +97,7 @@ func RootPartLabel(slot string) string { return "KESO_ROOT_" + strings.ToUpper(s
 // Labels and paths fixed by docs/boot.md.
 const (
 	StatePartLabel = "KESO_STATE"
+	ESPPartLabel   = "KESO_EFI"
 	LiveLabel      = "KESO"
 	LiveSquashfs   = "keso/root.squashfs"
 )

@@ -14,14 +14,19 @@ import (
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/kmod"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 // Host is the set of side effects the initrd stage needs; *host.Linux
 // implements it.
 type Host interface {
 	Mount(source, target, fstype string, flags uintptr, data string) error
+	Unmount(target string) error
 	LoadModule(path, params string) error
 	AttachLoop(file string) (string, error)
+	// OpenVerity maps dataDev through dm-verity (the tree on the same
+	// device) and returns the mapped device's path.
+	OpenVerity(name, dataDev string, t *verity.Tree) (string, error)
 	BlockSize(path string) (int64, error)
 	GrowExt4(mountpoint string, deviceBytes int64) (before, after uint64, err error)
 	ResizePartition(disk string, partno int, start, length int64) error
@@ -62,6 +67,7 @@ type Info struct {
 	MBRDisk     string   `json:"mbr_disk,omitempty"`             // keso.mbr: signature of the MBR disk holding the slots
 	Root        string   `json:"root"`                           // device, ISO file or URL the root came from
 	RootDevice  string   `json:"root_device"`                    // what is mounted on /
+	Verity      string   `json:"verity_root_hash,omitempty"`     // disk mode: the slot's dm-verity root hash
 	State       string   `json:"state,omitempty"`                // KESO_STATE device, if any
 	StateGrown  []uint64 `json:"state_grown_blocks,omitempty"`   // blocks before, after
 	StatePart   []uint64 `json:"state_partition_lbas,omitempty"` // end LBA before, after, when the GPT was grown

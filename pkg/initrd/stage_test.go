@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/kmod"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 // fakeHost records side effects; "mounting" a squashfs on /sysroot copies
@@ -30,6 +33,8 @@ type fakeHost struct {
 	links    []host.Link
 	failLoad map[string]bool
 	switched string
+	verity   []string
+	unmounts []string
 }
 
 func (f *fakeHost) rel(p string) string {
@@ -51,6 +56,10 @@ func (f *fakeHost) Mount(source, target, fstype string, flags uintptr, data stri
 	}
 	return nil
 }
+func (f *fakeHost) Unmount(target string) error {
+	f.unmounts = append(f.unmounts, f.rel(target))
+	return nil
+}
 func (f *fakeHost) LoadModule(path, params string) error {
 	if f.failLoad[kmod.ModuleName(path)] {
 		return fmt.Errorf("load module %s: finit_module: exec format error", path)
@@ -61,6 +70,25 @@ func (f *fakeHost) LoadModule(path, params string) error {
 func (f *fakeHost) AttachLoop(file string) (string, error) {
 	f.loops = append(f.loops, f.rel(file))
 	return "/dev/loop0", nil
+}
+
+// OpenVerity checks the slot in pure Go, as the kernel would block by
+// block: the "mapped" /dev/dm-0 is a copy of the data up to the first
+// corrupt block, so that reading it fails there.
+func (f *fakeHost) OpenVerity(name, dataDev string, t *verity.Tree) (string, error) {
+	f.verity = append(f.verity, name+" "+f.rel(dataDev))
+	data, err := os.ReadFile(dataDev)
+	if err != nil {
+		return "", err
+	}
+	good := int64(t.DataBlocks) * int64(t.DataBlockSize)
+	var ce *verity.CorruptionError
+	if err := verity.Verify(bytes.NewReader(data), bytes.NewReader(data), t); errors.As(err, &ce) {
+		good = ce.Offset
+	} else if err != nil {
+		return "", err
+	}
+	return "/dev/dm-0", os.WriteFile(filepath.Join(f.root, "dev/dm-0"), data[:good], 0o644)
 }
 func (f *fakeHost) BlockSize(path string) (int64, error) { return 256 << 20, nil }
 func (f *fakeHost) GrowExt4(mp string, n int64) (uint64, uint64, error) {
@@ -152,6 +180,129 @@ func TestStageDiskMode(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "module squashfs: load module") {
 		t.Errorf("log does not report the failed module:\n%s", log)
+	}
+}
+
+// TestStageDiskModeVerity: with the slot's record in the initrd, the slot
+// is mapped through dm-verity, read whole, and the mapping is mounted; a
+// flipped byte fails the boot with the slot and the offset.
+func TestStageDiskModeVerity(t *testing.T) {
+	for _, flip := range []int64{-1, 3<<20 + 5} {
+		st, fh, log := newStage(t)
+		sq := filepath.Join(t.TempDir(), "root.squashfs")
+		payload := bytes.Repeat([]byte("hsqs keso root "), 500000) // ~7.5 MB
+		os.WriteFile(sq, payload, 0o644)
+		slot := filepath.Join(t.TempDir(), "slot.img")
+		rec, err := verity.SealFile(sq, slot, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := os.ReadFile(slot)
+		if flip >= 0 {
+			img[flip] ^= 1
+		}
+		fakeSys(t, st.Root, map[string]string{
+			"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
+			"vda3": "DEVNAME=vda3\nDEVTYPE=partition\nPARTNAME=KESO_ROOT_B\n",
+			"vda4": "DEVNAME=vda4\nDEVTYPE=partition\nPARTNAME=KESO_STATE\n",
+		}, map[string][]byte{"vda3": img})
+		recJSON, _ := json.Marshal(rec)
+		os.MkdirAll(filepath.Join(st.Root, "etc/keso"), 0o755)
+		os.WriteFile(filepath.Join(st.Root, verity.RecordPath), recJSON, 0o644)
+		var info Info
+		err = st.FindRoot(context.Background(), Plan{Mode: ModeDisk, Slot: "b", RootWait: time.Second}, &info)
+		if got, want := strings.Join(fh.verity, ","), "keso-root /dev/vda3"; got != want {
+			t.Errorf("flip %d: dm-verity mappings %q, want %q", flip, got, want)
+		}
+		if flip < 0 {
+			if err != nil {
+				t.Fatalf("intact slot: %v\n%s", err, log)
+			}
+			if got, want := strings.Join(fh.mounts, "\n"), "/dev/dm-0 /sysroot squashfs "; got != want {
+				t.Errorf("intact slot: mounts %q, want %q", got, want)
+			}
+			if info.Verity != rec.RootHash || info.RootDevice != "/dev/dm-0" || info.Root != "/dev/vda3" && !strings.HasSuffix(info.Root, "/dev/vda3") {
+				t.Errorf("intact slot: info %+v", info)
+			}
+			if !strings.Contains(log.String(), "slot b: 7 MiB verified by dm-verity") {
+				t.Errorf("intact slot: no verified line:\n%s", log)
+			}
+			continue
+		}
+		block := flip / 4096
+		want := fmt.Sprintf("/dev/vda3 fails its dm-verity check at byte %d (block %d of %d): the slot is corrupt; not booting it", block*4096, block, rec.DataBlocks)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "slot b on ") {
+			t.Errorf("flipped byte %d: err = %v, want %q", flip, err, want)
+		}
+		if len(fh.mounts) != 0 {
+			t.Errorf("flipped byte: mounted %v", fh.mounts)
+		}
+	}
+}
+
+// TestVerityFallBack: a corrupt good slot makes the boot loader prefer the
+// other slot when it has a committed entry; a corrupt slot on trial is
+// left to the boot counter.
+func TestVerityFallBack(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []string // systemd-boot entry files on the ESP
+		want    string
+		prefer  bool // slot a's entry must outrank b's afterwards
+	}{
+		{"good slot b, a committed", []string{"slot-a.conf", "slot-b.conf"}, "slot a boots next", true},
+		{"slot b on trial", []string{"slot-a.conf", "slot-b+2-1.conf"}, "slot b is on trial: this is a failed try", false},
+		{"no slot a", []string{"slot-b.conf"}, "slot a has nothing committed to boot", false},
+	} {
+		st, fh, _ := newStage(t)
+		fakeSys(t, st.Root, map[string]string{
+			"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
+			"vda1": "DEVNAME=vda1\nDEVTYPE=partition\nPARTNAME=KESO_EFI\n",
+		}, nil)
+		esp := filepath.Join(st.Root, espMount, "loader/entries")
+		os.MkdirAll(esp, 0o755)
+		for i, e := range tc.entries {
+			slot := bootloader.Slot(e[5:6])
+			os.WriteFile(filepath.Join(esp, e), bootloader.Render(bootloader.EntrySpec{Slot: slot, Version: i + 1, Title: "keso " + e}), 0o644)
+		}
+		got := st.fallBack(Plan{Mode: ModeDisk, Slot: "b"}, "b")
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s: fallBack = %q, want %q", tc.name, got, tc.want)
+		}
+		if m := strings.Join(fh.mounts, ","); m != "/dev/vda1 /run/keso/esp vfat " || strings.Join(fh.unmounts, ",") != "/run/keso/esp" {
+			t.Errorf("%s: mounts %q, unmounts %v", tc.name, m, fh.unmounts)
+		}
+		entries, _ := bootloader.Entries(host.FS{Root: filepath.Join(st.Root, espMount)})
+		version := map[bootloader.Slot]int{}
+		for _, e := range entries {
+			version[e.Slot] = e.Version
+		}
+		if preferred := version["a"] > version["b"]; preferred != tc.prefer {
+			t.Errorf("%s: entries %+v: slot a preferred = %v, want %v", tc.name, entries, preferred, tc.prefer)
+		}
+	}
+}
+
+func TestStageVerityRecordProblems(t *testing.T) {
+	for _, tc := range []struct{ name, record, want string }{
+		{"garbage", "{", "slot a: the initrd's verity record:"},
+		{"other slot", `{"slot":"b","image_size":4096,"root_hash":"` + strings.Repeat("00", 32) + `","salt":"","data_blocks":1,"hash_offset":4096}`,
+			"slot a: the initrd carries slot b's dm-verity record"},
+	} {
+		st, fh, _ := newStage(t)
+		fakeSys(t, st.Root, map[string]string{
+			"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
+			"vda2": "DEVNAME=vda2\nDEVTYPE=partition\nPARTNAME=KESO_ROOT_A\n",
+		}, map[string][]byte{"vda2": []byte("hsqs")})
+		os.MkdirAll(filepath.Join(st.Root, "etc/keso"), 0o755)
+		os.WriteFile(filepath.Join(st.Root, verity.RecordPath), []byte(tc.record), 0o644)
+		err := st.FindRoot(context.Background(), Plan{Mode: ModeDisk, Slot: "a", RootWait: time.Second}, &Info{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+		if len(fh.mounts)+len(fh.verity) != 0 {
+			t.Errorf("%s: mapped %v, mounted %v", tc.name, fh.verity, fh.mounts)
+		}
 	}
 }
 

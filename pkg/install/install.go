@@ -1,7 +1,9 @@
 // Package install writes keso's installed layout onto a disk (DESIGN.md):
 // GPT with KESO_EFI (FAT16: systemd-boot, loader.conf, slot A's entry,
 // kernel and initrd; on armv7 GRUB, grub.cfg and grubenv instead of
-// systemd-boot and its entries), KESO_ROOT_A (the running squashfs, raw), KESO_ROOT_B
+// systemd-boot and its entries), KESO_ROOT_A (the running squashfs, raw,
+// with its dm-verity tree after it, pkg/verity; slot A's initrd gets the
+// tree's record), KESO_ROOT_B
 // (empty, the same size) and KESO_STATE (a small ext4 image shipped in the
 // root file system, grown to fill its partition by the initrd on first
 // boot). The config is saved as /keso/config.yaml on the state partition,
@@ -12,6 +14,7 @@
 package install
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +27,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/grubefi"
 	"github.com/keso-os/keso/pkg/image/raw"
 	"github.com/keso-os/keso/pkg/image/tree"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 const mib = 1 << 20
@@ -110,8 +114,8 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 		return fmt.Errorf("install: %w", err)
 	}
 	efi, rootA, rootB, state := l.Parts[0], l.Parts[1], l.Parts[2], l.Parts[3]
-	if sq.Size() > rootA.Bytes() {
-		return fmt.Errorf("install: root image %d bytes does not fit the %d byte slot", sq.Size(), rootA.Bytes())
+	if need := verity.SlotBytes(sq.Size()); need > rootA.Bytes() {
+		return fmt.Errorf("install: root image %d bytes (%d with its dm-verity tree) does not fit the %d byte slot", sq.Size(), need, rootA.Bytes())
 	}
 	// Wipe the old partition table areas first: a half-written disk must
 	// not be mistaken for an old install.
@@ -121,6 +125,43 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	if err := zero(disk, l.DiskBytes-mib, mib); err != nil {
 		return fmt.Errorf("install: wipe backup partition table: %w", err)
 	}
+	// Slot A and its dm-verity tree first: slot A's initrd on the ESP
+	// carries the tree's record.
+	slotA := section{disk, int64(rootA.Start) * 512}
+	h := sha256.New()
+	src, err := os.Open(in.Squashfs)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	_, err = io.Copy(io.MultiWriter(io.NewOffsetWriter(disk, slotA.off), h), src)
+	src.Close()
+	if err != nil {
+		return fmt.Errorf("install: write %s: %w", raw.LabelRootA, err)
+	}
+	rec, err := verity.Seal(slotA, sq.Size(), h.Sum(nil), "a")
+	if err != nil {
+		return fmt.Errorf("install: %s: %w", raw.LabelRootA, err)
+	}
+	initrd, err := os.ReadFile(in.Initrd)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if initrd, err = verity.AppendToInitrd(initrd, rec); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	tmp, err := os.CreateTemp("", "keso-install-initrd-*")
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(initrd)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("install: slot A's initrd: %w", err)
+	}
+	in.Initrd = tmp.Name()
 	b := file.New(disk, false)
 	tree, err := espTree(in)
 	if err != nil {
@@ -128,9 +169,6 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	}
 	if err := esp.Write(b, int64(efi.Start)*512, efi.Bytes(), raw.LabelEFI, tree, in.Epoch); err != nil {
 		return fmt.Errorf("install: %w", err)
-	}
-	if err := raw.CopyFileAt(disk, in.Squashfs, int64(rootA.Start)*512); err != nil {
-		return fmt.Errorf("install: write %s: %w", raw.LabelRootA, err)
 	}
 	if err := zero(disk, int64(rootB.Start)*512, mib); err != nil {
 		return fmt.Errorf("install: clear %s: %w", raw.LabelRootB, err)
@@ -168,6 +206,15 @@ func SaveConfig(state StateFS, config []byte) error {
 	}
 	return nil
 }
+
+// section is a partition of the disk: offsets relative to its start.
+type section struct {
+	f   *os.File
+	off int64
+}
+
+func (s section) ReadAt(b []byte, off int64) (int, error)  { return s.f.ReadAt(b, s.off+off) }
+func (s section) WriteAt(b []byte, off int64) (int, error) { return s.f.WriteAt(b, s.off+off) }
 
 func zero(w io.WriterAt, off, n int64) error {
 	_, err := w.WriteAt(make([]byte, n), off)

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/pkg/cpio"
 	"github.com/keso-os/keso/pkg/deb"
 	"github.com/keso-os/keso/pkg/host"
-	"github.com/keso-os/keso/pkg/image/cpio"
 	"github.com/keso-os/keso/pkg/image/kmod"
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/vishvananda/netlink"

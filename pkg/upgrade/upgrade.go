@@ -31,6 +31,7 @@ import (
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/sign"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 // SlotDevice is a root slot's partition, opened for writing.
@@ -80,6 +81,8 @@ type Outcome struct {
 	Resumed                bool
 	FetchTime, VerifyTime  time.Duration
 	WriteTime, ReadTime    time.Duration
+	VerityTime             time.Duration // building and checking the slot's dm-verity tree
+	RootHash               string        // the slot's dm-verity root hash
 	KeyID                  string
 }
 
@@ -195,8 +198,8 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, fmt.Errorf("open slot %s: %w", target, err)
 	}
 	defer dev.Close()
-	if dev.Size() < fi.Size() {
-		return out, refuse("image is %d bytes but slot %s holds only %d", fi.Size(), target, dev.Size())
+	if need := verity.SlotBytes(fi.Size()); dev.Size() < need {
+		return out, refuse("image is %d bytes (%d with its dm-verity tree) but slot %s holds only %d", fi.Size(), need, target, dev.Size())
 	}
 	t0 = time.Now()
 	u.logf("writing slot %s", target)
@@ -217,6 +220,31 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	out.ReadTime = time.Since(t0)
 	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, fi.Size(), out.WriteTime.Round(time.Millisecond))
+
+	// 3b. The slot's dm-verity tree, from the verified image (its salt is
+	// derived from the signed digest, so the root hash is the one keso-build
+	// computes), checked against the slot before anything is armed.
+	t0 = time.Now()
+	rec, err := verity.Seal(dev, fi.Size(), got[:], string(target))
+	if err != nil {
+		return out, fmt.Errorf("slot %s: %w", target, err)
+	}
+	if err := dev.Sync(); err != nil {
+		return out, fmt.Errorf("slot %s: sync the hash tree: %w", target, err)
+	}
+	tree, err := rec.Tree()
+	if err == nil {
+		err = verity.Verify(dev, dev, tree)
+	}
+	if err != nil {
+		return out, fmt.Errorf("slot %s: dm-verity check of what was written: %w; nothing was armed", target, err)
+	}
+	initrd, err := verity.AppendToInitrd(info.Initrd, rec)
+	if err != nil {
+		return out, fmt.Errorf("slot %s: %w", target, err)
+	}
+	out.VerityTime, out.RootHash = time.Since(t0), rec.RootHash
+	u.logf("slot %s: dm-verity tree written and checked in %s (root hash %s)", target, out.VerityTime.Round(time.Millisecond), rec.RootHash)
 
 	// 4. Record the pending trial, then arm it.
 	st, err := LoadState(u.State)
@@ -239,7 +267,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		opts = stripSlot(info.Cmdline)
 	}
 	u.logf("installing slot %s's kernel and initrd on the ESP", target)
-	armed, err := u.loader().Arm(bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: info.Initrd,
+	armed, err := u.loader().Arm(bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: initrd,
 		Title: "keso " + info.Version, Options: opts, Tries: tries})
 	if err != nil {
 		return out, fmt.Errorf("arm slot %s: %w", target, err)

@@ -8,7 +8,7 @@ import (
 )
 
 // upgradeNumbersRE is the summary line of keso upgrade.
-var upgradeNumbersRE = regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back (\S+)`)
+var upgradeNumbersRE = regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back ([^\s,]+)(?:, dm-verity tree ([^\s,]+))?`)
 
 // BenchmarkUpgrade runs `keso upgrade` (v1 → v2, amd64) inside a node,
 // the image served on the host's loopback, and reports the medians of the
@@ -28,7 +28,7 @@ func BenchmarkUpgrade(b *testing.B) {
 	defer vm.Stop()
 	c := n.ssh()
 	defer c.Close()
-	var fetch, verify, write, readBack, total []float64
+	var fetch, verify, write, readBack, verityTree, total []float64
 	var image, downloaded float64
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -43,7 +43,7 @@ func BenchmarkUpgrade(b *testing.B) {
 		}
 		image, _ = strconv.ParseFloat(m[1], 64)
 		downloaded, _ = strconv.ParseFloat(m[2], 64)
-		for j, dst := range []*[]float64{&fetch, &verify, &write, &readBack} {
+		for j, dst := range []*[]float64{&fetch, &verify, &write, &readBack, &verityTree} {
 			d, err := time.ParseDuration(m[3+j])
 			if err != nil {
 				b.Fatalf("duration %q: %v", m[3+j], err)
@@ -58,6 +58,7 @@ func BenchmarkUpgrade(b *testing.B) {
 	b.ReportMetric(median(verify), "s-verify")
 	b.ReportMetric(median(write), "s-write")
 	b.ReportMetric(median(readBack), "s-readback")
+	b.ReportMetric(median(verityTree), "s-verity-tree")
 	b.ReportMetric(median(total), "s-total")
 	b.ReportMetric(0, "ns/op")
 }

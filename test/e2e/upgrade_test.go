@@ -216,8 +216,8 @@ func TestUpgradeV1ToV2(t *testing.T) {
 	if !strings.Contains(out, "1.0.0 → 2.0.0 armed on slot b") {
 		t.Errorf("keso upgrade did not report the armed slot:\n%s", out)
 	}
-	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back (\S+)`).FindStringSubmatch(out); m != nil {
-		t.Logf("BENCH upgrade amd64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", m[1], m[2], m[3], m[4], m[5], m[6])
+	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back ([^\s,]+)(?:, dm-verity tree ([^\s,]+))?`).FindStringSubmatch(out); m != nil {
+		t.Logf("BENCH upgrade amd64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s", m[1], m[2], m[3], m[4], m[5], m[6], m[7])
 	}
 	c.Close()
 	select {
@@ -393,7 +393,7 @@ func testUpgradeArm(t *testing.T, tc armUpgrade) {
 		t.Fatalf("keso upgrade did not arm slot b")
 	}
 	if m := upgradeNumbersRE.FindStringSubmatch(out); m != nil {
-		t.Logf("BENCH upgrade %s: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s", tc.name, m[1], m[2], m[3], m[4], m[5], m[6])
+		t.Logf("BENCH upgrade %s: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s", tc.name, m[1], m[2], m[3], m[4], m[5], m[6], m[7])
 	}
 	c.Close()
 	<-vm.Exited()

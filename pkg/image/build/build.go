@@ -43,6 +43,7 @@ import (
 	"github.com/keso-os/keso/pkg/image/tree"
 	"github.com/keso-os/keso/pkg/sign"
 	"github.com/keso-os/keso/pkg/status"
+	"github.com/keso-os/keso/pkg/verity"
 	"github.com/keso-os/keso/pkg/version"
 )
 
@@ -147,6 +148,7 @@ type builder struct {
 	isolinuxDir           string
 	syslinuxDir           string
 	initrd, squash        string
+	slotA, initrdA        string // sealSlotA's slot image and initrd
 	operatorTar           string
 	rootTree              tree.Tree
 	rpi                   *rpiInputs
@@ -779,15 +781,18 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 	if !b.outs["raw"] {
 		return "", "skipped", nil
 	}
+	slotA, initrdA, err := b.sealSlotA()
+	if err != nil {
+		return "", "", err
+	}
 	loader := b.sdboot
 	var entries []esp.Entry
 	entries = append(entries, b.entry("slot-a.conf", "keso "+b.ver+" (slot a)", "a", "keso.slot=a"))
-	files := map[string]string{"keso/a/vmlinuz": b.vmlinuz, "keso/a/initrd": b.initrd}
+	files := map[string]string{"keso/a/vmlinuz": b.vmlinuz, "keso/a/initrd": initrdA}
 	var t tree.Tree
-	var err error
 	switch {
 	case b.grub != "":
-		t, err = grubefi.Plan(b.prof.Arch, b.grub, grubefi.SlotA{Kernel: b.vmlinuz, Initrd: b.initrd, Options: b.prof.Cmdline})
+		t, err = grubefi.Plan(b.prof.Arch, b.grub, grubefi.SlotA{Kernel: b.vmlinuz, Initrd: initrdA, Options: b.prof.Cmdline})
 		if err != nil {
 			return "", "", err
 		}
@@ -811,7 +816,7 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 	}
 	l := raw.Layout{EFIMiB: 256, RootMiB: rootMiB, StateMiB: stateMiB}
 	if err := raw.Write(ctx, b.out("raw"), raw.Options{Arch: b.prof.Arch, Seed: b.seed(), Layout: l, ESP: t,
-		Squashfs: b.squash, Epoch: b.opts.Epoch, TmpDir: b.work}); err != nil {
+		Squashfs: slotA, Epoch: b.opts.Epoch, TmpDir: b.work}); err != nil {
 		return "", "", err
 	}
 	desc := fmt.Sprintf("GPT: KESO_EFI 256 MiB, KESO_ROOT_A/B %d MiB, KESO_STATE %d MiB", rootMiB, stateMiB)
@@ -822,6 +827,34 @@ func (b *builder) stepRaw(ctx context.Context) (string, string, error) {
 		desc += "; no UEFI loader for " + b.prof.Arch + " yet"
 	}
 	return b.out("raw"), desc, nil
+}
+
+// sealSlotA is slot A of the disk images, once: the root squashfs with its
+// dm-verity tree (pkg/verity's slot layout), and the initrd with the
+// slot's verity record appended, so that its initrd opens the slot through
+// dm-verity.
+func (b *builder) sealSlotA() (slot, initrd string, err error) {
+	if b.slotA != "" {
+		return b.slotA, b.initrdA, nil
+	}
+	slot, initrd = filepath.Join(b.work, "slot-a.img"), filepath.Join(b.work, "initrd-a")
+	rec, err := verity.SealFile(b.squash, slot, "a")
+	if err != nil {
+		return "", "", err
+	}
+	in, err := os.ReadFile(b.initrd)
+	if err != nil {
+		return "", "", fmt.Errorf("initrd of slot a: %w", err)
+	}
+	out, err := verity.AppendToInitrd(in, rec)
+	if err != nil {
+		return "", "", fmt.Errorf("initrd of slot a: %w", err)
+	}
+	if err := os.WriteFile(initrd, out, 0o644); err != nil {
+		return "", "", fmt.Errorf("initrd of slot a: %w", err)
+	}
+	b.slotA, b.initrdA = slot, initrd
+	return slot, initrd, nil
 }
 
 // slotSizes is the size of each root slot (--root-size, else the

@@ -179,8 +179,12 @@ func (b *builder) stepRPi(ctx context.Context) (string, string, error) {
 	if cmdline == "" {
 		cmdline = b.prof.Cmdline
 	}
+	slotA, initrdA, err := b.sealSlotA()
+	if err != nil {
+		return "", "", err
+	}
 	boot, err := sdcard.BootTree(sdcard.BootSpec{Arch: b.prof.Arch, Firmware: b.rpi.firmware, UBoot: b.rpi.uboot, DTBs: b.rpi.dtbs,
-		Kernel: b.vmlinuz, Initrd: b.initrd, Cmdline: cmdline, DiskID: diskID, Epoch: b.opts.Epoch})
+		Kernel: b.vmlinuz, Initrd: initrdA, Cmdline: cmdline, DiskID: diskID, Epoch: b.opts.Epoch})
 	if err != nil {
 		return "", "", err
 	}
@@ -193,7 +197,7 @@ func (b *builder) stepRPi(ctx context.Context) (string, string, error) {
 		bootMiB = 256
 	}
 	l := sdcard.Layout{BootMiB: bootMiB, RootMiB: rootMiB, StateMiB: stateMiB}
-	if err := sdcard.Write(ctx, b.out("rpi"), sdcard.Options{Seed: b.seed(), Layout: l, Boot: boot, Squashfs: b.squash,
+	if err := sdcard.Write(ctx, b.out("rpi"), sdcard.Options{Seed: b.seed(), Layout: l, Boot: boot, Squashfs: slotA,
 		Epoch: b.opts.Epoch, TmpDir: b.work}); err != nil {
 		return "", "", err
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keso-os/keso/pkg/image/cpio"
+	"github.com/keso-os/keso/pkg/cpio"
 )
 
 // Kind of a node.
