@@ -269,7 +269,7 @@ func TestVerityFallBack(t *testing.T) {
 		if !strings.Contains(got, tc.want) {
 			t.Errorf("%s: fallBack = %q, want %q", tc.name, got, tc.want)
 		}
-		if m := strings.Join(fh.mounts, ","); m != "/dev/vda1 /run/keso/esp vfat " || strings.Join(fh.unmounts, ",") != "/run/keso/esp" {
+		if m := strings.Join(fh.mounts, ","); m != "/dev/vda1 /run/keso/esp vfat codepage=437,iocharset=iso8859-1" || strings.Join(fh.unmounts, ",") != "/run/keso/esp" {
 			t.Errorf("%s: mounts %q, unmounts %v", tc.name, m, fh.unmounts)
 		}
 		entries, _ := bootloader.Entries(host.FS{Root: filepath.Join(st.Root, espMount)})

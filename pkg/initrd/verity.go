@@ -80,7 +80,9 @@ func (s *Stage) fallBack(plan Plan, slot string) string {
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return fmt.Sprintf("cannot fall back to slot %s: %v", other, err)
 	}
-	if err := s.Host.Mount(dev, mp, "vfat", 0, ""); err != nil {
+	// The initrd carries nls_cp437 and nls_iso8859_1 only: name them, as
+	// the kernel's default iocharset may be one it lacks (EINVAL).
+	if err := s.Host.Mount(dev, mp, "vfat", 0, "codepage=437,iocharset=iso8859-1"); err != nil {
 		return fmt.Sprintf("cannot fall back to slot %s: mount the boot partition %s: %v", other, dev, err)
 	}
 	defer func() {

@@ -31,6 +31,7 @@ type Boot struct {
 	Root    string      `json:"root"`
 	// From the initrd stage, for diagnosis.
 	RootDevice string   `json:"root_device,omitempty"`
+	Verity     string   `json:"verity_root_hash,omitempty"` // disk mode: the slot's dm-verity root hash
 	State      string   `json:"state,omitempty"`
 	StateGrown []uint64 `json:"state_grown_blocks,omitempty"`
 	Lease      string   `json:"lease,omitempty"`
@@ -64,7 +65,7 @@ func (s *Stage) Plan() (Boot, error) {
 	}
 	boot := Boot{
 		Mode: info.Mode, Slot: info.Slot, Version: ver, Root: info.Root,
-		RootDevice: info.RootDevice, State: info.State, StateGrown: info.StateGrown, Lease: info.Lease,
+		RootDevice: info.RootDevice, Verity: info.Verity, State: info.State, StateGrown: info.StateGrown, Lease: info.Lease,
 	}
 	return boot, nil
 }

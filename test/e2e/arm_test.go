@@ -107,9 +107,7 @@ func checkStateDisk(t testing.TB, s *Standin, dev string, extra uint64) {
 	if s.Boot.Slot != "a" {
 		t.Errorf("boot.json slot = %q, want a", s.Boot.Slot)
 	}
-	if s.Mounts["/"].Source != s.Boot.Root || !strings.HasPrefix(s.Boot.Root, dev) {
-		t.Errorf("/ source %q, boot.json root %q: want the KESO_ROOT_A partition on %s", s.Mounts["/"].Source, s.Boot.Root, dev)
-	}
+	checkVerityRoot(t, s, dev)
 	v := s.Mounts["/var"]
 	if v.FSType != "ext4" || v.Source != s.Boot.State || v.Root != "/var" || s.Boot.State == "" {
 		t.Errorf("/var is %+v (state %q), want ext4 bind-mounted from /var on the KESO_STATE partition", v, s.Boot.State)

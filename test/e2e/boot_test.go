@@ -36,6 +36,7 @@ type Standin struct {
 		Version    string   `json:"version"`
 		Root       string   `json:"root"`
 		RootDevice string   `json:"root_device"`
+		Verity     string   `json:"verity_root_hash"`
 		State      string   `json:"state"`
 		StateGrown []uint64 `json:"state_grown_blocks"`
 		Lease      string   `json:"lease"`
@@ -70,6 +71,16 @@ func skipUnlessE2E(t testing.TB) {
 	}
 	if testing.Short() {
 		t.Skip("SKIP: QEMU boot tests do not run with -short")
+	}
+}
+
+// checkVerityRoot asserts a disk boot's root: the KESO_ROOT_A partition on
+// dev, mounted through its dm-verity mapping /dev/dm-0 with a root hash.
+func checkVerityRoot(t testing.TB, s *Standin, dev string) {
+	t.Helper()
+	if !strings.HasPrefix(s.Boot.Root, dev) || s.Boot.RootDevice != "/dev/dm-0" || s.Mounts["/"].Source != s.Boot.RootDevice || len(s.Boot.Verity) != 64 {
+		t.Errorf("boot.json root %q, root device %q, verity %q, / source %q: want the KESO_ROOT_A partition on %s mounted through dm-verity (/dev/dm-0)",
+			s.Boot.Root, s.Boot.RootDevice, s.Boot.Verity, s.Mounts["/"].Source, dev)
 	}
 }
 
@@ -224,9 +235,7 @@ func bootRawDisk(t testing.TB, name string) (*Standin, time.Duration) {
 	if s.Boot.Slot != "a" {
 		t.Errorf("boot.json slot = %q, want a", s.Boot.Slot)
 	}
-	if s.Mounts["/"].Source != s.Boot.Root || !strings.HasPrefix(s.Boot.Root, "/dev/vda") {
-		t.Errorf("/ source %q, boot.json root %q: want the KESO_ROOT_A partition on /dev/vda", s.Mounts["/"].Source, s.Boot.Root)
-	}
+	checkVerityRoot(t, s, "/dev/vda")
 	v := s.Mounts["/var"]
 	if v.FSType != "ext4" || v.Source != s.Boot.State || v.Root != "/var" || s.Boot.State == "" {
 		t.Errorf("/var is %+v (state %q), want ext4 bind-mounted from /var on the KESO_STATE partition", v, s.Boot.State)

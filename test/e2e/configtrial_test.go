@@ -71,12 +71,7 @@ func TestConfigTrial(t *testing.T) {
 		if !strings.Contains(out, "the next boot tries") {
 			t.Fatalf("keso config apply %s: no trial begun (exit %d):\n%s", args, code, out)
 		}
-		select {
-		case <-vm.Exited():
-		case <-time.After(3 * time.Minute):
-			t.Fatalf("%s: no reboot within 3 min of keso config apply; console tail:\n%s", label, qemu.Tail(vm.Console(), 3000))
-		}
-		vm.Stop()
+		awaitExit(t, vm, 3*time.Minute, label+": keso config apply")
 	}
 	trialLine := func(file string) *regexp.Regexp {
 		return regexp.MustCompile(`keso: config trial: running ` + regexp.QuoteMeta(file) + ` for 2m0s`)
@@ -157,12 +152,7 @@ func TestConfigTrial(t *testing.T) {
 	if !strings.Contains(m[1], "management address 10.0.2.15") {
 		t.Errorf("the bad trial failed for %q, want its management address 10.0.2.15 missing", m[1])
 	}
-	select {
-	case <-vm.Exited():
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("no reboot within 3 min of the failed trial; console tail:\n%s", qemu.Tail(vm.Console(), 3000))
-	}
-	vm.Stop()
+	awaitExit(t, vm, 3*time.Minute, "the failed trial")
 	vm = n.start("reverted")
 	if _, _, err := vm.Expect(regexp.MustCompile(`config trial: the trial of /root/bad.yaml \(applied [^)]*\) was not confirmed within 2m0s: returned to the previous config`), bootTimeout); err != nil {
 		t.Fatal(err)
