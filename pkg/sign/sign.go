@@ -7,6 +7,10 @@
 // one line, prefixed by the key id (first 8 bytes of the public key's
 // SHA-256, hex) so a node with several trusted keys knows which one to try.
 //
+// A slot's dm-verity root hash (pkg/verity) is signed the same way under
+// its own domain, "keso-verity-root-v1\x00" || root hash, in
+// <image>.verity.sig beside <image>.verity.
+//
 // Key files: the private key file holds "KESO-ED25519-PRIVATE <base64 seed>";
 // the public key is written the way cloud-config's upgrade.public_keys
 // takes it: "ed25519:<base64 of 32 bytes>".
@@ -26,6 +30,7 @@ import (
 
 const (
 	domain        = "keso-image-v1\x00"
+	verityDomain  = "keso-verity-root-v1\x00"
 	privatePrefix = "KESO-ED25519-PRIVATE "
 	publicPrefix  = "ed25519:"
 )
@@ -87,7 +92,22 @@ func KeyID(pub ed25519.PublicKey) string {
 // Sign returns the signature file content for an image with the given
 // SHA-256 digest.
 func Sign(priv ed25519.PrivateKey, digest [sha256.Size]byte) []byte {
-	sig := ed25519.Sign(priv, message(digest))
+	return signMessage(priv, message(digest))
+}
+
+// SignVerityRoot returns the signature file content for an image's
+// dm-verity root hash.
+func SignVerityRoot(priv ed25519.PrivateKey, root [sha256.Size]byte) []byte {
+	return signMessage(priv, append([]byte(verityDomain), root[:]...))
+}
+
+// VerifyVerityRoot checks a root hash's signature file (see Verify).
+func VerifyVerityRoot(sigFile []byte, root [sha256.Size]byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	return verifyMessage(sigFile, append([]byte(verityDomain), root[:]...), trusted)
+}
+
+func signMessage(priv ed25519.PrivateKey, msg []byte) []byte {
+	sig := ed25519.Sign(priv, msg)
 	pub := priv.Public().(ed25519.PublicKey)
 	return []byte(KeyID(pub) + " " + base64.StdEncoding.EncodeToString(sig) + "\n")
 }
@@ -95,6 +115,10 @@ func Sign(priv ed25519.PrivateKey, digest [sha256.Size]byte) []byte {
 // Verify checks a signature file against the digest with any of the
 // trusted keys, and returns the key that verified it.
 func Verify(sigFile []byte, digest [sha256.Size]byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	return verifyMessage(sigFile, message(digest), trusted)
+}
+
+func verifyMessage(sigFile []byte, msg []byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
 	fields := strings.Fields(string(sigFile))
 	if len(fields) != 2 {
 		return nil, fmt.Errorf("signature file: want \"<key id> <base64 signature>\", got %d fields", len(fields))
@@ -106,7 +130,6 @@ func Verify(sigFile []byte, digest [sha256.Size]byte, trusted []ed25519.PublicKe
 	if len(trusted) == 0 {
 		return nil, fmt.Errorf("%w: no trusted keys are configured", ErrBadSignature)
 	}
-	msg := message(digest)
 	for _, k := range trusted {
 		if ed25519.Verify(k, msg, sig) {
 			return k, nil

@@ -55,3 +55,31 @@ func TestKeyFilesRoundTrip(t *testing.T) {
 		t.Errorf("ParsePublic accepted a short key")
 	}
 }
+
+// TestVerityRootDomain: a root hash signature verifies as one, and never
+// as an image signature over the same 32 bytes (nor the other way round).
+func TestVerityRootDomain(t *testing.T) {
+	pub, priv, err := GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := sha256.Sum256([]byte("a hash block"))
+	trusted := []ed25519.PublicKey{pub}
+	rootSig := SignVerityRoot(priv, root)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"root signature as a root signature", second(VerifyVerityRoot(rootSig, root, trusted)), true},
+		{"root signature as an image signature", second(Verify(rootSig, root, trusted)), false},
+		{"image signature as a root signature", second(VerifyVerityRoot(Sign(priv, root), root, trusted)), false},
+		{"root signature over another root", second(VerifyVerityRoot(rootSig, sha256.Sum256([]byte("other")), trusted)), false},
+	} {
+		if got := tc.err == nil; got != tc.want {
+			t.Errorf("%s: verifies = %v (%v), want %v", tc.name, got, tc.err, tc.want)
+		}
+	}
+}
+
+func second(_ ed25519.PublicKey, err error) error { return err }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -146,6 +147,10 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	if err != nil {
 		return out, refuse("signature %s.sig cannot be read: %v", req.Image, err)
 	}
+	wantRoot, err := u.signedRootHash(ctx, req.Image, node.TrustedKeys)
+	if err != nil {
+		return out, err
+	}
 
 	// 2. Verify digest and signature, then read the version.
 	t0 = time.Now()
@@ -232,6 +237,9 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	if err := dev.Sync(); err != nil {
 		return out, fmt.Errorf("slot %s: sync the hash tree: %w", target, err)
 	}
+	if wantRoot != "" && rec.RootHash != wantRoot {
+		return out, fmt.Errorf("slot %s: the dm-verity root hash is %s, but the release signed %s; nothing was armed", target, rec.RootHash, wantRoot)
+	}
 	tree, err := rec.Tree()
 	if err == nil {
 		err = verity.Verify(dev, dev, tree)
@@ -244,7 +252,11 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, fmt.Errorf("slot %s: %w", target, err)
 	}
 	out.VerityTime, out.RootHash = time.Since(t0), rec.RootHash
-	u.logf("slot %s: dm-verity tree written and checked in %s (root hash %s)", target, out.VerityTime.Round(time.Millisecond), rec.RootHash)
+	signed := ""
+	if wantRoot != "" {
+		signed = ", as the release signed it"
+	}
+	u.logf("slot %s: dm-verity tree written and checked in %s (root hash %s%s)", target, out.VerityTime.Round(time.Millisecond), rec.RootHash, signed)
 
 	// 4. Record the pending trial, then arm it.
 	st, err := LoadState(u.State)
@@ -277,6 +289,36 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		os.Remove(imgPath) // the slot holds it now
 	}
 	return out, nil
+}
+
+// signedRootHash reads the dm-verity root hash the release publishes and
+// signs beside the image (<image>.verity, .verity.sig) and checks its
+// signature; the slot's tree must come out with that root hash. A release
+// without them (built before keso had dm-verity) gives "": the root hash is
+// then only derived from the signed image.
+func (u *Upgrader) signedRootHash(ctx context.Context, image string, keys []ed25519.PublicKey) (string, error) {
+	b, err := u.fetchSmall(ctx, image+".verity")
+	var se fetch.StatusError
+	if errors.Is(err, fs.ErrNotExist) || errors.As(err, &se) && se.Code == http.StatusNotFound {
+		u.logf("%s.verity is not published: the slot's dm-verity root hash is derived from the signed image only", image)
+		return "", nil
+	}
+	if err != nil {
+		return "", refuse("root hash %s.verity cannot be read: %v", image, err)
+	}
+	want := strings.ToLower(firstField(b))
+	raw, err := hex.DecodeString(want)
+	if err != nil || len(raw) != sha256.Size {
+		return "", refuse("%s.verity: %q is not a sha256 root hash", image, want)
+	}
+	sig, err := u.fetchSmall(ctx, image+".verity.sig")
+	if err != nil {
+		return "", refuse("root hash signature %s.verity.sig cannot be read: %v", image, err)
+	}
+	if _, err := sign.VerifyVerityRoot(sig, [sha256.Size]byte(raw), keys); err != nil {
+		return "", refuse("root hash %s.verity: %v", image, err)
+	}
+	return want, nil
 }
 
 func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {

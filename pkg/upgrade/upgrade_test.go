@@ -21,6 +21,7 @@ import (
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/sign"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 // makeImage builds a real root squashfs with mksquashfs (as keso-build
@@ -370,5 +371,61 @@ func TestReadImageMalformed(t *testing.T) {
 	info, err := ReadImage(strings.NewReader(img), int64(len(img)))
 	if err == nil || !strings.Contains(err.Error(), "read image: malformed squashfs") {
 		t.Errorf("ReadImage(malformed squashfs) = %+v, %v; want a malformed squashfs error", info, err)
+	}
+}
+
+// publishRoot writes the release's signed dm-verity root hash beside img:
+// root (hex) signed by priv.
+func publishRoot(t *testing.T, img, root string, priv ed25519.PrivateKey) {
+	t.Helper()
+	raw, err := hex.DecodeString(root)
+	must(t, err)
+	must(t, os.WriteFile(img+".verity", []byte(root+"  "+filepath.Base(img)+"\n"), 0o644))
+	must(t, os.WriteFile(img+".verity.sig", sign.SignVerityRoot(priv, [sha256.Size]byte(raw)), 0o644))
+}
+
+// TestUpgradeSignedRootHash: the slot's tree must have the root hash the
+// release signs (.verity, .verity.sig); a forged one is refused before
+// anything is written, a signed wrong one stops before arming, and a
+// release without one is upgraded (older builds).
+func TestUpgradeSignedRootHash(t *testing.T) {
+	f0 := newFixture(t)
+	img := makeImage(t, f0.dir, "1.1.0")
+	publish(t, img, f0.priv)
+	// What keso-build computes for the image, whatever the slot.
+	rec, err := verity.SealFile(img, filepath.Join(t.TempDir(), "slot.img"), "b")
+	must(t, err)
+	_, otherPriv, err := sign.GenerateKey(nil)
+	must(t, err)
+	for _, tc := range []struct {
+		name    string
+		publish func()
+		want    string // "" for success
+		armed   bool
+	}{
+		{"no root hash published", func() { os.Remove(img + ".verity"); os.Remove(img + ".verity.sig") }, "", true},
+		{"signed root hash", func() { publishRoot(t, img, rec.RootHash, f0.priv) }, "", true},
+		{"root hash signed by an untrusted key", func() { publishRoot(t, img, rec.RootHash, otherPriv) }, "refused", false},
+		{"signed wrong root hash", func() { publishRoot(t, img, strings.Repeat("ab", 32), f0.priv) }, "but the release signed abab", false},
+		{"root hash without its signature", func() { publishRoot(t, img, rec.RootHash, f0.priv); os.Remove(img + ".verity.sig") }, "refused", false},
+	} {
+		f := newFixture(t)
+		f.priv, f.pub, f.node.TrustedKeys = f0.priv, f0.pub, f0.node.TrustedKeys
+		tc.publish()
+		_, err := f.upgrader().Run(context.Background(), Request{Image: img}, f.node)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v\n%s", tc.name, err, f.log.String())
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+		entries, _ := bootloader.Entries(f.esp)
+		armed := false
+		for _, e := range entries {
+			armed = armed || e.Slot == "b"
+		}
+		if armed != tc.armed {
+			t.Errorf("%s: slot b armed = %v, want %v", tc.name, armed, tc.armed)
+		}
 	}
 }

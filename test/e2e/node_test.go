@@ -42,9 +42,9 @@ func upgradeReleases(t testing.TB, arch string) (v1, v2 *Artifacts) {
 func upgradeImage(t testing.TB, a *Artifacts) string {
 	t.Helper()
 	p := filepath.Join(a.Dir, fmt.Sprintf("keso-%s-%s.squashfs", a.Version, a.Arch))
-	for _, f := range []string{p, p + ".sha256", p + ".sig"} {
+	for _, f := range []string{p, p + ".sha256", p + ".sig", p + ".verity", p + ".verity.sig"} {
 		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("release %s %s: %v (keso-build --sign-key writes the image, .sha256 and .sig)", a.Arch, a.Version, err)
+			t.Fatalf("release %s %s: %v (keso-build --sign-key writes the image, .sha256, .sig, .verity and .verity.sig)", a.Arch, a.Version, err)
 		}
 	}
 	return p
@@ -241,12 +241,13 @@ func serveReleases(t testing.TB) *releaseServer {
 	return s
 }
 
-// publish serves file (and its .sha256 and .sig when present) under dir/.
+// publish serves file (and its .sha256, .sig, .verity and .verity.sig
+// when present) under dir/.
 func (s *releaseServer) publish(dir, file string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := "/" + dir + "/" + filepath.Base(file)
-	for _, ext := range []string{"", ".sha256", ".sig"} {
+	for _, ext := range []string{"", ".sha256", ".sig", ".verity", ".verity.sig"} {
 		if _, err := os.Stat(file + ext); err == nil {
 			s.files[p+ext] = file + ext
 		}

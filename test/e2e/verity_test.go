@@ -106,8 +106,8 @@ func TestVerity(t *testing.T) {
 	// The upgrade writes slot B with its tree; the trial commits.
 	out, code := guestRun(c, "keso upgrade --reboot --image "+srv.publish("v2", upgradeImage(t, v2)))
 	t.Logf("keso upgrade: exit %d\n%s", code, out)
-	if !strings.Contains(out, "dm-verity tree written and checked") {
-		t.Fatalf("keso upgrade: exit %d, want the slot's tree written and checked", code)
+	if !strings.Contains(out, "dm-verity tree written and checked") || !strings.Contains(out, "as the release signed it") {
+		t.Fatalf("keso upgrade: exit %d, want the slot's tree written and checked against the release's signed root hash", code)
 	}
 	c.Close()
 	awaitExit(t, vm, 2*time.Minute, "keso upgrade --reboot")

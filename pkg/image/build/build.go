@@ -149,6 +149,7 @@ type builder struct {
 	syslinuxDir           string
 	initrd, squash        string
 	slotA, initrdA        string // sealSlotA's slot image and initrd
+	slotRec               verity.Record
 	operatorTar           string
 	rootTree              tree.Tree
 	rpi                   *rpiInputs
@@ -708,7 +709,8 @@ func UpgradeImageName(version, arch string) string {
 
 // stepUpgradeImage writes the upgrade artifact beside the root squashfs:
 // the same file under its versioned name, its sha256 in sha256sum format,
-// and, with a signing key, the detached ed25519 signature.
+// its dm-verity root hash in the same format (.verity), and, with a signing
+// key, the detached ed25519 signatures of both (.sig, .verity.sig).
 func (b *builder) stepUpgradeImage(ctx context.Context) (string, string, error) {
 	name := UpgradeImageName(b.ver, b.prof.Arch)
 	dst := filepath.Join(b.opts.OutDir, name)
@@ -722,14 +724,30 @@ func (b *builder) stepUpgradeImage(ctx context.Context) (string, string, error) 
 	if err := os.WriteFile(dst+".sha256", []byte(sum+"  "+name+"\n"), 0o644); err != nil {
 		return "", "", fmt.Errorf("upgrade image: %w", err)
 	}
+	// The image's dm-verity root hash (the same in whichever slot it
+	// lands: pkg/verity derives the salt from the digest), published and
+	// signed beside it: `keso upgrade` checks the tree it builds against it.
+	if _, _, err := b.sealSlotA(); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(dst+".verity", []byte(b.slotRec.RootHash+"  "+name+"\n"), 0o644); err != nil {
+		return "", "", fmt.Errorf("upgrade image: %w", err)
+	}
 	if b.opts.SignKey == nil {
 		os.Remove(dst + ".sig")
+		os.Remove(dst + ".verity.sig")
 		return dst, "UNSIGNED: pass --sign-key (make one with keso-build keygen); nodes refuse unsigned upgrades", nil
 	}
 	raw, _ := hex.DecodeString(sum)
 	var digest [sha256.Size]byte
 	copy(digest[:], raw)
 	if err := os.WriteFile(dst+".sig", sign.Sign(b.opts.SignKey, digest), 0o644); err != nil {
+		return "", "", fmt.Errorf("upgrade image: %w", err)
+	}
+	rootHash, _ := hex.DecodeString(b.slotRec.RootHash)
+	var root [sha256.Size]byte
+	copy(root[:], rootHash)
+	if err := os.WriteFile(dst+".verity.sig", sign.SignVerityRoot(b.opts.SignKey, root), 0o644); err != nil {
 		return "", "", fmt.Errorf("upgrade image: %w", err)
 	}
 	pub := b.opts.SignKey.Public().(ed25519.PublicKey)
@@ -853,7 +871,7 @@ func (b *builder) sealSlotA() (slot, initrd string, err error) {
 	if err := os.WriteFile(initrd, out, 0o644); err != nil {
 		return "", "", fmt.Errorf("initrd of slot a: %w", err)
 	}
-	b.slotA, b.initrdA = slot, initrd
+	b.slotA, b.initrdA, b.slotRec = slot, initrd, rec
 	return slot, initrd, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/keso-os/keso/pkg/sign"
 	"github.com/keso-os/keso/pkg/status"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 const kver = "6.1.0-99-cloud-amd64"
@@ -207,8 +209,8 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 		if m.K3s == nil || m.K3s.Provenance != status.ProvenanceTestFixture || m.K3s.Source != o.K3s {
 			t.Errorf("manifest k3s = %+v, want a test fixture from %s", m.K3s, o.K3s)
 		}
-		if len(m.Artifacts) != 12 {
-			t.Errorf("artifacts = %d, want 12: %+v", len(m.Artifacts), m.Artifacts)
+		if len(m.Artifacts) != 14 {
+			t.Errorf("artifacts = %d, want 14: %+v", len(m.Artifacts), m.Artifacts)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
 		if err != nil {
@@ -235,6 +237,28 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	}
 	if _, err := sign.Verify(sig, sha256.Sum256(upData), []ed25519.PublicKey{pub}); err != nil {
 		t.Errorf("upgrade image signature: %v", err)
+	}
+	// Its dm-verity root hash is signed, and is the tree's of the raw
+	// disk's slot A (and what a node computes: the same derivation).
+	rootLine, err := os.ReadFile(up + ".verity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootSig, err := os.ReadFile(up + ".verity.sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootHex := strings.Fields(string(rootLine))[0]
+	rootRaw, err := hex.DecodeString(rootHex)
+	if err != nil || len(rootRaw) != sha256.Size {
+		t.Fatalf("%s.verity: %q is not a root hash", up, rootLine)
+	}
+	if _, err := sign.VerifyVerityRoot(rootSig, [sha256.Size]byte(rootRaw), []ed25519.PublicKey{pub}); err != nil {
+		t.Errorf("root hash signature: %v", err)
+	}
+	want, err := verity.SealFile(up, filepath.Join(t.TempDir(), "slot.img"), "a")
+	if err != nil || want.RootHash != rootHex {
+		t.Errorf("published root hash %s, the image's tree has %s (%v)", rootHex, want.RootHash, err)
 	}
 
 	// root squashfs
