@@ -1,9 +1,14 @@
 package cloudconfig
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDecodeK3OSSchema(t *testing.T) {
@@ -287,5 +292,38 @@ func TestPositionsFollowDroppedEntries(t *testing.T) {
 	}
 	if _, _, _, ok := r.Position("write_files[2]"); ok {
 		t.Errorf("Position(write_files[2]) found; there are only two entries now")
+	}
+}
+
+// TestYAMLFallback: strings yaml.v3 writes as literal blocks it cannot read
+// back (FuzzLoad found the first) render double-quoted, and every config
+// example renders through the fallback and reads back the same.
+func TestYAMLFallback(t *testing.T) {
+	for _, content := range []string{"\n00", " 00\nx", "\n\nx", "\n 00", "  a\n b", "\t\nx", "plain", "a\nb\n"} {
+		r := Load(Source{Name: "f.yaml", Data: []byte("write_files:\n  - path: /etc/x\n    content: " + strconv.Quote(content) + "\n")})
+		y, err := r.YAML()
+		if err != nil {
+			t.Fatalf("content %q: YAML: %v", content, err)
+		}
+		back := LoadFile("back.yaml", y)
+		if len(back.Config.WriteFiles) != 1 || back.Config.WriteFiles[0].Content != content {
+			t.Errorf("content %q: rendered\n%s\nread back as %+v", content, y, back.Config.WriteFiles)
+		}
+	}
+	files, _ := filepath.Glob("../../config-examples/*.yaml")
+	for _, name := range files {
+		data, _ := os.ReadFile(name)
+		r := LoadFile(name, data)
+		n, err := nodeOf(reflect.ValueOf(r.Config))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		y, err := yaml.Marshal(n)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if back := LoadFile(name, y); !reflect.DeepEqual(back.Config, r.Config) {
+			t.Errorf("%s: the fallback rendering reads back differently:\n%s", name, y)
+		}
 	}
 }
