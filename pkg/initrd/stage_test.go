@@ -285,6 +285,7 @@ func TestVerityFallBack(t *testing.T) {
 
 func TestStageVerityRecordProblems(t *testing.T) {
 	for _, tc := range []struct{ name, record, want string }{
+		{"empty slot", "{", "/dev/vda2 holds zeros, not a squashfs (an empty or overwritten slot?)"},
 		{"garbage", "{", "slot a: the initrd's verity record:"},
 		{"other slot", `{"slot":"b","image_size":4096,"root_hash":"` + strings.Repeat("00", 32) + `","salt":"","data_blocks":1,"hash_offset":4096}`,
 			"slot a: the initrd carries slot b's dm-verity record"},
@@ -293,7 +294,7 @@ func TestStageVerityRecordProblems(t *testing.T) {
 		fakeSys(t, st.Root, map[string]string{
 			"vda":  "DEVNAME=vda\nDEVTYPE=disk\n",
 			"vda2": "DEVNAME=vda2\nDEVTYPE=partition\nPARTNAME=KESO_ROOT_A\n",
-		}, map[string][]byte{"vda2": []byte("hsqs")})
+		}, map[string][]byte{"vda2": map[bool][]byte{true: make([]byte, 4096), false: []byte("hsqs")}[tc.name == "empty slot"]})
 		os.MkdirAll(filepath.Join(st.Root, "etc/keso"), 0o755)
 		os.WriteFile(filepath.Join(st.Root, verity.RecordPath), []byte(tc.record), 0o644)
 		err := st.FindRoot(context.Background(), Plan{Mode: ModeDisk, Slot: "a", RootWait: time.Second}, &Info{})

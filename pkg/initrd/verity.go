@@ -34,6 +34,10 @@ func (s *Stage) verityRoot(plan Plan, dev string, info *Info) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("slot %s: read the dm-verity record: %w", info.Slot, err)
 	}
+	// An empty or overwritten slot says so before anything else.
+	if what := sniff(dev); what != "a squashfs" { // dev is a path under Root already
+		return "", fmt.Errorf("%s root: %s holds %s, not a squashfs (an empty or overwritten slot?); %s", info.Mode, dev, what, s.fallBack(plan, info.Slot))
+	}
 	rec, err := verity.ParseRecord(b)
 	if err != nil {
 		return "", fmt.Errorf("slot %s: the initrd's %w; not booting an unverifiable root", info.Slot, err)

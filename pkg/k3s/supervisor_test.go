@@ -242,12 +242,20 @@ func TestSupervisorRealProcesses(t *testing.T) {
 	if h.LastExit != "exit status 3" || h.LastExitCode != 3 || h.Starts < 3 {
 		t.Errorf("crashing k3s: health %+v, want restarts with exit status 3", h)
 	}
-	_, h = run([]string{script("polite", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")}, 10*time.Second, func(h Health) bool { return h.Running })
+	// Each script says when its trap is set (a SIGTERM before that kills
+	// the shell, as a loaded machine showed): the stop waits for it.
+	trapped := func(name string) func(Health) bool {
+		return func(h Health) bool {
+			_, err := os.Stat(filepath.Join(dir, name+".ready"))
+			return h.Running && err == nil
+		}
+	}
+	_, h = run([]string{script("polite", "trap 'exit 0' TERM\n: > "+filepath.Join(dir, "polite.ready")+"\nwhile :; do sleep 0.05; done")}, 10*time.Second, trapped("polite"))
 	if h.LastExit != "exit status 0" || h.Restarts != 0 || !h.Stopped {
 		t.Errorf("k3s stopping on SIGTERM: health %+v, want exit status 0, no restart", h)
 	}
 	start := time.Now()
-	_, h = run([]string{script("stubborn", "trap '' TERM\nwhile :; do sleep 0.05; done")}, 300*time.Millisecond, func(h Health) bool { return h.Running })
+	_, h = run([]string{script("stubborn", "trap '' TERM\n: > "+filepath.Join(dir, "stubborn.ready")+"\nwhile :; do sleep 0.05; done")}, 300*time.Millisecond, trapped("stubborn"))
 	if h.LastExit != "signal: killed" || h.LastExitCode != -1 {
 		t.Errorf("k3s ignoring SIGTERM: health %+v, want killed", h)
 	}
