@@ -212,7 +212,7 @@ func ParseOpenStackMeta(data []byte) (Meta, error) {
 func shortHostname(h string) string {
 	h = strings.TrimSpace(h)
 	if i := strings.IndexByte(h, '.'); i > 0 {
-		h = h[:i]
+		h = strings.TrimSpace(h[:i]) // "v .example" is "v"
 	}
 	return h
 }

@@ -103,6 +103,11 @@ func PlanGPTGrow(head []byte, sectorSize int, diskSectors uint64, label string) 
 	if end != maxEnd || end > lastUsable {
 		return nil, fmt.Errorf("gpt: %s (LBA %d-%d) is not the last partition: %w", label, start, end, ErrGPTNoGrow)
 	}
+	if start < 2 || start < entLBA+entSectors {
+		// The header (LBA 1) and the entries are rewritten: a partition
+		// over them (a corrupt entry starting at LBA 0) must not be grown.
+		return nil, fmt.Errorf("gpt: %s (LBA %d-%d) starts over the partition table (header at LBA 1, entries at LBA %d-%d): not growing a corrupt table", label, start, end, entLBA, entLBA+entSectors-1)
+	}
 	if start > end || end >= newLastUsable {
 		// A consistent table never gets here (its partitions end before
 		// the old backup GPT, which lies before newAlt); a corrupt entry
