@@ -101,6 +101,11 @@ func PlanMBRGrow(sector0 []byte, diskSectors uint64, partno int) (*GPTGrow, erro
 	}
 	start := uint64(le.Uint32(e[8:]))
 	size := uint64(le.Uint32(e[12:]))
+	if start == 0 || size == 0 {
+		// Sector 0 is rewritten; an entry over it, or of no sectors, is a
+		// corrupt table (FuzzPlanGrow).
+		return nil, fmt.Errorf("mbr: partition %d has %d sectors from sector %d: not growing a corrupt table", partno, size, start)
+	}
 	oldEnd := start + size - 1
 	for i := 0; i < 4; i++ {
 		o := ent(i)
