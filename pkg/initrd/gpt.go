@@ -65,8 +65,10 @@ func PlanGPTGrow(head []byte, sectorSize int, diskSectors uint64, label string) 
 	if entSize < 128 || entBytes > 1<<20 {
 		return nil, fmt.Errorf("gpt: %d entries of %d bytes", nEnt, entSize)
 	}
-	if uint64(len(head)) < entLBA*ss+entBytes {
-		return nil, fmt.Errorf("gpt: entries end at byte %d, have %d", entLBA*ss+entBytes, len(head))
+	// Compared without multiplying first: a corrupt entry LBA near 2^64
+	// wrapped entLBA*ss around and passed (FuzzPlanGrow, a panic in PID 1).
+	if entLBA >= uint64(len(head))/ss || uint64(len(head))-entLBA*ss < entBytes {
+		return nil, fmt.Errorf("gpt: entries at LBA %d (%d bytes) lie past the %d bytes read", entLBA, entBytes, len(head))
 	}
 	ents := append([]byte(nil), head[entLBA*ss:entLBA*ss+entBytes]...)
 	if got, want := crc32.ChecksumIEEE(ents), le.Uint32(hdr[88:]); got != want {
