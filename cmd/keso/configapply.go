@@ -57,7 +57,12 @@ func configApply(args []string, out io.Writer) int {
 		fmt.Fprintf(out, "keso config apply: %v\n", err)
 		return 1
 	}
-	changes, err := localChanges(root, next)
+	local, errs := datasource.Local(root)
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(out, "keso config apply: %v\n", err)
+		return 1
+	}
+	changes, err := configtrial.LocalChanges(local, next)
 	if err != nil {
 		fmt.Fprintf(out, "keso config apply: %v\n", err)
 		return 1
@@ -104,37 +109,6 @@ func configApply(args []string, out io.Writer) int {
 	}
 	fmt.Fprintln(out, "keso config apply: rebooting")
 	return signalInit(syscall.SIGINT)
-}
-
-// localChanges is the diff of the node's local config (image defaults,
-// config.yaml, config.d) with config.yaml as it is and as next.
-func localChanges(root host.FS, next []byte) (string, error) {
-	srcs, errs := datasource.Local(root)
-	if err := errors.Join(errs...); err != nil {
-		return "", err
-	}
-	replaced := false
-	after := make([]cloudconfig.Source, 0, len(srcs)+1)
-	for _, s := range srcs {
-		if s.Name == configtrial.ConfigPath {
-			s.Data, replaced = next, true
-		}
-		after = append(after, s)
-	}
-	if !replaced { // no config.yaml yet: it sorts after the image defaults
-		after = after[:0]
-		for _, s := range srcs {
-			after = append(after, s)
-			if s.Name == datasource.DefaultsPath {
-				after = append(after, cloudconfig.Source{Name: configtrial.ConfigPath, Data: next})
-				replaced = true
-			}
-		}
-		if !replaced {
-			after = append([]cloudconfig.Source{{Name: configtrial.ConfigPath, Data: next}}, after...)
-		}
-	}
-	return configtrial.Changes(cloudconfig.Load(srcs...).Config, cloudconfig.Load(after...).Config)
 }
 
 // managementAddresses is where the node is managed from: the address of

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -96,7 +97,7 @@ func (a *Agent) watchConfigTrial(ctx context.Context, ct *configTrial) {
 			return
 		case <-tick.C:
 		}
-		if _, err := configtrial.Load(a.FS); err == configtrial.ErrNoTrial {
+		if _, err := configtrial.Load(a.FS); errors.Is(err, configtrial.ErrNoTrial) {
 			fmt.Fprintf(a.Log, "keso: config trial: %s confirmed: it stays\n", ct.t.Source)
 			a.update(func(s *status.Status) { s.ConfigTrial = &status.ConfigTrial{State: "confirmed", Source: ct.t.Source} })
 			return
@@ -123,7 +124,9 @@ func (a *Agent) watchConfigTrial(ctx context.Context, ct *configTrial) {
 			reason += " (last health check: " + why + ")"
 		}
 		fmt.Fprintf(a.Log, "keso: config trial: %s %s: rebooting to the previous config\n", ct.t.Source, reason)
-		a.update(func(s *status.Status) { s.ConfigTrial.State, s.ConfigTrial.Reason = "failed", reason })
+		a.update(func(s *status.Status) {
+			s.ConfigTrial = &status.ConfigTrial{State: "failed", Source: ct.t.Source, Deadline: ct.deadline.UTC(), Reason: reason}
+		})
 		select {
 		case a.reqs <- &power.Request{Action: power.Reboot, Reason: "config trial " + reason}:
 		default:

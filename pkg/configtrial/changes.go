@@ -8,7 +8,37 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/datasource"
 )
+
+// LocalChanges is the diff of the node's local config (local: image
+// defaults, config.yaml, config.d, as datasource.Local reads them) with
+// config.yaml as it is and replaced by next; a node without a config.yaml
+// gets next right after the image defaults.
+func LocalChanges(local []cloudconfig.Source, next []byte) (string, error) {
+	after := make([]cloudconfig.Source, 0, len(local)+1)
+	replaced := false
+	for _, s := range local {
+		if s.Name == ConfigPath {
+			s.Data, replaced = next, true
+		}
+		after = append(after, s)
+	}
+	if !replaced {
+		after = after[:0]
+		for _, s := range local {
+			after = append(after, s)
+			if s.Name == datasource.DefaultsPath {
+				after = append(after, cloudconfig.Source{Name: ConfigPath, Data: next})
+				replaced = true
+			}
+		}
+		if !replaced {
+			after = append([]cloudconfig.Source{{Name: ConfigPath, Data: next}}, after...)
+		}
+	}
+	return Changes(cloudconfig.Load(local...).Config, cloudconfig.Load(after...).Config)
+}
 
 // Changes is what applying a config changes in the node's local config
 // (image defaults, config.yaml, config.d; the datasources and the command

@@ -23,11 +23,13 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/keso-os/keso/pkg/datasource"
 )
 
 // Paths in the running system (the state partition is mounted at /keso/state).
 const (
-	ConfigPath   = "/keso/state/keso/config.yaml"
+	ConfigPath   = datasource.StateConfigPath // /keso/state/keso/config.yaml
 	Dir          = "/keso/state/keso/config-trial"
 	RecordPath   = Dir + "/trial.json"
 	PreviousPath = Dir + "/previous.yaml"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/datasource"
 )
 
 // memFS is a file system in a map. Writes succeed until cut reaches zero:
@@ -277,6 +278,36 @@ func TestChanges(t *testing.T) {
 		for _, w := range tc.want {
 			if !strings.Contains(got, w+"\n") {
 				t.Errorf("%s: Changes lacks %q:\n%s", tc.name, w, got)
+			}
+		}
+	}
+}
+
+func TestLocalChanges(t *testing.T) {
+	defaults := cloudconfig.Source{Name: datasource.DefaultsPath, Data: []byte("hostname: image\n")}
+	for _, tc := range []struct {
+		name  string
+		local []cloudconfig.Source
+		next  string
+		want  []string // lines of the diff; nil: no change
+	}{
+		{"replaces config.yaml", []cloudconfig.Source{defaults, {Name: ConfigPath, Data: []byte("hostname: a\n")}}, "hostname: b\n",
+			[]string{"-hostname: a", "+hostname: b"}},
+		{"none yet: after the defaults", []cloudconfig.Source{defaults}, "hostname: b\n", []string{"-hostname: image", "+hostname: b"}},
+		{"config.d still wins", []cloudconfig.Source{defaults, {Name: ConfigPath, Data: []byte("hostname: a\n")},
+			{Name: datasource.StateConfigDir + "/10.yaml", Data: []byte("hostname: d\n")}}, "hostname: b\n", nil},
+		{"the same", []cloudconfig.Source{{Name: ConfigPath, Data: []byte("hostname: a\n")}}, "hostname: a\n", nil},
+	} {
+		got, err := LocalChanges(tc.local, []byte(tc.next))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == nil && got != "" {
+			t.Errorf("%s: changes %q, want none", tc.name, got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w+"\n") {
+				t.Errorf("%s: changes lack %q:\n%s", tc.name, w, got)
 			}
 		}
 	}
