@@ -272,13 +272,19 @@ func TestChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tc.want == nil && got != "" {
-			t.Errorf("%s: Changes = %q, want none", tc.name, got)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(got, w+"\n") {
-				t.Errorf("%s: Changes lacks %q:\n%s", tc.name, w, got)
-			}
+		checkDiff(t, tc.name, got, tc.want)
+	}
+}
+
+// checkDiff: the diff holds every wanted line; nil wants no diff at all.
+func checkDiff(t *testing.T, name, got string, want []string) {
+	t.Helper()
+	if want == nil && got != "" {
+		t.Errorf("%s: changes %q, want none", name, got)
+	}
+	for _, w := range want {
+		if !strings.Contains(got, w+"\n") {
+			t.Errorf("%s: changes lack %q:\n%s", name, w, got)
 		}
 	}
 }
@@ -302,13 +308,6 @@ func TestLocalChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tc.want == nil && got != "" {
-			t.Errorf("%s: changes %q, want none", tc.name, got)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(got, w+"\n") {
-				t.Errorf("%s: changes lack %q:\n%s", tc.name, w, got)
-			}
-		}
+		checkDiff(t, tc.name, got, tc.want)
 	}
 }
