@@ -102,7 +102,7 @@ func (a *Agent) watchConfigTrial(ctx context.Context, ct *configTrial) {
 			a.update(func(s *status.Status) { s.ConfigTrial = &status.ConfigTrial{State: "confirmed", Source: ct.t.Source} })
 			return
 		}
-		if h := ct.health.Load(); h != nil {
+		if h := ct.health.Load(); h != nil && ct.t.AutoConfirm {
 			var ok bool
 			if ok, why = (*h)(ctx); ok {
 				if _, err := configtrial.Confirm(a.FS); err != nil {
