@@ -16,26 +16,22 @@ import (
 // config.yaml as it is and replaced by next; a node without a config.yaml
 // gets next right after the image defaults.
 func LocalChanges(local []cloudconfig.Source, next []byte) (string, error) {
+	// local is in merge order: defaults, config.yaml, config.d. next takes
+	// config.yaml's place: after the defaults, before everything else.
+	nextSrc := cloudconfig.Source{Name: ConfigPath, Data: next}
 	after := make([]cloudconfig.Source, 0, len(local)+1)
-	replaced := false
+	placed := false
 	for _, s := range local {
 		if s.Name == ConfigPath {
-			s.Data, replaced = next, true
+			continue
+		}
+		if !placed && s.Name != datasource.DefaultsPath {
+			after, placed = append(after, nextSrc), true
 		}
 		after = append(after, s)
 	}
-	if !replaced {
-		after = after[:0]
-		for _, s := range local {
-			after = append(after, s)
-			if s.Name == datasource.DefaultsPath {
-				after = append(after, cloudconfig.Source{Name: ConfigPath, Data: next})
-				replaced = true
-			}
-		}
-		if !replaced {
-			after = append([]cloudconfig.Source{{Name: ConfigPath, Data: next}}, after...)
-		}
+	if !placed {
+		after = append(after, nextSrc)
 	}
 	return Changes(cloudconfig.Load(local...).Config, cloudconfig.Load(after...).Config)
 }
