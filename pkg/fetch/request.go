@@ -60,10 +60,6 @@ func (e errPermanent) Unwrap() error { return e.err }
 // permanent wraps err so that Retry.Do stops at once.
 func permanent(err error) error { return errPermanent{err} }
 
-// Permanent wraps err so that Retry.Do stops at once (an attempt's error
-// that retrying cannot fix).
-func Permanent(err error) error { return errPermanent{err} }
-
 // Do runs attempt until it succeeds, fails permanently, or the budget (or
 // ctx) runs out. It returns the number of attempts made.
 func (r Retry) Do(ctx context.Context, what string, attempt func(ctx context.Context) error) (int, error) {
