@@ -57,12 +57,12 @@ type errPermanent struct{ err error }
 func (e errPermanent) Error() string { return e.err.Error() }
 func (e errPermanent) Unwrap() error { return e.err }
 
-// permanent wraps err so that Retry.Do stops at once.
+// permanent wraps err so that Retry.do stops at once.
 func permanent(err error) error { return errPermanent{err} }
 
-// Do runs attempt until it succeeds, fails permanently, or the budget (or
+// do runs attempt until it succeeds, fails permanently, or the budget (or
 // ctx) runs out. It returns the number of attempts made.
-func (r Retry) Do(ctx context.Context, what string, attempt func(ctx context.Context) error) (int, error) {
+func (r Retry) do(ctx context.Context, what string, attempt func(ctx context.Context) error) (int, error) {
 	r = r.withDefaults()
 	start := r.Now()
 	pause := r.First
@@ -150,7 +150,7 @@ func Request(ctx context.Context, c *http.Client, r Retry, method, rawURL string
 		body   []byte
 		status int
 	)
-	_, err := r.Do(ctx, method+" "+name, func(ctx context.Context) error {
+	_, err := r.do(ctx, method+" "+name, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
 		if err != nil {
 			return permanent(fmt.Errorf("%s %s: %w", method, name, err))
