@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
-	"github.com/keso-os/keso/pkg/install"
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/runcmd"
 )
 
 // install runs the silent install of the "USB stick that installs the
@@ -23,7 +25,7 @@ func (a *Agent) install(ctx context.Context) *power.Request {
 	}
 	var req *power.Request
 	a.phase("install", func(rec *phase.Recorder) {
-		if err := a.installTo(in.Device, rec); err != nil {
+		if err := a.installTo(ctx, in.Device, rec); err != nil {
 			rec.Fail("keso.install.device", err)
 			return
 		}
@@ -39,15 +41,26 @@ func (a *Agent) install(ctx context.Context) *power.Request {
 	return req
 }
 
-func (a *Agent) installTo(device string, rec *phase.Recorder) error {
-	cfg, err := a.FS.ReadFile(EffectiveConfig)
-	if err != nil {
-		return err
+// KesoCLI is the node CLI in the root file system; the silent install runs
+// `keso install` from it, so keso-init does not link the image writers.
+const KesoCLI = "/usr/bin/keso"
+
+// installTimeout bounds the silent install (a slow USB stick or SD card
+// writing ~100 MB, twice, with syncs).
+const installTimeout = 30 * time.Minute
+
+func (a *Agent) installTo(ctx context.Context, device string, rec *phase.Recorder) error {
+	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	var out tailBuffer
+	argv := []string{KesoCLI, "install", "--device", device, "--config", a.FS.Path(EffectiveConfig), "--yes", "--no-reboot"}
+	err := runcmd.Exec{}.Run(ctx, argv, a.env, io.MultiWriter(a.Log, &out))
+	if ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("timed out after %s", installTimeout)
 	}
-	res, err := install.Node(a.Host, a.FS, device, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out.tail())
 	}
-	rec.Change("install", device, fmt.Sprintf("%d MiB disk in %s; config saved on %s", res.DiskBytes>>20, res.Took.Round(time.Millisecond), res.State))
+	rec.Change("install", device, out.tail())
 	return nil
 }
