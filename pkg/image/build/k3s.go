@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/status"
@@ -150,25 +151,13 @@ var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 // releaseSum fetches a sha256sum-format file and returns the sha256 of
 // asset in it.
 func (b *builder) releaseSum(ctx context.Context, url, asset string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("the release's checksums %s: %w", url, err)
-	}
-	cl := b.cache.Client
-	if cl == nil {
-		cl = http.DefaultClient
-	}
-	resp, err := cl.Do(req)
-	if err != nil {
+	data, _, err := fetch.Get(ctx, b.cache.Client, fetch.Retry{Budget: 30 * time.Second, AttemptTimeout: 30 * time.Second}, url, nil, maxSumsBytes)
+	var se fetch.StatusError
+	switch {
+	case errors.As(err, &se):
+		return "", fmt.Errorf("the release's checksums %s could not be fetched: HTTP %d %s", url, se.Code, http.StatusText(se.Code))
+	case err != nil:
 		return "", fmt.Errorf("the release's checksums could not be fetched: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("the release's checksums %s could not be fetched: HTTP %s", url, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSumsBytes))
-	if err != nil {
-		return "", fmt.Errorf("the release's checksums %s: %w", url, err)
 	}
 	sum, err := parseSums(data, asset)
 	if err != nil {
