@@ -37,7 +37,7 @@ func (d hostDisk) OpenSlot(s bootloader.Slot) (upgrade.SlotDevice, error) {
 
 // mountESP returns the ESP's file system, mounting it when needed.
 func mountESP(l host.Linux) (host.FS, func(), error) {
-	dev, err := l.FindPartition("KESO_EFI")
+	dev, err := l.FindPartition(bootloader.LabelEFI)
 	if err != nil {
 		return host.FS{}, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
@@ -22,7 +23,7 @@ func (a *Agent) bootPartition() (dev string, uboot bool, err error) {
 		dev, err := host.FindMBRPartition(a.FS.Path("/"), id, piBootPart)
 		return dev, true, err
 	}
-	dev, err = a.Host.FindPartition("KESO_EFI")
+	dev, err = a.Host.FindPartition(bootloader.LabelEFI)
 	return dev, false, err
 }
 

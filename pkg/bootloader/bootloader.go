@@ -46,7 +46,19 @@ func (s Slot) Other() Slot {
 func (s Slot) Valid() bool { return s == SlotA || s == SlotB }
 
 // PartLabel is the GPT partition label of the slot's root.
-func (s Slot) PartLabel() string { return "KESO_ROOT_" + strings.ToUpper(string(s)) }
+func (s Slot) PartLabel() string { return rootLabelPrefix + strings.ToUpper(string(s)) }
+
+// The names of keso's partitions and volumes (docs/boot.md), spelled here
+// only: every writer and reader of a keso disk takes them from here.
+const (
+	LabelEFI        = "KESO_EFI" // GPT partition name of the ESP (FAT)
+	LabelRootA      = rootLabelPrefix + "A"
+	LabelRootB      = rootLabelPrefix + "B"
+	LabelState      = "KESO_STATE" // GPT partition name, and ext4 label, of the state partition
+	LabelBoot       = "KESO_BOOT"  // FAT volume label of the Raspberry Pi card's boot partition
+	LabelLive       = "KESO"       // ISO 9660 volume identifier of the live medium
+	rootLabelPrefix = "KESO_ROOT_"
+)
 
 // EntriesDir is where systemd-boot reads entries on the ESP.
 const EntriesDir = "/loader/entries"

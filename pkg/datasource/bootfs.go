@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
@@ -27,7 +28,7 @@ import (
 //	(meta-data < user-data < config.yaml) < datasources < kernel command line
 
 // BootLabel is the FAT volume label of the boot partition.
-const BootLabel = "KESO_BOOT"
+const BootLabel = bootloader.LabelBoot
 
 // Files read from the boot partition.
 const (

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cmdline"
 )
 
@@ -92,12 +93,12 @@ func PlanFromCmdline(p cmdline.Params) (Plan, error) {
 }
 
 // RootPartLabel is the GPT partition label of a disk slot.
-func RootPartLabel(slot string) string { return "KESO_ROOT_" + strings.ToUpper(slot) }
+func RootPartLabel(slot string) string { return bootloader.Slot(strings.ToLower(slot)).PartLabel() }
 
-// Labels and paths fixed by docs/boot.md.
+// Labels and paths fixed by docs/boot.md (pkg/bootloader names the labels).
 const (
-	StatePartLabel = "KESO_STATE"
-	ESPPartLabel   = "KESO_EFI"
-	LiveLabel      = "KESO"
+	StatePartLabel = bootloader.LabelState
+	ESPPartLabel   = bootloader.LabelEFI
+	LiveLabel      = bootloader.LabelLive
 	LiveSquashfs   = "keso/root.squashfs"
 )

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
 )
 
@@ -90,7 +91,7 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 	if err := h.RereadPartitions(device); err != nil {
 		return res, err
 	}
-	state, err := waitPartition(h, "KESO_STATE")
+	state, err := waitPartition(h, bootloader.LabelState)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", device, err)
 	}

@@ -954,7 +954,7 @@ func (b *builder) stepISO(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("efiboot.img: %w", err)
 	}
-	if err := esp.Write(eb, 0, size, "KESO_EFI", et, b.opts.Epoch); err != nil {
+	if err := esp.Write(eb, 0, size, raw.LabelEFI, et, b.opts.Epoch); err != nil {
 		eb.Close()
 		return "", "", fmt.Errorf("efiboot.img: %w", err)
 	}

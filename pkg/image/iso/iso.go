@@ -15,11 +15,12 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/image/tree"
 )
 
 // Label is the volume identifier the initrd looks for.
-const Label = "KESO"
+const Label = bootloader.LabelLive
 
 // Well-known paths inside the ISO (part of the boot contract).
 const (

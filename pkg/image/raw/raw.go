@@ -17,6 +17,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/image/esp"
 	"github.com/keso-os/keso/pkg/image/tree"
 )
@@ -26,12 +27,13 @@ const (
 	sector = 512
 )
 
-// Partition labels (GPT partition names), part of the boot contract.
+// Partition labels (GPT partition names), part of the boot contract
+// (pkg/bootloader names them).
 const (
-	LabelEFI   = "KESO_EFI"
-	LabelRootA = "KESO_ROOT_A"
-	LabelRootB = "KESO_ROOT_B"
-	LabelState = "KESO_STATE"
+	LabelEFI   = bootloader.LabelEFI
+	LabelRootA = bootloader.LabelRootA
+	LabelRootB = bootloader.LabelRootB
+	LabelState = bootloader.LabelState
 )
 
 // RootType is the discoverable-partitions root type GUID for an arch.

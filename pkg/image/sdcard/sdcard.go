@@ -42,7 +42,7 @@ const (
 
 // BootLabel is the FAT volume label of the boot partition; the boot-partition
 // datasource finds user config by it (pkg/datasource).
-const BootLabel = "KESO_BOOT"
+const BootLabel = bootloader.LabelBoot
 
 // Partition numbers on the card, part of the boot contract (docs/boot.md).
 const (
