@@ -16,12 +16,6 @@ import (
 // boot.env on partition 1 (KESO_BOOT) and the slots a/b on partitions 2/3
 // (docs/boot.md).
 
-// Partition numbers on the Pi card.
-const (
-	piBootPart  = 1
-	piSlotAPart = 2
-)
-
 // piDiskID returns keso.mbr= of the running kernel's command line.
 func piDiskID(root host.FS) (string, bool) {
 	data, err := root.ReadFile("/proc/cmdline")
@@ -39,11 +33,7 @@ type mbrDisk struct {
 }
 
 func (d mbrDisk) OpenSlot(s bootloader.Slot) (upgrade.SlotDevice, error) {
-	n := piSlotAPart
-	if s == bootloader.SlotB {
-		n++
-	}
-	dev, err := host.FindMBRPartition("/", d.id, n)
+	dev, err := host.FindMBRPartition("/", d.id, s.MBRPart())
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +64,7 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 		}
 		return p, nil
 	}
-	dev, err := host.FindMBRPartition("/", id, piBootPart)
+	dev, err := host.FindMBRPartition("/", id, bootloader.MBRPartBoot)
 	if err != nil {
 		return bootPart{}, fmt.Errorf("boot partition (keso.mbr=%s): %w", id, err)
 	}

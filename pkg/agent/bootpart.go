@@ -10,17 +10,13 @@ import (
 	"github.com/keso-os/keso/pkg/upgrade"
 )
 
-// piBootPart is the number of the FAT boot partition (KESO_BOOT, U-Boot's
-// keso/boot.env) on the Raspberry Pi card.
-const piBootPart = 1
-
 // bootPartition finds the partition that holds the A/B boot state: on the
 // Raspberry Pi card (keso.mbr=<disk signature> on the command line) MBR
 // partition 1 of that disk, with U-Boot's boot.env; otherwise the GPT
 // partition KESO_EFI, with systemd-boot's entries.
 func (a *Agent) bootPartition() (dev string, uboot bool, err error) {
 	if id, ok := cmdline.Parse(a.Cmdline).Get("keso.mbr"); ok && id != "" {
-		dev, err := host.FindMBRPartition(a.FS.Path("/"), id, piBootPart)
+		dev, err := host.FindMBRPartition(a.FS.Path("/"), id, bootloader.MBRPartBoot)
 		return dev, true, err
 	}
 	dev, err = a.Host.FindPartition(bootloader.LabelEFI)

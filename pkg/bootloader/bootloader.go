@@ -60,6 +60,23 @@ const (
 	rootLabelPrefix = "KESO_ROOT_"
 )
 
+// Partition numbers on the Raspberry Pi card's MBR (the disk keso.mbr=
+// names), spelled here only.
+const (
+	MBRPartBoot  = 1 // FAT, LabelBoot: firmware, U-Boot, keso/boot.env, the slots' kernels and initrds
+	MBRPartRootA = 2
+	MBRPartRootB = 3
+	MBRPartState = 4
+)
+
+// MBRPart is the card's partition number of the slot's root.
+func (s Slot) MBRPart() int {
+	if s == SlotB {
+		return MBRPartRootB
+	}
+	return MBRPartRootA
+}
+
 // EntriesDir is where systemd-boot reads entries on the ESP.
 const EntriesDir = "/loader/entries"
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
 )
 
@@ -18,19 +19,14 @@ import (
 
 // MBR partition numbers of the SD card layout.
 const (
-	MBRPartBoot  = 1 // the FAT boot partition: U-Boot's keso/boot.env
-	MBRPartRootA = 2
-	MBRPartRootB = 3
-	MBRPartState = 4
+	MBRPartBoot  = bootloader.MBRPartBoot
+	MBRPartRootA = bootloader.MBRPartRootA
+	MBRPartRootB = bootloader.MBRPartRootB
+	MBRPartState = bootloader.MBRPartState
 )
 
 // MBRRootPart is the partition number of a slot on an MBR keso disk.
-func MBRRootPart(slot string) int {
-	if slot == "b" {
-		return MBRPartRootB
-	}
-	return MBRPartRootA
-}
+func MBRRootPart(slot string) int { return bootloader.Slot(slot).MBRPart() }
 
 // ParseDiskID reads a keso.mbr value: 8 hex digits, optionally with 0x.
 func ParseDiskID(s string) (string, error) {

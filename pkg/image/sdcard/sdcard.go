@@ -46,10 +46,10 @@ const BootLabel = bootloader.LabelBoot
 
 // Partition numbers on the card, part of the boot contract (docs/boot.md).
 const (
-	PartBoot  = 1
-	PartRootA = 2
-	PartRootB = 3
-	PartState = 4
+	PartBoot  = bootloader.MBRPartBoot
+	PartRootA = bootloader.MBRPartRootA
+	PartRootB = bootloader.MBRPartRootB
+	PartState = bootloader.MBRPartState
 )
 
 // Layout is the partition plan (sizes in MiB).
