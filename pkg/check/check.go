@@ -11,7 +11,6 @@
 package check
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -337,20 +336,15 @@ type ModuleInfo struct {
 // Missing files leave their table empty.
 func LoadModuleInfo(fsys host.FS, release string) ModuleInfo {
 	mi := ModuleInfo{Release: release, loadable: map[string]string{}, sysfs: fsys}
-	b, _ := fsys.ReadFile("/proc/modules")
-	mi.loaded = kmod.ParseLoaded(b)
+	mi.loaded, _ = kmod.ReadLoaded(fsys)
 	if release == "" {
 		mi.builtin = map[string]bool{}
 		return mi
 	}
-	dir := "/lib/modules/" + release
-	b, _ = fsys.ReadFile(dir + "/modules.builtin")
-	mi.builtin = kmod.ParseBuiltin(b)
-	if b, err := fsys.ReadFile(dir + "/modules.dep"); err == nil {
-		deps, _ := kmod.ParseModulesDep(bytes.NewReader(b))
-		for n, e := range deps {
-			mi.loadable[n] = e.Path
-		}
+	t, _ := kmod.ReadTablesAt(fsys, release) // missing tables stay empty
+	mi.builtin = t.Builtin
+	for n, e := range t.Deps {
+		mi.loadable[n] = e.Path
 	}
 	return mi
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,16 +188,14 @@ func (s *Stage) LoadModules() []string {
 	if err != nil {
 		s.logf("read module list: %v", err)
 	}
-	var deps kmod.ModuleDeps
-	if df, err := os.Open(filepath.Join(modDir, "modules.dep")); err == nil {
-		deps, err = kmod.ParseModulesDep(df)
-		df.Close()
-		if err != nil {
-			s.logf("read %s/modules.dep: %v", modDir, err)
-		}
-	} else {
+	tables, err := kmod.ReadTablesAt(host.FS{Root: s.Root}, rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		s.logf("no modules.dep for kernel %s (%v)", rel, err)
+	case err != nil:
+		s.logf("read %s/modules.dep: %v", modDir, err)
 	}
+	deps := tables.Deps
 	files, missing := kmod.LoadOrder(deps, want)
 	var skipped []string
 	if len(missing) > 0 {

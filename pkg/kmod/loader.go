@@ -36,29 +36,38 @@ type Tables struct {
 	Builtin map[string]bool // modules.builtin
 }
 
-// ReadTables reads the tables of the running kernel under fsys. A missing
-// modules.alias or modules.builtin leaves that table empty; a missing
-// modules.dep is an error (nothing could be loaded).
+// ReadTables reads the tables of the running kernel under fsys (its
+// release from /proc/sys/kernel/osrelease); see ReadTablesAt.
 func ReadTables(fsys FS) (Tables, error) {
 	rel, err := fsys.ReadFile("/proc/sys/kernel/osrelease")
 	if err != nil {
 		return Tables{}, fmt.Errorf("kernel release: %w", err)
 	}
-	t := Tables{Dir: "/lib/modules/" + strings.TrimSpace(string(rel)), Builtin: map[string]bool{}}
-	dep, err := fsys.ReadFile(t.Dir + "/modules.dep")
-	if err != nil {
-		return t, fmt.Errorf("read module dependencies: %w", err)
-	}
-	if t.Deps, err = ParseModulesDep(bytes.NewReader(dep)); err != nil {
-		return t, fmt.Errorf("parse %s/modules.dep: %w", t.Dir, err)
+	return ReadTablesAt(fsys, strings.TrimSpace(string(rel)))
+}
+
+// ReadTablesAt reads the module tables of kernel release under fsys: the
+// one reader of /lib/modules/<release> (the initrd, the agent's config
+// phase, keso check and the loader all use it). A missing modules.alias or
+// modules.builtin leaves that table empty; a missing modules.dep is an
+// error wrapping fs.ErrNotExist (nothing could be loaded) with the other
+// tables read.
+func ReadTablesAt(fsys FS, release string) (Tables, error) {
+	t := Tables{Dir: "/lib/modules/" + release, Builtin: map[string]bool{}}
+	if b, err := fsys.ReadFile(t.Dir + "/modules.builtin"); err == nil {
+		t.Builtin = ParseBuiltin(b)
 	}
 	if b, err := fsys.ReadFile(t.Dir + "/modules.alias"); err == nil {
 		if t.Aliases, err = ParseModulesAlias(bytes.NewReader(b)); err != nil {
 			return t, fmt.Errorf("parse %s/modules.alias: %w", t.Dir, err)
 		}
 	}
-	if b, err := fsys.ReadFile(t.Dir + "/modules.builtin"); err == nil {
-		t.Builtin = ParseBuiltin(b)
+	dep, err := fsys.ReadFile(t.Dir + "/modules.dep")
+	if err != nil {
+		return t, fmt.Errorf("read module dependencies: %w", err)
+	}
+	if t.Deps, err = ParseModulesDep(bytes.NewReader(dep)); err != nil {
+		return t, fmt.Errorf("parse %s/modules.dep: %w", t.Dir, err)
 	}
 	return t, nil
 }
@@ -147,8 +156,15 @@ func (l *Loader) Tables() (Tables, error) {
 
 // Loaded reads /proc/modules (empty when unreadable).
 func (l *Loader) Loaded() map[string]bool {
-	b, _ := l.FS.ReadFile("/proc/modules")
-	return ParseLoaded(b)
+	m, _ := ReadLoaded(l.FS)
+	return m
+}
+
+// ReadLoaded reads /proc/modules under fsys: the loaded modules' names
+// (empty, with the read error, when it cannot be read).
+func ReadLoaded(fsys interface{ ReadFile(string) ([]byte, error) }) (map[string]bool, error) {
+	b, err := fsys.ReadFile("/proc/modules")
+	return ParseLoaded(b), err
 }
 
 // Load loads name (a module or an alias) and what it needs (the seam

@@ -1,8 +1,9 @@
 package sysconf
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -131,38 +132,19 @@ func cmdlineParams(name, params string) string {
 	return strings.Join(out, " ")
 }
 
-// ParseLoaded reads /proc/modules (kmod.ParseLoaded).
-func ParseLoaded(b []byte) map[string]bool { return kmod.ParseLoaded(b) }
-
-// ParseBuiltin reads modules.builtin (kmod.ParseBuiltin).
-func ParseBuiltin(b []byte) map[string]bool { return kmod.ParseBuiltin(b) }
-
-// ReadKernelModules reads the running kernel's module tables through fsys,
-// and the current parameters of loaded modules that specs give parameters
-// for.
+// ReadKernelModules reads the running kernel's module tables through fsys
+// (kmod.ReadTables; a kernel without modules.dep has nothing to load), what
+// is loaded, and the current parameters of loaded modules that specs give
+// parameters for.
 func ReadKernelModules(fsys FS, specs []string) (KernelModules, error) {
-	rel, err := fsys.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return KernelModules{}, fmt.Errorf("kernel release: %w", err)
+	t, err := kmod.ReadTables(fsys)
+	if err != nil && (t.Dir == "" || !errors.Is(err, fs.ErrNotExist)) { // no release, or a table unreadable
+		return KernelModules{Dir: t.Dir}, err
 	}
-	k := KernelModules{Dir: "/lib/modules/" + strings.TrimSpace(string(rel))}
-	dep, err := readOptional(fsys, k.Dir+"/modules.dep")
-	if err != nil {
+	k := KernelModules{Dir: t.Dir, Deps: t.Deps, Builtin: t.Builtin}
+	if k.Loaded, err = kmod.ReadLoaded(fsys); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return k, err
 	}
-	if k.Deps, err = kmod.ParseModulesDep(bytes.NewReader(dep)); err != nil {
-		return k, fmt.Errorf("parse %s/modules.dep: %w", k.Dir, err)
-	}
-	builtin, err := readOptional(fsys, k.Dir+"/modules.builtin")
-	if err != nil {
-		return k, err
-	}
-	k.Builtin = ParseBuiltin(builtin)
-	loaded, err := readOptional(fsys, "/proc/modules")
-	if err != nil {
-		return k, err
-	}
-	k.Loaded = ParseLoaded(loaded)
 	k.Params = map[string]map[string]string{}
 	for _, s := range specs {
 		name, params := ParseModuleSpec(s)
