@@ -5,7 +5,6 @@ import (
 	"syscall"
 
 	"github.com/keso-os/keso/pkg/bootloader"
-	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
 )
@@ -16,14 +15,10 @@ import (
 // boot.env on partition 1 (KESO_BOOT) and the slots a/b on partitions 2/3
 // (docs/boot.md).
 
-// piDiskID returns keso.mbr= of the running kernel's command line.
-func piDiskID(root host.FS) (string, bool) {
-	data, err := root.ReadFile("/proc/cmdline")
-	if err != nil {
-		return "", false
-	}
-	id, ok := cmdline.Parse(string(data)).Get("keso.mbr")
-	return id, ok && id != ""
+// locate is bootloader.Locate of the running kernel's command line.
+func locate(root host.FS) bootloader.Location {
+	data, _ := root.ReadFile("/proc/cmdline")
+	return bootloader.Locate(string(data))
 }
 
 // mbrDisk opens root slots by partition number on the Pi card.
@@ -52,23 +47,23 @@ type bootPart struct {
 
 // openBoot finds and mounts the boot partition of either layout.
 func openBoot(l host.Linux, root host.FS) (bootPart, error) {
-	id, pi := piDiskID(root)
-	if !pi {
+	loc := locate(root)
+	if !loc.UBoot() {
 		esp, unmount, err := mountESP(l)
 		if err != nil {
 			return bootPart{}, err
 		}
-		p := bootPart{FS: esp, Loader: upgrade.ESPLoader(esp), Disk: hostDisk{l}, Unmount: unmount}
+		p := bootPart{FS: esp, Loader: upgrade.LoaderOn(esp, loc), Disk: hostDisk{l}, Unmount: unmount}
 		if _, sd := p.Loader.(upgrade.SystemdBoot); sd {
 			p.NodeESP = esp
 		}
 		return p, nil
 	}
-	dev, err := host.FindMBRPartition("/", id, bootloader.MBRPartBoot)
+	dev, err := host.FindMBRPartition("/", loc.MBRDisk, bootloader.MBRPartBoot)
 	if err != nil {
-		return bootPart{}, fmt.Errorf("boot partition (keso.mbr=%s): %w", id, err)
+		return bootPart{}, fmt.Errorf("boot partition (keso.mbr=%s): %w", loc.MBRDisk, err)
 	}
-	p := bootPart{Disk: mbrDisk{l: l, id: id}, Unmount: func() {}}
+	p := bootPart{Disk: mbrDisk{l: l, id: loc.MBRDisk}, Unmount: func() {}}
 	if mp := l.MountPointOf(dev); mp != "" {
 		p.FS = host.FS{Root: mp}
 	} else {
@@ -79,6 +74,6 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 		p.FS = host.FS{Root: mp}
 		p.Unmount = func() { syscall.Sync(); l.Unmount(mp) }
 	}
-	p.Loader = upgrade.UBoot{FS: p.FS}
+	p.Loader = upgrade.LoaderOn(p.FS, loc)
 	return p, nil
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/keso-os/keso/pkg/host"
 )
 
-func TestPiDiskID(t *testing.T) {
+func TestLocate(t *testing.T) {
 	for _, tc := range []struct {
 		cmdline string
 		id      string
@@ -20,12 +20,12 @@ func TestPiDiskID(t *testing.T) {
 		if err := root.WriteFileAtomic("/proc/cmdline", []byte(tc.cmdline+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		id, pi := piDiskID(root)
-		if id != tc.id || pi != tc.pi {
-			t.Errorf("piDiskID(%q) = %q, %v; want %q, %v", tc.cmdline, id, pi, tc.id, tc.pi)
+		loc := locate(root)
+		if got, want := loc.MBRDisk, tc.id; got != want || loc.UBoot() != tc.pi {
+			t.Errorf("locate(%q) = %+v (U-Boot %v); want disk %q (U-Boot %v)", tc.cmdline, loc, loc.UBoot(), want, tc.pi)
 		}
 	}
-	if _, pi := piDiskID(host.FS{Root: t.TempDir()}); pi {
-		t.Errorf("piDiskID without /proc/cmdline says Pi")
+	if locate(host.FS{Root: t.TempDir()}).UBoot() {
+		t.Errorf("locate without /proc/cmdline says Pi")
 	}
 }

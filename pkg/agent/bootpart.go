@@ -5,30 +5,20 @@ import (
 	"strings"
 
 	"github.com/keso-os/keso/pkg/bootloader"
-	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
 )
 
-// bootPartition finds the partition that holds the A/B boot state: on the
-// Raspberry Pi card (keso.mbr=<disk signature> on the command line) MBR
-// partition 1 of that disk, with U-Boot's boot.env; otherwise the GPT
-// partition KESO_EFI, with systemd-boot's entries.
-func (a *Agent) bootPartition() (dev string, uboot bool, err error) {
-	if id, ok := cmdline.Parse(a.Cmdline).Get("keso.mbr"); ok && id != "" {
-		dev, err := host.FindMBRPartition(a.FS.Path("/"), id, bootloader.MBRPartBoot)
-		return dev, true, err
+// bootPartition finds the partition that holds the A/B boot state
+// (bootloader.Locate says which).
+func (a *Agent) bootPartition() (dev string, loc bootloader.Location, err error) {
+	loc = bootloader.Locate(a.Cmdline)
+	if loc.UBoot() {
+		dev, err = host.FindMBRPartition(a.FS.Path("/"), loc.MBRDisk, bootloader.MBRPartBoot)
+		return dev, loc, err
 	}
 	dev, err = a.Host.FindPartition(bootloader.LabelEFI)
-	return dev, false, err
-}
-
-// bootLoader is the boot loader whose state is on the mounted partition.
-func bootLoader(part host.FS, uboot bool) upgrade.BootLoader {
-	if uboot {
-		return upgrade.UBoot{FS: part}
-	}
-	return upgrade.ESPLoader(part)
+	return dev, loc, err
 }
 
 // assessLine is the console line of a boot's assessment, e.g. "slot a

@@ -33,14 +33,14 @@ func TestBootPartitionOnThePiCard(t *testing.T) {
 		w("sys/class/block/mmcblk0p"+p+"/uevent", []byte("DEVNAME=mmcblk0p"+p+"\nDEVTYPE=partition\nPARTN="+p+"\n"))
 	}
 	a := &Agent{FS: host.FS{Root: root}, Cmdline: "console=ttyS1,115200 panic=10 keso.mbr=5eed1234 keso.slot=b"}
-	dev, uboot, err := a.bootPartition()
+	dev, loc, err := a.bootPartition()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := dev, "/dev/mmcblk0p1"; got != want || !uboot {
-		t.Errorf("bootPartition() = %q, uboot %v; want %q, uboot true", got, uboot, want)
+	if got, want := dev, "/dev/mmcblk0p1"; got != want || !loc.UBoot() {
+		t.Errorf("bootPartition() = %q, %+v; want %q on U-Boot", got, loc, want)
 	}
-	if _, ok := bootLoader(host.FS{Root: root}, uboot).(upgrade.UBoot); !ok {
+	if _, ok := upgrade.LoaderOn(host.FS{Root: root}, loc).(upgrade.UBoot); !ok {
 		t.Errorf("boot loader on the Pi card is not upgrade.UBoot")
 	}
 
@@ -51,10 +51,11 @@ func TestBootPartitionOnThePiCard(t *testing.T) {
 	// Without keso.mbr= it is the GPT layout's ESP (which this machine
 	// may or may not have), kept by systemd-boot.
 	a.Cmdline = "console=ttyS0 keso.slot=a"
-	if _, uboot, _ := a.bootPartition(); uboot {
+	_, loc, _ = a.bootPartition()
+	if loc.UBoot() {
 		t.Errorf("bootPartition() without keso.mbr= says U-Boot")
 	}
-	if _, ok := bootLoader(host.FS{Root: root}, false).(upgrade.SystemdBoot); !ok {
+	if _, ok := upgrade.LoaderOn(host.FS{Root: root}, loc).(upgrade.SystemdBoot); !ok {
 		t.Errorf("boot loader on GPT is not upgrade.SystemdBoot")
 	}
 }

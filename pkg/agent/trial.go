@@ -19,7 +19,7 @@ import (
 // partition, bootPartition), runs f on its boot loader and unmounts it.
 // The ESP stays unmounted otherwise, so a power cut cannot catch it dirty.
 func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
-	dev, uboot, err := a.bootPartition()
+	dev, loc, err := a.bootPartition()
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
 			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
 		}
 	}()
-	return f(bootLoader(host.FS{Root: mp}, uboot))
+	return f(upgrade.LoaderOn(host.FS{Root: mp}, loc))
 }
 
 // trial assesses the boot (disk mode): it records a rollback that happened,

@@ -76,7 +76,7 @@ const espMount = "/run/keso/esp"
 func (s *Stage) fallBack(plan Plan, slot string) string {
 	cur := bootloader.Slot(slot)
 	other := cur.Other()
-	dev, uboot, err := s.bootPartition(plan)
+	dev, loc, err := s.bootPartition(plan)
 	if err != nil {
 		return fmt.Sprintf("cannot fall back to slot %s: %v", other, err)
 	}
@@ -94,10 +94,7 @@ func (s *Stage) fallBack(plan Plan, slot string) string {
 			s.logf("unmount %s: %v", mp, err)
 		}
 	}()
-	var bl upgrade.BootLoader = upgrade.ESPLoader(host.FS{Root: mp})
-	if uboot {
-		bl = upgrade.UBoot{FS: host.FS{Root: mp}}
-	}
+	bl := upgrade.LoaderOn(host.FS{Root: mp}, loc)
 	slots, err := bl.Slots()
 	switch {
 	case err != nil:
@@ -113,26 +110,26 @@ func (s *Stage) fallBack(plan Plan, slot string) string {
 	return fmt.Sprintf("slot %s boots next (%s, the boot loader now prefers it)", other, slots[other].Title)
 }
 
-// bootPartition is the partition with the A/B boot state: on the
-// Raspberry Pi card (keso.mbr) MBR partition 1, with U-Boot's boot.env;
-// otherwise the GPT partition KESO_EFI.
-func (s *Stage) bootPartition(plan Plan) (dev string, uboot bool, err error) {
-	if plan.MBRDisk != "" {
+// bootPartition is the partition with the A/B boot state (the plan's
+// keso.mbr decides, as bootloader.Location does for the running system).
+func (s *Stage) bootPartition(plan Plan) (dev string, loc bootloader.Location, err error) {
+	loc = bootloader.Location{MBRDisk: plan.MBRDisk}
+	if loc.UBoot() {
 		name, ok := s.findMBRPart(plan.MBRDisk, MBRPartBoot)
 		if !ok {
-			return "", true, fmt.Errorf("no partition %d on the disk with MBR signature %s", MBRPartBoot, plan.MBRDisk)
+			return "", loc, fmt.Errorf("no partition %d on the disk with MBR signature %s", MBRPartBoot, plan.MBRDisk)
 		}
-		return s.devPath(name), true, nil
+		return s.devPath(name), loc, nil
 	}
 	devs, err := host.ScanBlock(s.path("/"))
 	if err != nil {
-		return "", false, err
+		return "", loc, err
 	}
 	d, ok := FindPartLabel(devs, ESPPartLabel)
 	if !ok {
-		return "", false, fmt.Errorf("no partition labelled %s", ESPPartLabel)
+		return "", loc, fmt.Errorf("no partition labelled %s", ESPPartLabel)
 	}
-	return s.devPath(d.Name), false, nil
+	return s.devPath(d.Name), loc, nil
 }
 
 // readAll reads the first size bytes of dev; on a read error it returns

@@ -87,6 +87,16 @@ func ESPLoader(esp bootloader.ESP) BootLoader {
 	return SystemdBoot{ESP: esp}
 }
 
+// LoaderOn is the boot loader whose state is on the mounted boot
+// partition part of loc: U-Boot's environment on the Pi card, else
+// ESPLoader's choice.
+func LoaderOn(part bootloader.ESP, loc bootloader.Location) BootLoader {
+	if loc.UBoot() {
+		return UBoot{FS: part}
+	}
+	return ESPLoader(part)
+}
+
 // loader is the Upgrader's boot loader: Boot, else systemd-boot on ESP.
 func (u *Upgrader) loader() BootLoader {
 	if u.Boot != nil {
