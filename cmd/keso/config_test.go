@@ -11,7 +11,7 @@ import (
 func TestConfigValidateReportsPositions(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	src := "#cloud-config\nhostname: store-1\nssh_authorized_keyz:\n  - github:alice\nkeso:\n  network:\n    interfaces:\n      - name: eth0\n        addresses: [10.0.0.300/24]\n  ntp_servers: pool.ntp.org\n"
+	src := "#cloud-config\nhostname: store-1\nssh_authorized_keyz:\n  - github:alice\nkeso:\n  network:\n    interfaces:\n      - name: eth0\n        addresses: [10.0.0.300/24]\n  ntp_servers: {pool: pool.ntp.org}\n"
 	if err := os.WriteFile(bad, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestConfigValidateReportsPositions(t *testing.T) {
 	want := []string{
 		bad + `:3:1: warning: unknown key "ssh_authorized_keyz"; did you mean "ssh_authorized_keys"?`,
 		bad + `:9:21: error: keso.network.interfaces[0].addresses[0]: "10.0.0.300/24" is not an address in CIDR form`,
-		bad + `:10:16: error: keso.ntp_servers: expected a list, got a string`,
+		bad + `:10:16: error: keso.ntp_servers: expected a list, got a mapping`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())

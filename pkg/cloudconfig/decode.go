@@ -23,11 +23,12 @@ type decoder struct {
 	diags   Diagnostics
 	values  map[string]*yaml.Node // config path → value node, for validation
 	keys    map[string]*yaml.Node // config path of a map entry → its key node
+	shown   map[string]string     // config path of a struct key → the path as the user wrote it
 	visited int
 }
 
 func newDecoder(o *origins) *decoder {
-	return &decoder{origin: o, values: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+	return &decoder{origin: o, values: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, shown: map[string]string{}}
 }
 
 func (d *decoder) report(n *yaml.Node, sev Severity, path, format string, args ...any) {
@@ -89,7 +90,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", displayPath(path), describe(n))
+		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", d.displayPath(path), describe(n))
 		return
 	}
 	fields := structFields(v.Type())
@@ -98,14 +99,21 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		k, val := n.Content[i], n.Content[i+1]
 		key := k.Value
 		sub := joinPath(path, key)
+		if w, ok := d.origin.written[k]; ok {
+			d.shown[sub] = w
+		}
 		if prev, dup := seen[key]; dup {
 			_, line, _ := d.origin.position(prev)
-			d.report(k, Warning, sub, "duplicate key %q (first at line %d); the last one wins", key, line)
+			first := fmt.Sprintf("line %d", line)
+			if w := d.origin.written[prev]; w != "" && w != d.displayPath(sub) {
+				first += fmt.Sprintf(" as %q", w)
+			}
+			d.report(k, Warning, sub, "duplicate key %q (first at %s); the last one wins", d.displayPath(sub), first)
 		}
 		seen[key] = k
 		idx, ok := fields.index[key]
 		if !ok {
-			msg := fmt.Sprintf("unknown key %q", displayPath(sub))
+			msg := fmt.Sprintf("unknown key %q", d.displayPath(sub))
 			if s := suggest(key, fields.names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
@@ -121,8 +129,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	switch {
 	case n.Kind == yaml.ScalarNode && d.origin.splittable[n]:
 		items = splitScalar(n)
+	case n.Kind == yaml.ScalarNode:
+		items = []*yaml.Node{n} // k3OS's one-element list: `data_sources: hetzner`
 	case n.Kind != yaml.SequenceNode:
-		d.report(n, Error, path, "%s: expected a list, got %s", displayPath(path), describe(n))
+		d.report(n, Error, path, "%s: expected a list, got %s", d.displayPath(path), describe(n))
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(items), len(items))
@@ -134,14 +144,14 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", displayPath(path), describe(n))
+		d.report(n, Error, path, "%s: expected a mapping (key: value), got %s", d.displayPath(path), describe(n))
 		return
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.report(k, Error, path, "%s: keys must be strings, got %s", displayPath(path), describe(k))
+			d.report(k, Error, path, "%s: keys must be strings, got %s", d.displayPath(path), describe(k))
 			continue
 		}
 		sub := path + "." + k.Value
@@ -159,7 +169,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		d.report(n, Error, path, "%s: expected %s, got %s", displayPath(path), kindName(v.Kind()), describe(n))
+		d.report(n, Error, path, "%s: expected %s, got %s", d.displayPath(path), kindName(v.Kind()), describe(n))
 		return
 	}
 	switch v.Kind() {
@@ -168,19 +178,19 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		b, ok := parseBool(n.Value)
 		if !ok {
-			d.report(n, Error, path, "%s: expected true or false, got %q", displayPath(path), n.Value)
+			d.report(n, Error, path, "%s: expected true or false, got %q", d.displayPath(path), n.Value)
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int:
 		i, err := strconv.Atoi(strings.ReplaceAll(n.Value, "_", ""))
 		if err != nil {
-			d.report(n, Error, path, "%s: expected a whole number, got %q", displayPath(path), n.Value)
+			d.report(n, Error, path, "%s: expected a whole number, got %q", d.displayPath(path), n.Value)
 			return
 		}
 		v.SetInt(int64(i))
 	default:
-		d.report(n, Error, path, "%s: unsupported field type %s", displayPath(path), v.Type())
+		d.report(n, Error, path, "%s: unsupported field type %s", d.displayPath(path), v.Type())
 	}
 }
 
@@ -192,18 +202,18 @@ func (d *decoder) decodeCommand(n *yaml.Node, v reflect.Value, path string) {
 		argv := make([]string, 0, len(n.Content))
 		for i, a := range n.Content {
 			if a.Kind != yaml.ScalarNode {
-				d.report(a, Error, fmt.Sprintf("%s[%d]", path, i), "%s: an argv list holds strings, got %s", displayPath(path), describe(a))
+				d.report(a, Error, fmt.Sprintf("%s[%d]", path, i), "%s: an argv list holds strings, got %s", d.displayPath(path), describe(a))
 				return
 			}
 			argv = append(argv, a.Value)
 		}
 		if len(argv) == 0 {
-			d.report(n, Error, path, "%s: empty argv list", displayPath(path))
+			d.report(n, Error, path, "%s: empty argv list", d.displayPath(path))
 			return
 		}
 		v.Set(reflect.ValueOf(Command{Argv: argv}))
 	default:
-		d.report(n, Error, path, "%s: expected a command line (string) or an argv list, got %s", displayPath(path), describe(n))
+		d.report(n, Error, path, "%s: expected a command line (string) or an argv list, got %s", d.displayPath(path), describe(n))
 	}
 }
 
@@ -211,6 +221,7 @@ func (d *decoder) decodeCommand(n *yaml.Node, v reflect.Value, path string) {
 type fieldSet struct {
 	index map[string][]int
 	names []string
+	spell map[string]string // every accepted spelling, normKey'd → name (spelling.go)
 }
 
 var fieldCache sync.Map // reflect.Type → fieldSet
@@ -240,6 +251,7 @@ func structFields(t reflect.Type) fieldSet {
 		fs.index[name] = []int{i}
 		fs.names = append(fs.names, name)
 	}
+	fs.spell = spellings(t, fs.names)
 	fieldCache.Store(t, fs)
 	return fs
 }
@@ -307,8 +319,22 @@ func lastKey(path string) string {
 	return path
 }
 
-// displayPath is the path as a user wrote it (k3os: and keso: are one block).
-func displayPath(path string) string { return path }
+// displayPath is path as the user wrote it: the block (k3os: or keso:)
+// and each key in the spelling of the file (dataSources for
+// keso.data_sources), from the longest decoded prefix of path.
+func (d *decoder) displayPath(path string) string {
+	for p := path; p != ""; {
+		if w, ok := d.shown[p]; ok {
+			return w + path[len(p):]
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return path
+}
 
 // splitScalar turns a comma-separated scalar (from the kernel command line)
 // into list items.

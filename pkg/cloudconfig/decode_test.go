@@ -158,9 +158,12 @@ func TestDiagnostics(t *testing.T) {
 		want []string // each a substring of one diagnostic, in order
 	}{
 		{"misspelt top-level key", "hostnme: a\n", []string{`f.yaml:1:1: warning: unknown key "hostnme"; did you mean "hostname"?`}},
-		{"misspelt nested key", "keso:\n  ntp_server: [a]\n", []string{`f.yaml:2:3: warning: unknown key "keso.ntp_server"; did you mean "ntp_servers"?`}},
+		{"misspelt nested key", "keso:\n  ntp_sever: [a]\n", []string{`f.yaml:2:3: warning: unknown key "keso.ntp_sever"; did you mean "ntp_servers"?`}},
+		{"misspelt key under k3os:, named as written", "k3os:\n  ntpSever: [a]\n", []string{`f.yaml:2:3: warning: unknown key "k3os.ntpSever"`}},
+		{"wrong type under k3os:, named as written", "k3os:\n  dataSources: {a: b}\n", []string{`f.yaml:2:16: error: k3os.dataSources: expected a list, got a mapping`}},
+		{"one key in two spellings", "keso:\n  data_sources: [cdrom]\n  dataSource: [aws]\n", []string{`f.yaml:3:3: warning: duplicate key "keso.dataSource" (first at line 2 as "keso.data_sources"); the last one wins`}},
 		{"unrelated key, no suggestion", "zzzzzzzz: 1\n", []string{`f.yaml:1:1: warning: unknown key "zzzzzzzz" (ignored)`}},
-		{"string for list", "ssh_authorized_keys: ssh-rsa AAAA\n", []string{`f.yaml:1:22: error: ssh_authorized_keys: expected a list, got a string`}},
+		{"string for list is a one-element list (k3OS)", "ssh_authorized_keys: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", nil},
 		{"list for string", "hostname: [a]\n", []string{`f.yaml:1:11: error: hostname: expected a string, got a list`}},
 		{"mapping for list", "keso:\n  modules: {a: b}\n", []string{`f.yaml:2:12: error: keso.modules: expected a list, got a mapping`}},
 		{"bad bool", "keso:\n  install:\n    silent: maybe\n", []string{`f.yaml:3:13: error: keso.install.silent: expected true or false, got "maybe"`}},

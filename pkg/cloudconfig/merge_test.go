@@ -102,6 +102,8 @@ func TestCmdline(t *testing.T) {
 		{"config_url", "keso.config_url=http://10.0.2.2:8080/c.yaml", func(c Config) bool { return c.Keso.ConfigURL == "http://10.0.2.2:8080/c.yaml" }, nil},
 		{"boot params ignored", "keso.slot=b keso.live keso.root=http://x/r keso.debug console=ttyS0", func(c Config) bool { return true }, nil},
 		{"misspelt key suggests", "keso.hostnme=x", func(c Config) bool { return c.Hostname == "" }, []string{`cmdline:1:1: warning: keso.hostnme: unknown key "hostnme"; did you mean "hostname"?`}},
+		{"map entry without its bracket", "k3os.sysctl[kernel.printk=1", func(c Config) bool { return len(c.Keso.Sysctl) == 0 }, []string{`cmdline:1:1: warning: k3os.sysctl[kernel.printk: want key[mapkey]=value`}},
+		{"bare kernel parameters are the kernel's", "root=/dev/sda1 quiet init=/sbin/init", func(c Config) bool { return reflect.DeepEqual(c, Config{}) }, nil},
 		{"invalid value is an error", "quiet keso.k3s.role=boss", func(c Config) bool { return c.Keso.K3s.Role == "" }, []string{`cmdline:1:7: error: keso.k3s.role: "boss" is not server or agent`}},
 	}
 	for _, tt := range tests {

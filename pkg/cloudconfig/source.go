@@ -30,11 +30,12 @@ type Script struct {
 // origins remembers which source and line each node came from, across merges.
 type origins struct {
 	file       map[*yaml.Node]string
-	splittable map[*yaml.Node]bool // command-line scalars that may be lists
+	splittable map[*yaml.Node]bool   // command-line scalars that may be lists
+	written    map[*yaml.Node]string // key node → its path as the user wrote it (spelling.go)
 }
 
 func newOrigins() *origins {
-	return &origins{file: map[*yaml.Node]string{}, splittable: map[*yaml.Node]bool{}}
+	return &origins{file: map[*yaml.Node]string{}, splittable: map[*yaml.Node]bool{}, written: map[*yaml.Node]string{}}
 }
 
 func (o *origins) position(n *yaml.Node) (file string, line, col int) {
@@ -85,6 +86,7 @@ func parseSource(src Source, o *origins) (parsed, Diagnostics) {
 		return parsed{}, Diagnostics{{File: file, Line: line, Column: col, Severity: Error,
 			Message: "a cloud-config must be a mapping (key: value) at the top level, got " + describe(root)}}
 	}
+	canonicalize(root, o)
 	root, diags := foldK3OS(root, o)
 	return parsed{root: root}, diags
 }
@@ -135,6 +137,7 @@ func foldK3OS(root *yaml.Node, o *origins) (*yaml.Node, Diagnostics) {
 			key := *k
 			key.Value = "keso"
 			o.file[&key] = o.file[k]
+			o.written[&key] = o.written[k]
 			out.Content = append(out.Content, &key, v)
 		case i == si:
 			if v.Kind == yaml.MappingNode && k3osVal.Kind == yaml.MappingNode {

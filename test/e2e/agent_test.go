@@ -310,7 +310,7 @@ write_files:
 boot_cmd:
   - "exit 7"
 keso:
-  dns_nameservers: 1.1.1.1
+  dns_nameservers: {primary: 1.1.1.1}
   network:
     wait_online: 15s
     interfaces:
