@@ -6,33 +6,10 @@
 // boot of a new version on the node's health, keeps /run/keso/status.json
 // current, and on a power request stops everything in order (pkg/power).
 //
-// Phase order:
-//
-//	config trial  a pending `keso config apply --try` trial: count this boot
-//	            and start its clock, or return to the previous config
-//	datasource  config from image defaults, state, cidata/config-2/IMDS/http, cmdline
-//	init_cmd    before anything else is configured
-//	hostname, modules, sysctl, disks, environment, users (cached keys), files
-//	boot_cmd    after local setup, before the network
-//	sshd + console logins start here, so a box with a broken network
-//	            config is still reachable on its console (and by SSH on any
-//	            address that did come up)
-//	network     links, addresses, routes, DHCP, resolv.conf, wait-online
-//	ntp         clock from ntp_servers (or DHCP's) before k3s needs it
-//	users       again, fetching github:/gitlab:/URL keys now that there is a network
-//	install     live or netboot mode with install.device and install.silent: install,
-//	            report it (keso.report_url) and power off/reboot
-//	check       what k3s needs from the kernel (keso check)
-//	k3s         config file, modules, cgroup2, shared /; then the supervisor;
-//	            then the report (keso.report_url) that k3s started, with the log
-//	run_cmd     after k3s started; then user-data scripts
-//	            (a config trial auto-confirms from here on, if asked)
-//	upgrade     on a trial boot, commit the slot once healthy (k3s up, the
-//	            node Ready through the kubelet's kubeconfig, the user's
-//	            keso.upgrade.health_checks) or give the try up
-//	node        in the background: keso.io/version, slot, committed and
-//	            rollback on the node's own Node (kubelet credentials), once
-//	            the Node exists and again after a trial commits
+// The boot order (config trial, datasource, init_cmd, the local phases,
+// boot_cmd, SSH and consoles, network, ntp, users online, install, check,
+// k3s, run_cmd, the upgrade gate, the node annotations) is the table steps
+// in steps.go, each entry with what it does; Run runs it in one loop.
 package agent
 
 import (
@@ -48,23 +25,16 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/bootreport"
-	"github.com/keso-os/keso/pkg/check"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/console"
-	"github.com/keso-os/keso/pkg/datadisk"
 	"github.com/keso-os/keso/pkg/host"
-	"github.com/keso-os/keso/pkg/k3s"
 	"github.com/keso-os/keso/pkg/kmod"
-	"github.com/keso-os/keso/pkg/netconf"
-	"github.com/keso-os/keso/pkg/ntp"
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/keso-os/keso/pkg/power"
 	"github.com/keso-os/keso/pkg/runcmd"
 	"github.com/keso-os/keso/pkg/sshd"
 	"github.com/keso-os/keso/pkg/status"
-	"github.com/keso-os/keso/pkg/sysconf"
-	"github.com/keso-os/keso/pkg/users"
 )
 
 // Boot is what the initrd stage found.
@@ -133,83 +103,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mods.Load(m)
 	}
 
-	a.startConfigTrial(ctx)
-	a.loadConfig(ctx)
-	cfg := &a.cfg
-	cmdEnv := []string{"PATH=" + sshd.DefaultPath, "HOME=/root"}
-	a.phase("init_cmd", func(rec *phase.Recorder) { a.commands(ctx, "init_cmd", cfg.InitCmd, cmdEnv, rec) })
-	var hostname string
-	a.phase("hostname", func(rec *phase.Recorder) { hostname = sysconf.Hostname(cfg, a.FS, a.Host, rec) })
-	a.phase("modules", func(rec *phase.Recorder) { sysconf.Modules(cfg, a.FS, a.Host, rec) })
-	a.phase("sysctl", func(rec *phase.Recorder) { sysconf.Sysctl(cfg, a.FS, rec) })
-	a.phase("disks", func(rec *phase.Recorder) { datadisk.Apply(cfg, a.FS, a.Host, rec) })
-	var envMap map[string]string
-	a.phase("environment", func(rec *phase.Recorder) { envMap = sysconf.Environment(cfg, a.FS, rec) })
-	for _, k := range sortedKeys(envMap) {
-		cmdEnv = append(cmdEnv, k+"="+envMap[k])
+	b := &boot{ctx: ctx, debug: debug, env: commandEnv()}
+	if req := a.runSteps(b); req != nil {
+		return a.shutdown(req)
 	}
-	a.env = cmdEnv
-	a.phase("users", func(rec *phase.Recorder) { users.Apply(cfg, a.FS, users.Options{}, rec) })
-	a.phase("files", func(rec *phase.Recorder) { sysconf.Files(cfg, a.FS, rec) })
-	a.phase("boot_cmd", func(rec *phase.Recorder) { a.commands(ctx, "boot_cmd", cfg.BootCmd, cmdEnv, rec) })
-
-	a.startSSH(ctx)
-	a.startConsoles(ctx, hostname, debug)
-
-	var net netconf.Result
-	nl := host.NewNetlink()
-	netCfg := a.joinWiFi(ctx)
-	a.phase("network", func(rec *phase.Recorder) { net = netconf.Run(ctx, netCfg, nl, nl, a.FS, rec) })
-	a.phase("ntp", func(rec *phase.Recorder) {
-		servers := cfg.Keso.NTPServers
-		if len(servers) == 0 {
-			servers = net.NTPServers()
-		}
-		if len(servers) == 0 {
-			rec.Skip("no ntp_servers and none from DHCP")
-			return
-		}
-		nctx, ncancel := context.WithTimeout(ctx, 20*time.Second)
-		defer ncancel()
-		ntp.Sync(nctx, servers, ntp.Client{}, a.Host, rec)
-	})
-	a.phase("users-online", func(rec *phase.Recorder) {
-		users.Apply(cfg, a.FS, users.Options{Fetcher: users.HTTPFetcher{}}, rec)
-	})
-	a.addresses()
-
-	if (a.Boot.Mode == "live" || a.Boot.Mode == "netboot") && cfg.Keso.Install != nil && cfg.Keso.Install.Device != "" {
-		if req := a.install(ctx); req != nil {
-			return a.shutdown(req)
-		}
-	}
-
-	rep := check.Run(a.FS)
-	a.update(func(s *status.Status) {
-		s.Checks = map[string]string{}
-		for _, r := range rep.Results {
-			s.Checks[r.Name] = fmt.Sprintf("%s: %s", r.Status, r.Detail)
-		}
-	})
-
-	sup := a.startK3s(ctx)
-	if sup != nil {
-		a.report(ctx, "k3s", "k3s started "+sinceBoot())
-	}
-	a.kube = kubelet{fs: a.FS, plan: k3s.Plan(a.cfg), hostname: hostname}
-	a.enableConfigTrialConfirm(sup)
-	a.phase("run_cmd", func(rec *phase.Recorder) {
-		a.commands(ctx, "run_cmd", cfg.RunCmd, cmdEnv, rec)
-		for i, s := range a.scripts {
-			a.script(ctx, i, s, rec)
-		}
-	})
-	a.trial(ctx, sup)
-	if sup != nil {
-		go a.annotator(ctx, a.kube, a.annotateAgain, 5*time.Second)
-	}
-	a.summary(hostname)
-
+	sup := b.sup
 	a.refresh(sup)
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
