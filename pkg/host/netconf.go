@@ -334,8 +334,9 @@ type DHCPOptions struct {
 }
 
 // DHCPv4Lease is what a DHCPv4 server gave a link, already applied to it
-// (address and routes). Unlike Linux.DHCP (the initrd's), it does not
-// write /etc/resolv.conf: the network phase merges DNS from every source.
+// (address and routes). It does not write /etc/resolv.conf: the network
+// phase merges DNS from every source, and the initrd's netboot writes the
+// lease's.
 type DHCPv4Lease struct {
 	Link    string
 	Address string // CIDR
@@ -365,6 +366,12 @@ func (o DHCPOptions) modifiers() []dhcpv4.Modifier {
 }
 
 func (n *Netlink) dhcpClient(name string) (*nclient4.Client, error) {
+	// The DHCP library draws transaction IDs from u-root's getrandom reader,
+	// which busy-waits until the kernel's CRNG is ready; early in boot (the
+	// initrd's netboot) on a machine without RDRAND or virtio-rng that
+	// takes minutes. A transaction ID needs no cryptographic quality: let
+	// it use /dev/urandom.
+	os.Setenv("UROOT_NOHWRNG", "1")
 	var c *nclient4.Client
 	err := n.do(func() error {
 		var err error

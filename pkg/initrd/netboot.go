@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/fetch"
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/netconf"
 )
 
 // Netboot limits.
@@ -41,6 +43,7 @@ func (s *Stage) netbootRoot(ctx context.Context, plan Plan, info *Info) error {
 		if err == nil {
 			info.Lease = link + " " + lease.Address
 			s.logf("dhcp: %s is %s, router %s, dns %s", link, lease.Address, lease.Router, strings.Join(lease.DNS, " "))
+			s.writeResolv(lease)
 			lastErr = nil
 			break
 		}
@@ -146,3 +149,16 @@ var fetchClient = &http.Client{Transport: &http.Transport{
 	TLSHandshakeTimeout:   15 * time.Second,
 	ResponseHeaderTimeout: 30 * time.Second,
 }}
+
+// writeResolv writes the lease's name servers to /etc/resolv.conf, so a
+// keso.root URL may name its server by host name.
+func (s *Stage) writeResolv(l *host.Lease) {
+	rc := netconf.RenderResolv(l.DNS, l.Search)
+	if rc == "" {
+		return
+	}
+	root := host.FS{Root: s.Root}
+	if err := root.WriteFileAtomic(netconf.ResolvConf, []byte(rc), 0o644); err != nil {
+		s.logf("netboot: %v", err)
+	}
+}
