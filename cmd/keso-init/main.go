@@ -68,10 +68,10 @@ func main() {
 		}
 		fail(con, h, "initrd stage", err, debug, st)
 	}
-	ss := &systemstage.Stage{Log: con, Next: func(b systemstage.Boot) error {
+	ss := &systemstage.Stage{Log: con, Next: func(b initrd.Info) error {
 		cmd, _ := os.ReadFile("/proc/cmdline")
 		a := &agent.Agent{FS: host.FS{Root: "/"}, Host: h, Log: con, Cmdline: string(cmd),
-			Boot: agent.Boot{Mode: string(b.Mode), Slot: b.Slot, Version: b.Version}}
+			Boot: b}
 		return a.Run(context.Background())
 	}}
 	fail(con, h, "system stage", ss.Run(), false, nil)

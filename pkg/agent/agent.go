@@ -29,6 +29,7 @@ import (
 	"github.com/keso-os/keso/pkg/cmdline"
 	"github.com/keso-os/keso/pkg/console"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/initrd"
 	"github.com/keso-os/keso/pkg/kmod"
 	"github.com/keso-os/keso/pkg/phase"
 	"github.com/keso-os/keso/pkg/power"
@@ -36,13 +37,6 @@ import (
 	"github.com/keso-os/keso/pkg/sshd"
 	"github.com/keso-os/keso/pkg/status"
 )
-
-// Boot is what the initrd stage found.
-type Boot struct {
-	Mode    string // live, disk, netboot
-	Slot    string
-	Version string
-}
 
 // EffectiveConfig is where the merged config is kept for `keso` commands.
 const EffectiveConfig = "/run/keso/config.yaml"
@@ -53,7 +47,7 @@ type Agent struct {
 	FS      host.FS
 	Host    host.Linux
 	Log     io.Writer
-	Boot    Boot
+	Boot    initrd.Info // the boot record
 	Cmdline string
 
 	st      status.Status
@@ -86,7 +80,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ring = bootreport.NewRing(256 << 10)
 	a.Log = io.MultiWriter(a.Log, a.ring)
 	a.annotateAgain = make(chan struct{}, 1)
-	a.st = status.Status{Version: a.Boot.Version, Mode: a.Boot.Mode, Slot: a.Boot.Slot}
+	a.st = status.Status{Version: a.Boot.Version, Mode: string(a.Boot.Mode), Slot: a.Boot.Slot}
 	a.mods = kmod.NewLoader(a.FS, a.Host)
 	params := cmdline.Parse(a.Cmdline)
 	_, debug := params.Get("keso.debug")

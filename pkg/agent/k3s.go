@@ -31,7 +31,7 @@ func (a *Agent) startK3s(ctx context.Context) *k3s.Supervisor {
 	if !ok {
 		return nil
 	}
-	env := append(append([]string(nil), h.Env...), "KESO_BOOT_MODE="+a.Boot.Mode)
+	env := append(append([]string(nil), h.Env...), "KESO_BOOT_MODE="+string(a.Boot.Mode))
 	sup := &k3s.Supervisor{Argv: h.Argv, Env: env, Starter: k3s.ExecStarter{Host: a.Host, Out: a.Log}, Log: a.Log}
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

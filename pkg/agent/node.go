@@ -11,6 +11,7 @@ import (
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/initrd"
 	"github.com/keso-os/keso/pkg/k3s"
 	"github.com/keso-os/keso/pkg/kubenode"
 	"github.com/keso-os/keso/pkg/runcmd"
@@ -40,7 +41,7 @@ const (
 //     assessment is unknown (the operator must not count it);
 //   - rollback: "<from> -> <to>: <reason>" when the last rollback is newer
 //     than the last commit, removed otherwise; left alone when unknown.
-func nodeAnnotations(b Boot, bs *upgrade.BootStatus) (set map[string]string, remove []string) {
+func nodeAnnotations(b initrd.Info, bs *upgrade.BootStatus) (set map[string]string, remove []string) {
 	set = map[string]string{AnnotationVersion: b.Version}
 	if b.Mode != "disk" {
 		set[AnnotationCommitted] = "true"

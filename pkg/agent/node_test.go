@@ -11,23 +11,24 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/initrd"
 	"github.com/keso-os/keso/pkg/upgrade"
 )
 
 func TestNodeAnnotations(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	rb := &upgrade.Rollback{FromVersion: "2.0.0", ToVersion: "1.0.0", Slot: "b", Reason: "slot b (2.0.0) did not become healthy in 3 tries", At: t0}
-	disk := func(slot string) Boot { return Boot{Mode: "disk", Slot: slot, Version: "1.0.0"} }
+	disk := func(slot string) initrd.Info { return initrd.Info{Mode: "disk", Slot: slot, Version: "1.0.0"} }
 	for _, tc := range []struct {
 		name       string
-		boot       Boot
+		boot       initrd.Info
 		bs         *upgrade.BootStatus
 		set        map[string]string
 		removeKeys []string
 	}{
 		{"committed slot", disk("a"), &upgrade.BootStatus{Committed: true},
 			map[string]string{"keso.io/version": "1.0.0", "keso.io/slot": "a", "keso.io/committed": "true"}, []string{"keso.io/rollback"}},
-		{"trial", Boot{Mode: "disk", Slot: "b", Version: "2.0.0"}, &upgrade.BootStatus{Trial: true, TriesLeft: 2},
+		{"trial", initrd.Info{Mode: "disk", Slot: "b", Version: "2.0.0"}, &upgrade.BootStatus{Trial: true, TriesLeft: 2},
 			map[string]string{"keso.io/version": "2.0.0", "keso.io/slot": "b", "keso.io/committed": "false"}, []string{"keso.io/rollback"}},
 		{"rolled back", disk("a"), &upgrade.BootStatus{Committed: true, LastRollback: rb},
 			map[string]string{"keso.io/version": "1.0.0", "keso.io/slot": "a", "keso.io/committed": "true",
@@ -43,9 +44,9 @@ func TestNodeAnnotations(t *testing.T) {
 		// rollback annotation is left as it is.
 		{"assessment unknown", disk("b"), nil,
 			map[string]string{"keso.io/version": "1.0.0", "keso.io/slot": "b", "keso.io/committed": "false"}, nil},
-		{"live", Boot{Mode: "live", Version: "1.0.0"}, nil,
+		{"live", initrd.Info{Mode: "live", Version: "1.0.0"}, nil,
 			map[string]string{"keso.io/version": "1.0.0", "keso.io/committed": "true"}, []string{"keso.io/slot", "keso.io/rollback"}},
-		{"netboot", Boot{Mode: "netboot", Version: "1.0.0"}, nil,
+		{"netboot", initrd.Info{Mode: "netboot", Version: "1.0.0"}, nil,
 			map[string]string{"keso.io/version": "1.0.0", "keso.io/committed": "true"}, []string{"keso.io/slot", "keso.io/rollback"}},
 	} {
 		set, remove := nodeAnnotations(tc.boot, tc.bs)

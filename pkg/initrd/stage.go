@@ -60,8 +60,9 @@ const (
 	Init     = "/sbin/init"
 )
 
-// Info is what the initrd stage found; it is written to InfoFile for the
-// system stage, which builds /run/keso/boot.json from it.
+// Info is the boot record, keso's one description of a boot: what the
+// initrd stage found, written to InfoFile; the system stage adds the OS
+// version, writes it to /run/keso/boot.json and hands it to the agent.
 type Info struct {
 	Mode        Mode     `json:"mode"`
 	Slot        string   `json:"slot,omitempty"`
@@ -75,6 +76,7 @@ type Info struct {
 	Lease       string   `json:"lease,omitempty"`                // netboot: link and address
 	ModulesSkip []string `json:"modules_skipped,omitempty"`
 	Cmdline     string   `json:"cmdline"`
+	Version     string   `json:"version,omitempty"` // the OS version (/etc/os-release), from the system stage on
 }
 
 func (s *Stage) path(p string) string { return filepath.Join(s.Root, p) }

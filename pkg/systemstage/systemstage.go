@@ -23,51 +23,33 @@ const (
 	BootJSON  = "/run/keso/boot.json"
 )
 
-// Boot is the content of /run/keso/boot.json.
-type Boot struct {
-	Mode    initrd.Mode `json:"mode"`
-	Slot    string      `json:"slot,omitempty"`
-	Version string      `json:"version"`
-	Root    string      `json:"root"`
-	// From the initrd stage, for diagnosis.
-	RootDevice string   `json:"root_device,omitempty"`
-	Verity     string   `json:"verity_root_hash,omitempty"` // disk mode: the slot's dm-verity root hash
-	State      string   `json:"state,omitempty"`
-	StateGrown []uint64 `json:"state_grown_blocks,omitempty"`
-	Lease      string   `json:"lease,omitempty"`
-}
-
 // Stage runs the system stage.
 type Stage struct {
 	Root string // "/" on a device, a temp dir in tests
 	Log  io.Writer
 	// Next runs after the boot record is written (the agent); it returns
 	// only on failure or to stop the machine.
-	Next func(Boot) error
+	Next func(initrd.Info) error
 }
 
 func (s *Stage) path(p string) string { return filepath.Join(s.Root, p) }
 
-// Plan reads what the initrd stage recorded and the OS version and decides
-// the boot record. It is pure apart from reading files under Root.
-func (s *Stage) Plan() (Boot, error) {
+// Plan reads what the initrd stage recorded and the OS version: the boot
+// record (initrd.Info with its Version). It is pure apart from reading
+// files under Root.
+func (s *Stage) Plan() (initrd.Info, error) {
 	var info initrd.Info
 	b, err := os.ReadFile(s.path(initrd.InfoFile))
 	if err != nil {
-		return Boot{}, fmt.Errorf("read what the initrd stage found: %w", err)
+		return initrd.Info{}, fmt.Errorf("read what the initrd stage found: %w", err)
 	}
 	if err := json.Unmarshal(b, &info); err != nil {
-		return Boot{}, fmt.Errorf("decode %s: %w", initrd.InfoFile, err)
+		return initrd.Info{}, fmt.Errorf("decode %s: %w", initrd.InfoFile, err)
 	}
-	ver, err := osVersion(s.path(OSRelease))
-	if err != nil {
-		return Boot{}, err
+	if info.Version, err = osVersion(s.path(OSRelease)); err != nil {
+		return initrd.Info{}, err
 	}
-	boot := Boot{
-		Mode: info.Mode, Slot: info.Slot, Version: ver, Root: info.Root,
-		RootDevice: info.RootDevice, Verity: info.Verity, State: info.State, StateGrown: info.StateGrown, Lease: info.Lease,
-	}
-	return boot, nil
+	return info, nil
 }
 
 // osVersion returns VERSION_ID from an os-release file.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keso-os/keso/pkg/initrd"
 )
 
 func writeFile(t *testing.T, root, p, data string) {
@@ -26,8 +28,8 @@ func TestRun(t *testing.T) {
 	writeFile(t, root, "/etc/os-release", "NAME=keso\nID=keso\nVERSION_ID=\"0.1.0\"\nPRETTY_NAME=\"keso 0.1.0\"\n")
 	writeFile(t, root, "/run/keso/initrd.json", `{"mode":"disk","slot":"b","root":"/dev/vda3","root_device":"/dev/vda3","state":"/dev/vda4","state_grown_blocks":[100,200],"cmdline":"keso.slot=b"}`)
 	var log bytes.Buffer
-	var handed Boot
-	st := &Stage{Root: root, Log: &log, Next: func(b Boot) error { handed = b; return errors.New("next ran") }}
+	var handed initrd.Info
+	st := &Stage{Root: root, Log: &log, Next: func(b initrd.Info) error { handed = b; return errors.New("next ran") }}
 	if err := st.Run(); err == nil || err.Error() != "next ran" {
 		t.Fatalf("Run = %v, want Next's error", err)
 	}
@@ -41,7 +43,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got Boot
+	var got initrd.Info
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
