@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/phase"
 )
 
@@ -153,21 +152,18 @@ func probe(fsys FS, h Host, p string) (Device, error) {
 	return dev, nil
 }
 
-// blockDevices lists /dev/<name> for every block device in sysfs, except
-// RAM disks.
+// blockDevices lists /dev/<name> for every block device in sysfs
+// (host.ScanBlock), except RAM disks.
 func blockDevices(fsys FS) []string {
-	es, err := fsys.ReadDir("/sys/class/block")
+	devs, err := host.ScanBlock(fsys.Path("/"))
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, e := range es {
-		n := e.Name()
-		if strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "zram") {
-			continue
+	for _, b := range devs {
+		if !b.RAM() {
+			out = append(out, path.Join("/dev", b.Name))
 		}
-		out = append(out, path.Join("/dev", n))
 	}
-	sort.Strings(out)
 	return out
 }

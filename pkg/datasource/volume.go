@@ -1,8 +1,6 @@
 package datasource
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/keso-os/keso/pkg/host"
 )
 
 // File system types a labelled volume can have.
@@ -289,36 +287,23 @@ type Devices struct {
 	Wait time.Duration
 }
 
-// blockDevices lists the devices worth probing: each entry of
-// /sys/class/block with a non-zero size, as /dev/NAME paths, sorted.
+// blockDevices lists the devices worth probing (host.ScanBlock): every
+// one with a non-zero size, RAM disks excepted, as /dev/NAME paths, sorted.
 func (d Devices) blockDevices() ([]string, error) {
-	dir := filepath.Join(d.Root, "sys/class/block")
-	ents, err := os.ReadDir(dir)
+	devs, err := host.ScanBlock(d.Root)
 	if err != nil {
-		return nil, fmt.Errorf("list block devices in %s: %w", dir, err)
+		return nil, err
 	}
 	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		if strings.HasPrefix(name, "ram") || strings.HasPrefix(name, "zram") {
+	for _, b := range devs {
+		// A CD drive reports size 0 until its medium is first opened, so sr*
+		// is probed anyway (an empty drive just fails to read); other
+		// zero-size devices are unattached loop devices.
+		if b.RAM() || (b.Sectors == 0 && !strings.HasPrefix(b.Name, "sr")) {
 			continue
 		}
-		// A CD drive reports size 0 until its medium is first opened, so sr*
-		// is probed anyway (an empty drive just fails to read).
-		if sz, err := os.ReadFile(filepath.Join(dir, name, "size")); err == nil && strings.TrimSpace(string(sz)) == "0" && !strings.HasPrefix(name, "sr") {
-			continue // an unattached loop device
-		}
-		if data, err := os.ReadFile(filepath.Join(dir, name, "uevent")); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				if v, ok := strings.CutPrefix(sc.Text(), "DEVNAME="); ok && v != "" {
-					name = v
-				}
-			}
-		}
-		out = append(out, "/dev/"+name)
+		out = append(out, "/dev/"+b.Name)
 	}
-	sort.Strings(out)
 	return out, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // MBR disks have no partition names: keso's Raspberry Pi SD card
@@ -38,7 +37,7 @@ func FindMBRPartition(root, id string, partno int) (string, error) {
 		return "", fmt.Errorf("find partition %d of MBR disk %s: %w", partno, id, err)
 	}
 	for _, d := range devs {
-		if d.Partition || strings.HasPrefix(d.Name, "loop") || strings.HasPrefix(d.Name, "ram") || strings.HasPrefix(d.Name, "sr") {
+		if !d.Disk() {
 			continue
 		}
 		f, err := os.Open(filepath.Join(root, "dev", d.Name))

@@ -130,24 +130,17 @@ type Disk struct {
 	Model  string
 }
 
-// Disks lists whole disks (not partitions, loop, ram or CD devices) from
-// /sys/block under root.
+// Disks lists whole disks (not partitions, loop, ram or CD devices) with
+// a medium, from host.ScanBlock under root.
 func Disks(root host.FS) []Disk {
-	des, _ := root.ReadDir("/sys/block")
+	devs, _ := host.ScanBlock(root.Path("/"))
 	var out []Disk
-	for _, de := range des {
-		n := de.Name()
-		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "sr") || strings.HasPrefix(n, "zram") {
+	for _, b := range devs {
+		if !b.Disk() || b.Sectors == 0 {
 			continue
 		}
-		sz, _ := root.ReadFile("/sys/block/" + n + "/size")
-		var sectors int64
-		fmt.Sscan(strings.TrimSpace(string(sz)), &sectors)
-		if sectors == 0 {
-			continue
-		}
-		model, _ := root.ReadFile("/sys/block/" + n + "/device/model")
-		out = append(out, Disk{Device: "/dev/" + n, Bytes: sectors * 512, Model: strings.TrimSpace(string(model))})
+		model, _ := root.ReadFile("/sys/class/block/" + b.Name + "/device/model")
+		out = append(out, Disk{Device: "/dev/" + b.Name, Bytes: b.Sectors * 512, Model: strings.TrimSpace(string(model))})
 	}
 	return out
 }
