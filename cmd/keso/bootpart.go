@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"syscall"
 
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
@@ -72,7 +71,7 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 			return bootPart{}, fmt.Errorf("mount boot partition %s on %s: %w", dev, mp, err)
 		}
 		p.FS = host.FS{Root: mp}
-		p.Unmount = func() { syscall.Sync(); l.Unmount(mp) }
+		p.Unmount = func() { host.Sync(); l.Unmount(mp) }
 	}
 	p.Loader = upgrade.LoaderOn(p.FS, loc)
 	return p, nil

@@ -9,13 +9,13 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/configtrial"
 	"github.com/keso-os/keso/pkg/datasource"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/power"
 	"github.com/keso-os/keso/pkg/status"
 )
 
@@ -103,12 +103,12 @@ func configApply(args []string, out io.Writer) int {
 		fmt.Fprintf(out, "keso config apply: the next boot tries %s for %s; it stays when confirmed (%s), else the node returns to its current config by itself\n",
 			name, *try, how)
 	}
-	syscall.Sync()
+	host.Sync()
 	if *noReboot {
 		return 0
 	}
 	fmt.Fprintln(out, "keso config apply: rebooting")
-	return signalInit(syscall.SIGINT)
+	return askInit(power.Reboot)
 }
 
 // managementAddresses is where the node is managed from: the address of
@@ -124,7 +124,7 @@ func managementAddresses(root host.FS) []string {
 // configConfirm keeps a pending config trial.
 func configConfirm(out io.Writer) int {
 	t, err := configtrial.Confirm(host.FS{Root: "/"})
-	syscall.Sync()
+	host.Sync()
 	if err != nil {
 		fmt.Fprintf(out, "keso config confirm: %v\n", err)
 		return 1

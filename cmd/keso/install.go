@@ -7,25 +7,25 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/datasource"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/install"
+	"github.com/keso-os/keso/pkg/power"
 )
 
 func init() {
 	register("install", "install the running live or netboot system to a disk", runInstall)
-	register("reboot", "stop k3s, sync, unmount and reboot", func([]string) int { return signalInit(syscall.SIGINT) })
-	register("poweroff", "stop k3s, sync, unmount and power off", func([]string) int { return signalInit(syscall.SIGUSR2) })
+	register("reboot", "stop k3s, sync, unmount and reboot", func([]string) int { return askInit(power.Reboot) })
+	register("poweroff", "stop k3s, sync, unmount and power off", func([]string) int { return askInit(power.PowerOff) })
 }
 
-// signalInit asks keso-init (PID 1) for an orderly reboot (SIGINT) or
-// power-off (SIGUSR2); it stops k3s, syncs and unmounts first.
-func signalInit(sig syscall.Signal) int {
-	if err := syscall.Kill(1, sig); err != nil {
+// askInit asks keso-init (PID 1) for an orderly reboot or power-off
+// (power.Ask); it stops k3s, syncs and unmounts first.
+func askInit(a power.Action) int {
+	if err := power.Ask(a); err != nil {
 		fmt.Fprintf(os.Stderr, "keso: %v\n", err)
 		return 1
 	}
@@ -100,7 +100,7 @@ func runInstall(args []string) int {
 	case *noReboot:
 		return 0
 	case *powerOff:
-		return signalInit(syscall.SIGUSR2)
+		return askInit(power.PowerOff)
 	}
-	return signalInit(syscall.SIGINT)
+	return askInit(power.Reboot)
 }

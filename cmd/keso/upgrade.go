@@ -14,6 +14,7 @@ import (
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/power"
 	"github.com/keso-os/keso/pkg/status"
 	"github.com/keso-os/keso/pkg/upgrade"
 )
@@ -48,7 +49,7 @@ func mountESP(l host.Linux) (host.FS, func(), error) {
 	if err := l.Mount(dev, mp, "vfat", 0, ""); err != nil {
 		return host.FS{}, nil, err
 	}
-	return host.FS{Root: mp}, func() { syscall.Sync(); l.Unmount(mp) }, nil
+	return host.FS{Root: mp}, func() { host.Sync(); l.Unmount(mp) }, nil
 }
 
 func extraKeys(root host.FS) []string {
@@ -108,7 +109,7 @@ func runUpgrade(args []string) int {
 		out.VerityTime.Round(time.Millisecond))
 	if *reboot {
 		unmount()
-		return signalInit(syscall.SIGINT)
+		return askInit(power.Reboot)
 	}
 	return 0
 }
@@ -141,7 +142,7 @@ func runRollback(args []string) int {
 	fmt.Printf("keso rollback: slot %s boots next\n", other)
 	if *reboot {
 		unmount()
-		return signalInit(syscall.SIGINT)
+		return askInit(power.Reboot)
 	}
 	return 0
 }

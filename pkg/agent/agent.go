@@ -147,8 +147,7 @@ func (a *Agent) commands(ctx context.Context, name string, cmds []cloudconfig.Co
 // SIGINT (ctrl-alt-del, and `keso reboot`) and SIGTERM reboot; SIGUSR2 and
 // SIGPWR (and `keso poweroff`) power off, as busybox init does.
 func (a *Agent) watchPower(ctx context.Context) {
-	// Let ctrl-alt-del reach PID 1 as SIGINT instead of rebooting at once.
-	syscall.Reboot(syscall.LINUX_REBOOT_CMD_CAD_OFF)
+	a.Host.CtrlAltDelToInit()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPWR)
 	button := a.Host.PowerButton(ctx)
@@ -173,23 +172,8 @@ func (a *Agent) watchPower(ctx context.Context) {
 
 func (a *Agent) shutdown(req *power.Request) error {
 	a.update(func(s *status.Status) { s.K3s.Running = false })
-	return power.Handle(req, a.started, hostSystem{a.Host}, power.DefaultTimeout, a.Log)
+	return power.Handle(req, a.started, a.Host, power.DefaultTimeout, a.Log)
 }
-
-// hostSystem adapts host.Linux to power.System.
-type hostSystem struct{ l host.Linux }
-
-func (h hostSystem) MountInfo() (string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	return string(b), err
-}
-func (h hostSystem) Unmount(t string) error { return h.l.Unmount(t) }
-func (h hostSystem) RemountReadOnly(t string) error {
-	return syscall.Mount("", t, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, "")
-}
-func (h hostSystem) Sync()           { syscall.Sync() }
-func (h hostSystem) Reboot() error   { return h.l.Reboot() }
-func (h hostSystem) PowerOff() error { return h.l.PowerOff() }
 
 // stopper adapts a cancel function and a done channel to power.Stopper.
 type stopper struct {

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"time"
 
@@ -87,5 +86,5 @@ func (a *Agent) script(ctx context.Context, i int, s cloudconfig.Script, rec *ph
 	for _, f := range r.Failures {
 		rec.Fail("", fmt.Errorf("user-data script from %s: %s", s.Source, f.Err))
 	}
-	_ = os.Remove(a.FS.Path(path.Clean(p)))
+	_ = a.FS.Remove(path.Clean(p))
 }

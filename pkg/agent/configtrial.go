@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/configtrial"
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/k3s"
 	"github.com/keso-os/keso/pkg/power"
 	"github.com/keso-os/keso/pkg/runcmd"
@@ -135,7 +135,7 @@ func (a *Agent) watchConfigTrial(ctx context.Context, ct *configTrial) {
 		case <-ctx.Done():
 		case <-time.After(2 * time.Minute):
 			fmt.Fprintf(a.Log, "keso: config trial: the reboot was not taken within 2m: rebooting now\n")
-			syscall.Sync()
+			host.Sync()
 			if err := a.Host.Reboot(); err != nil {
 				fmt.Fprintf(a.Log, "keso: config trial: reboot: %v\n", err)
 			}

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/bootloader"
@@ -33,7 +32,7 @@ func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
 		return err
 	}
 	defer func() {
-		syscall.Sync()
+		host.Sync()
 		if err := a.Host.Unmount(mp); err != nil {
 			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
 		}

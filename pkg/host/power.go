@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,3 +26,27 @@ func (Linux) PowerOff() error {
 	}
 	return nil
 }
+
+// Sync flushes every file system's dirty data to its device.
+func Sync() { unix.Sync() }
+
+// Sync is the package's Sync, for callers that hold a Linux (power.System).
+func (Linux) Sync() { unix.Sync() }
+
+// MountInfo reads /proc/self/mountinfo.
+func (Linux) MountInfo() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	return string(b), err
+}
+
+// RemountReadOnly remounts target read-only (before a reboot).
+func (Linux) RemountReadOnly(target string) error {
+	if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", target, err)
+	}
+	return nil
+}
+
+// CtrlAltDelToInit makes ctrl-alt-del a SIGINT to PID 1 instead of an
+// immediate reboot, so the boot agent stops k3s and syncs first.
+func (Linux) CtrlAltDelToInit() { unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) }

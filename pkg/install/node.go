@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/keso-os/keso/pkg/bootloader"
@@ -104,7 +103,7 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 	if err := SaveConfig(host.FS{Root: mp}, config); err != nil {
 		return res, err
 	}
-	syscall.Sync()
+	host.Sync()
 	res.Took = time.Since(start)
 	return res, nil
 }

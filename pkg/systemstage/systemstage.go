@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/initrd"
 )
 
@@ -86,12 +87,8 @@ func (s *Stage) Run() error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", BootJSON, err)
 	}
-	p := s.path(BootJSON)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
+	if err := (host.FS{Root: s.Root}).WriteFileAtomic(BootJSON, append(b, '\n'), 0o644); err != nil {
+		return err
 	}
 	if s.Next == nil {
 		return fmt.Errorf("system stage: nothing to hand over to")
