@@ -90,7 +90,7 @@ func console() *os.File {
 func fail(con *os.File, h host.Linux, stage string, err error, debug bool, st *initrd.Stage) {
 	fmt.Fprintf(con, "keso-init: FAILED in %s: %v\n", stage, err)
 	if debug {
-		rescue(con, st)
+		rescue(con, h, st)
 	} else {
 		fmt.Fprintf(con, "keso-init: rebooting in %s (add keso.debug to the kernel command line for a rescue shell)\n", rebootWait)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -15,7 +14,7 @@ import (
 // rescue runs a shell on the console: /bin/sh from the initramfs or the
 // mounted root if there is one, else a tiny built-in command loop that can
 // look around and reboot. It returns when the user leaves it.
-func rescue(con *os.File, st *initrd.Stage) {
+func rescue(con *os.File, h host.Linux, st *initrd.Stage) {
 	in, err := os.Open("/dev/console")
 	if err != nil {
 		fmt.Fprintf(con, "keso-init: rescue shell: %v\n", err)
@@ -25,10 +24,7 @@ func rescue(con *os.File, st *initrd.Stage) {
 	for _, sh := range []string{"/bin/sh", initrd.Sysroot + "/bin/sh"} {
 		if _, err := os.Stat(sh); err == nil {
 			fmt.Fprintf(con, "keso-init: rescue shell %s; exit it to reboot\n", sh)
-			c := exec.Command(sh)
-			c.Stdin, c.Stdout, c.Stderr = in, con, con
-			c.Env = append(os.Environ(), "PS1=keso-rescue# ")
-			_ = c.Run()
+			_ = h.RunOn(in, con, []string{"PS1=keso-rescue# "}, sh)
 			return
 		}
 	}
@@ -83,9 +79,7 @@ func rescue(con *os.File, st *initrd.Stage) {
 			if len(f) < 2 {
 				continue
 			}
-			c := exec.Command(f[1], f[2:]...)
-			c.Stdin, c.Stdout, c.Stderr = in, con, con
-			if err := c.Run(); err != nil {
+			if err := h.RunOn(in, con, nil, f[1:]...); err != nil {
 				fmt.Fprintln(con, err)
 			}
 		default:

@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"os"
+	"os/exec"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,4 +71,26 @@ func (t *Terminal) SetEcho(on bool) error {
 		return fmt.Errorf("terminal %s: TCSETS: %w", t.f.Name(), err)
 	}
 	return nil
+}
+
+// RunOn runs argv with its standard input from in and its output to out
+// (the console), with env added to the environment, and waits for it: the
+// rescue shell's way to run a program.
+func (Linux) RunOn(in, out *os.File, env []string, argv ...string) error {
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = in, out, out
+	c.Env = append(os.Environ(), env...)
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("run %s: %w", argv[0], err)
+	}
+	return nil
+}
+
+// KernelRelease is the running kernel's release (uname -r), or "".
+func KernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }

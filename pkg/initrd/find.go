@@ -199,7 +199,7 @@ func (s *Stage) Layers(info *Info) error {
 	}
 	for _, op := range LayerPlan(Sysroot, stateDir, RunDir) {
 		for _, d := range op.Mkdir {
-			if err := os.MkdirAll(s.path(d), 0o755); err != nil {
+			if err := s.fs().MkdirAll(d, 0o755); err != nil {
 				return fmt.Errorf("writable layers: create %s: %w", d, err)
 			}
 		}

@@ -102,7 +102,8 @@ func (s *Stage) upLink() (string, error) {
 // few seconds, and checks the SHA-256 digest when want is not empty.
 func (s *Stage) Fetch(ctx context.Context, url, dst, want string) error {
 	s.defaults()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	hostFS := host.FS{Root: "/"} // dst is a path on this machine, not a node path
+	if err := hostFS.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("netboot: %w", err)
 	}
 	last := s.Now()
@@ -130,7 +131,7 @@ func (s *Stage) Fetch(ctx context.Context, url, dst, want string) error {
 		return fmt.Errorf("netboot: %w", err)
 	}
 	if want != "" && res.SHA256 != want {
-		os.Remove(dst)
+		hostFS.Remove(dst)
 		return fmt.Errorf("netboot: %s (%d bytes) has sha256 %s, but keso.root_sha256 wants %s", url, res.Bytes, res.SHA256, want)
 	}
 	verified := "not verified: no keso.root_sha256"
@@ -157,8 +158,7 @@ func (s *Stage) writeResolv(l *host.Lease) {
 	if rc == "" {
 		return
 	}
-	root := host.FS{Root: s.Root}
-	if err := root.WriteFileAtomic(netconf.ResolvConf, []byte(rc), 0o644); err != nil {
+	if err := s.fs().WriteFileAtomic(netconf.ResolvConf, []byte(rc), 0o644); err != nil {
 		s.logf("netboot: %v", err)
 	}
 }

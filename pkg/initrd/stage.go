@@ -160,15 +160,11 @@ func (s *Stage) writeInfo(info Info) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", InfoFile, err)
 	}
-	p := s.path(InfoFile)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return s.fs().WriteFileAtomic(InfoFile, append(b, '\n'), 0o644)
 }
+
+// fs is the stage's root, for writing by node path.
+func (s *Stage) fs() host.FS { return host.FS{Root: s.Root} }
 
 // LoadModules loads /etc/keso/initrd-modules and their dependencies. It
 // returns the modules that were not found or failed; they are logged, not
@@ -177,7 +173,7 @@ func (s *Stage) LoadModules() []string {
 	s.defaults()
 	rel := s.KernelRelease
 	if rel == "" {
-		rel = kernelRelease()
+		rel = host.KernelRelease()
 	}
 	modDir := s.path(filepath.Join("/lib/modules", rel))
 	lf, err := os.Open(s.path("/etc/keso/initrd-modules"))

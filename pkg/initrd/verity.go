@@ -81,7 +81,7 @@ func (s *Stage) fallBack(plan Plan, slot string) string {
 		return fmt.Sprintf("cannot fall back to slot %s: %v", other, err)
 	}
 	mp := s.path(espMount)
-	if err := os.MkdirAll(mp, 0o755); err != nil {
+	if err := s.fs().MkdirAll(espMount, 0o755); err != nil {
 		return fmt.Sprintf("cannot fall back to slot %s: %v", other, err)
 	}
 	// The initrd carries nls_cp437 and nls_iso8859_1 only: name them, as
