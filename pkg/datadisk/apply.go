@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/phase"
@@ -141,11 +142,11 @@ func probe(fsys FS, h Host, p string) (Device, error) {
 		}
 		return Device{}, err
 	}
-	head, err := h.ReadHead(fsys.Path(p), HeadSize)
+	head, err := h.ReadHead(fsys.Path(p), blockdev.HeadSize)
 	if err != nil {
 		return Device{}, err
 	}
-	dev := Device{Path: p, Probe: Detect(head)}
+	dev := Device{Path: p, Probe: blockdev.Detect(head)}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode()&fs.ModeDevice != 0 {
 		dev.Dev = fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 	}

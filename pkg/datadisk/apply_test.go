@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/phase"
@@ -132,7 +133,14 @@ func TestApplyFormatsMountsGrowsOnce(t *testing.T) {
 	if !strings.Contains(ls, " ..") || !strings.Contains(ls, "40755") {
 		t.Errorf("debugfs cannot list the root directory:\n%s", ls)
 	}
-	if got := Detect(readHead(t, img)); got != (Probe{"ext4", "keso-data"}) {
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, blockdev.HeadSize)
+	n, _ := f.ReadAt(head, 0)
+	f.Close()
+	if got := blockdev.Detect(head[:n]); got != (blockdev.Probe{Type: "ext4", Label: "keso-data"}) {
 		t.Errorf("our own format detected as %+v", got)
 	}
 

@@ -2,6 +2,7 @@ package datadisk
 
 import (
 	"fmt"
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/mountinfo"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 // Device is one block device as Apply found it.
 type Device struct {
 	Path  string // node path, /dev/vdb
-	Probe Probe
+	Probe blockdev.Probe
 	// Dev is "major:minor" ("" for a regular file, as in tests).
 	Dev string
 }

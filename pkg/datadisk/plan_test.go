@@ -6,21 +6,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
 func TestPlan(t *testing.T) {
 	st := State{
 		Devices: map[string]Device{
-			"/dev/vdb": {Path: "/dev/vdb", Dev: "252:16"},                                  // empty
-			"/dev/vdc": {Path: "/dev/vdc", Dev: "252:32", Probe: Probe{"ext4", "data"}},    // ours
-			"/dev/vdd": {Path: "/dev/vdd", Dev: "252:48", Probe: Probe{"vfat", "USB"}},     // someone's
-			"/dev/vde": {Path: "/dev/vde", Dev: "252:64", Probe: Probe{"gpt", ""}},         // partitioned
-			"/dev/vdf": {Path: "/dev/vdf", Dev: "252:80", Probe: Probe{"ext3", "logs"}},    // old ext3
-			"/dev/sr0": {Path: "/dev/sr0", Dev: "11:0", Probe: Probe{"iso9660", "cidata"}}, // seed
-			"/dev/vdg": {Path: "/dev/vdg", Dev: "252:96", Probe: Probe{"ext4", "twin"}},    // label clash
-			"/dev/vdh": {Path: "/dev/vdh", Dev: "252:112", Probe: Probe{"ext4", "twin"}},   // label clash
-			"/dev/vdi": {Path: "/dev/vdi", Dev: "252:128", Probe: Probe{"ext4", "other"}},  // force relabel
+			"/dev/vdb": {Path: "/dev/vdb", Dev: "252:16"},                                                        // empty
+			"/dev/vdc": {Path: "/dev/vdc", Dev: "252:32", Probe: blockdev.Probe{Type: "ext4", Label: "data"}},    // ours
+			"/dev/vdd": {Path: "/dev/vdd", Dev: "252:48", Probe: blockdev.Probe{Type: "vfat", Label: "USB"}},     // someone's
+			"/dev/vde": {Path: "/dev/vde", Dev: "252:64", Probe: blockdev.Probe{Type: "gpt", Label: ""}},         // partitioned
+			"/dev/vdf": {Path: "/dev/vdf", Dev: "252:80", Probe: blockdev.Probe{Type: "ext3", Label: "logs"}},    // old ext3
+			"/dev/sr0": {Path: "/dev/sr0", Dev: "11:0", Probe: blockdev.Probe{Type: "iso9660", Label: "cidata"}}, // seed
+			"/dev/vdg": {Path: "/dev/vdg", Dev: "252:96", Probe: blockdev.Probe{Type: "ext4", Label: "twin"}},    // label clash
+			"/dev/vdh": {Path: "/dev/vdh", Dev: "252:112", Probe: blockdev.Probe{Type: "ext4", Label: "twin"}},   // label clash
+			"/dev/vdi": {Path: "/dev/vdi", Dev: "252:128", Probe: blockdev.Probe{Type: "ext4", Label: "other"}},  // force relabel
 		},
 		Mounts: []Mounted{
 			{Dev: "252:32", Target: "/var/lib/data", FSType: "ext4", Source: "/dev/vdc"},
@@ -76,7 +77,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanWipeOnlyWhenForcedOverData(t *testing.T) {
-	st := State{Devices: map[string]Device{"/dev/a": {Path: "/dev/a"}, "/dev/b": {Path: "/dev/b", Probe: Probe{"xfs", ""}}}}
+	st := State{Devices: map[string]Device{"/dev/a": {Path: "/dev/a"}, "/dev/b": {Path: "/dev/b", Probe: blockdev.Probe{Type: "xfs", Label: ""}}}}
 	steps, _ := Plan([]cloudconfig.Disk{{Device: "/dev/a", Format: true, Force: true}, {Device: "/dev/b", Force: true}}, st)
 	if len(steps) != 2 || steps[0].Wipe || !steps[1].Wipe {
 		t.Errorf("steps %+v: want no wipe on the empty disk, a wipe on the xfs one", steps)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/host"
 )
 
@@ -22,31 +23,21 @@ func FindPartLabel(devs []host.BlockDev, label string) (host.BlockDev, bool) {
 // ISO 9660: the primary volume descriptor is in the 2048-byte sector 16; it
 // starts with type 1 and "CD001", and the volume identifier is 32 bytes at
 // offset 40, padded with spaces.
-const (
-	pvdOffset   = 16 * 2048
-	labelOffset = 40
-	labelLen    = 32
-)
-
-// ISOLabel reads the ISO 9660 volume label of the device or image at path.
-// ok is false when it holds no ISO 9660 file system.
+// ISOLabel reads the ISO 9660 volume label of the device or image at path
+// (blockdev.Detect). ok is false when it holds no ISO 9660 file system.
 func ISOLabel(path string) (label string, ok bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", false, err
 	}
 	defer f.Close()
-	buf := make([]byte, labelOffset+labelLen)
-	if _, err := f.ReadAt(buf, pvdOffset); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return "", false, nil // too small to hold one
-		}
+	head := make([]byte, blockdev.HeadSize)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return "", false, err
 	}
-	if buf[0] != 1 || string(buf[1:6]) != "CD001" {
-		return "", false, nil
-	}
-	return strings.TrimRight(string(buf[labelOffset:]), " \x00"), true, nil
+	p := blockdev.Detect(head[:n])
+	return p.Label, p.Type == "iso9660", nil
 }
 
 // Survey describes what a search saw, for the one-line failure message.

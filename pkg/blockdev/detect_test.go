@@ -1,4 +1,4 @@
-package datadisk
+package blockdev
 
 import (
 	"os"
