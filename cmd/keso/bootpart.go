@@ -38,7 +38,7 @@ func (d mbrDisk) OpenSlot(s bootloader.Slot) (upgrade.SlotDevice, error) {
 // boot loader and the disk of its slots.
 type bootPart struct {
 	FS      host.FS
-	Loader  upgrade.BootLoader
+	Loader  bootloader.Loader
 	Disk    upgrade.Disk
 	NodeESP bootloader.ESP // where ReadNode finds the running entry's options (systemd-boot only)
 	Unmount func()
@@ -52,8 +52,8 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 		if err != nil {
 			return bootPart{}, err
 		}
-		p := bootPart{FS: esp, Loader: upgrade.LoaderOn(esp, loc), Disk: hostDisk{l}, Unmount: unmount}
-		if _, sd := p.Loader.(upgrade.SystemdBoot); sd {
+		p := bootPart{FS: esp, Loader: bootloader.LoaderOn(esp, loc), Disk: hostDisk{l}, Unmount: unmount}
+		if _, sd := p.Loader.(bootloader.SystemdBoot); sd {
 			p.NodeESP = esp
 		}
 		return p, nil
@@ -73,6 +73,6 @@ func openBoot(l host.Linux, root host.FS) (bootPart, error) {
 		p.FS = host.FS{Root: mp}
 		p.Unmount = func() { host.Sync(); l.Unmount(mp) }
 	}
-	p.Loader = upgrade.LoaderOn(p.FS, loc)
+	p.Loader = bootloader.LoaderOn(p.FS, loc)
 	return p, nil
 }

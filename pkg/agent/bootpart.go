@@ -23,7 +23,7 @@ func (a *Agent) bootPartition() (dev string, loc bootloader.Location, err error)
 
 // assessLine is the console line of a boot's assessment, e.g. "slot a
 // committed (U-Boot keso/boot.env)".
-func assessLine(bs upgrade.BootStatus, bl upgrade.BootLoader) string {
+func assessLine(bs upgrade.BootStatus, bl bootloader.Loader) string {
 	state := "not committed"
 	switch {
 	case bs.Trial:
@@ -32,7 +32,7 @@ func assessLine(bs upgrade.BootStatus, bl upgrade.BootLoader) string {
 		state = "committed"
 	}
 	where := "systemd-boot entries"
-	if u, ok := bl.(upgrade.UBoot); ok {
+	if u, ok := bl.(bootloader.UBoot); ok {
 		where = u.EnvFile().Name + " " + strings.TrimPrefix(u.EnvFile().Path, "/")
 	}
 	return fmt.Sprintf("slot %s %s (%s)", bs.Slot, state, where)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/upgrade"
 )
@@ -40,8 +41,8 @@ func TestBootPartitionOnThePiCard(t *testing.T) {
 	if got, want := dev, "/dev/mmcblk0p1"; got != want || !loc.UBoot() {
 		t.Errorf("bootPartition() = %q, %+v; want %q on U-Boot", got, loc, want)
 	}
-	if _, ok := upgrade.LoaderOn(host.FS{Root: root}, loc).(upgrade.UBoot); !ok {
-		t.Errorf("boot loader on the Pi card is not upgrade.UBoot")
+	if _, ok := bootloader.LoaderOn(host.FS{Root: root}, loc).(bootloader.UBoot); !ok {
+		t.Errorf("boot loader on the Pi card is not bootloader.UBoot")
 	}
 
 	a.Cmdline = "console=ttyS1,115200 panic=10 keso.mbr=0badcafe keso.slot=b"
@@ -55,20 +56,20 @@ func TestBootPartitionOnThePiCard(t *testing.T) {
 	if loc.UBoot() {
 		t.Errorf("bootPartition() without keso.mbr= says U-Boot")
 	}
-	if _, ok := upgrade.LoaderOn(host.FS{Root: root}, loc).(upgrade.SystemdBoot); !ok {
-		t.Errorf("boot loader on GPT is not upgrade.SystemdBoot")
+	if _, ok := bootloader.LoaderOn(host.FS{Root: root}, loc).(bootloader.SystemdBoot); !ok {
+		t.Errorf("boot loader on GPT is not bootloader.SystemdBoot")
 	}
 }
 
 func TestAssessLine(t *testing.T) {
 	for _, tc := range []struct {
 		bs   upgrade.BootStatus
-		bl   upgrade.BootLoader
+		bl   bootloader.Loader
 		want string
 	}{
-		{upgrade.BootStatus{Slot: "a", Committed: true}, upgrade.UBoot{}, "slot a committed (U-Boot keso/boot.env)"},
-		{upgrade.BootStatus{Slot: "b", Trial: true, TriesLeft: 2}, upgrade.SystemdBoot{}, "slot b on trial, 2 tries left (systemd-boot entries)"},
-		{upgrade.BootStatus{Slot: "b"}, upgrade.UBoot{}, "slot b not committed (U-Boot keso/boot.env)"},
+		{upgrade.BootStatus{Slot: "a", Committed: true}, bootloader.UBoot{}, "slot a committed (U-Boot keso/boot.env)"},
+		{upgrade.BootStatus{Slot: "b", Trial: true, TriesLeft: 2}, bootloader.SystemdBoot{}, "slot b on trial, 2 tries left (systemd-boot entries)"},
+		{upgrade.BootStatus{Slot: "b"}, bootloader.UBoot{}, "slot b not committed (U-Boot keso/boot.env)"},
 	} {
 		if got := assessLine(tc.bs, tc.bl); got != tc.want {
 			t.Errorf("assessLine(%+v) = %q, want %q", tc.bs, got, tc.want)

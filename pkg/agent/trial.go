@@ -17,7 +17,7 @@ import (
 // withESP mounts the EFI system partition (on the Pi card: the FAT boot
 // partition, bootPartition), runs f on its boot loader and unmounts it.
 // The ESP stays unmounted otherwise, so a power cut cannot catch it dirty.
-func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
+func (a *Agent) withESP(f func(bl bootloader.Loader) error) error {
 	dev, loc, err := a.bootPartition()
 	if err != nil {
 		return err
@@ -37,7 +37,7 @@ func (a *Agent) withESP(f func(bl upgrade.BootLoader) error) error {
 			fmt.Fprintf(a.Log, "keso: upgrade: %v\n", err)
 		}
 	}()
-	return f(upgrade.LoaderOn(host.FS{Root: mp}, loc))
+	return f(bootloader.LoaderOn(host.FS{Root: mp}, loc))
 }
 
 // trial assesses the boot (disk mode): it records a rollback that happened,
@@ -49,7 +49,7 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 		return
 	}
 	var bs upgrade.BootStatus
-	err := a.withESP(func(bl upgrade.BootLoader) error {
+	err := a.withESP(func(bl bootloader.Loader) error {
 		var err error
 		bs, err = upgrade.AssessBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
 		if err == nil {
@@ -90,7 +90,7 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 			}
 			ok, why := a.healthy(ctx, sup, stable, gate)
 			if ok {
-				err := a.withESP(func(bl upgrade.BootLoader) error {
+				err := a.withESP(func(bl bootloader.Loader) error {
 					return upgrade.MarkHealthyBoot(bl, a.FS, slot, a.Boot.Version, time.Now())
 				})
 				if err != nil {

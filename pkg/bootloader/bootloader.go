@@ -1,6 +1,11 @@
-// Package bootloader manages keso's A/B boot entries on the EFI system
-// partition, for systemd-boot with boot counting (NOTES.md has the measured
-// behaviour).
+// Package bootloader is keso's boot-loader facility: the three loaders
+// that keep the A/B state (systemd-boot's counting entries on the ESP,
+// keso's U-Boot script on the Raspberry Pi card, keso's grub.cfg on the
+// armv7 ESP) behind one Loader interface (loader.go: slots, retire, arm,
+// commit, prefer), where the running system keeps that state (Locate,
+// LoaderOn), and the disk layout's names (the partition labels and the Pi
+// card's partition numbers), spelled here only. For systemd-boot with
+// boot counting (NOTES.md has the measured behaviour):
 //
 // Each slot has one entry file in loader/entries: slot-a.conf, or while a
 // slot is on trial slot-b+LEFT-DONE.conf. systemd-boot renames a counting

@@ -10,7 +10,6 @@ import (
 
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/host"
-	"github.com/keso-os/keso/pkg/upgrade"
 	"github.com/keso-os/keso/pkg/verity"
 )
 
@@ -94,7 +93,7 @@ func (s *Stage) fallBack(plan Plan, slot string) string {
 			s.logf("unmount %s: %v", mp, err)
 		}
 	}()
-	bl := upgrade.LoaderOn(host.FS{Root: mp}, loc)
+	bl := bootloader.LoaderOn(host.FS{Root: mp}, loc)
 	slots, err := bl.Slots()
 	switch {
 	case err != nil:

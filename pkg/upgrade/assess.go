@@ -30,11 +30,11 @@ type BootStatus struct {
 // one used up its tries): then it records the rollback with its reason and
 // clears the pending upgrade.
 func Assess(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version string, now time.Time) (BootStatus, error) {
-	return AssessBoot(SystemdBoot{ESP: esp}, state, slot, version, now)
+	return AssessBoot(bootloader.SystemdBoot{ESP: esp}, state, slot, version, now)
 }
 
 // AssessBoot is Assess for any boot loader.
-func AssessBoot(bl BootLoader, state StateFS, slot bootloader.Slot, version string, now time.Time) (BootStatus, error) {
+func AssessBoot(bl bootloader.Loader, state StateFS, slot bootloader.Slot, version string, now time.Time) (BootStatus, error) {
 	bs := BootStatus{Slot: slot, Version: version}
 	slots, err := bl.Slots()
 	if err != nil {
@@ -89,11 +89,11 @@ func AssessBoot(bl BootLoader, state StateFS, slot bootloader.Slot, version stri
 // and the pending upgrade becomes the last commit. On a slot that is not
 // on trial it does nothing.
 func MarkHealthy(esp bootloader.ESP, state StateFS, slot bootloader.Slot, version string, now time.Time) error {
-	return MarkHealthyBoot(SystemdBoot{ESP: esp}, state, slot, version, now)
+	return MarkHealthyBoot(bootloader.SystemdBoot{ESP: esp}, state, slot, version, now)
 }
 
 // MarkHealthyBoot is MarkHealthy for any boot loader.
-func MarkHealthyBoot(bl BootLoader, state StateFS, slot bootloader.Slot, version string, now time.Time) error {
+func MarkHealthyBoot(bl bootloader.Loader, state StateFS, slot bootloader.Slot, version string, now time.Time) error {
 	if err := bl.Commit(slot); err != nil {
 		return err
 	}
@@ -126,11 +126,11 @@ func RecordFailure(state StateFS, reason string) error {
 // Rollback makes the other slot boot next (keso rollback). The other slot
 // must have a committed entry.
 func RollbackTo(esp bootloader.ESP, state StateFS, running bootloader.Slot, version, reason string, now time.Time) (bootloader.Slot, error) {
-	return RollbackBoot(SystemdBoot{ESP: esp}, state, running, version, reason, now)
+	return RollbackBoot(bootloader.SystemdBoot{ESP: esp}, state, running, version, reason, now)
 }
 
 // RollbackBoot is RollbackTo for any boot loader.
-func RollbackBoot(bl BootLoader, state StateFS, running bootloader.Slot, version, reason string, now time.Time) (bootloader.Slot, error) {
+func RollbackBoot(bl bootloader.Loader, state StateFS, running bootloader.Slot, version, reason string, now time.Time) (bootloader.Slot, error) {
 	other := running.Other()
 	if err := bl.Prefer(other); err != nil {
 		return "", fmt.Errorf("rollback to slot %s: %w", other, err)

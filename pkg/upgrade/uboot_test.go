@@ -21,7 +21,7 @@ import (
 // newPiFixture is a Raspberry Pi card as keso-build makes it: both slots'
 // kernels on the boot FAT, boot.env with slot a good and no trial, slot
 // a's root written and slot b's empty.
-func newPiFixture(t *testing.T) (*fixture, UBoot) {
+func newPiFixture(t *testing.T) (*fixture, bootloader.UBoot) {
 	return newScriptFixture(t, bootloader.UBootEnvFile)
 }
 
@@ -31,7 +31,7 @@ var scriptLoaders = []bootloader.EnvFile{bootloader.UBootEnvFile, bootloader.Gru
 
 // newScriptFixture is a boot partition of a script boot loader with the
 // counter file env, as keso-build writes it (slot a good, no trial).
-func newScriptFixture(t *testing.T, env bootloader.EnvFile) (*fixture, UBoot) {
+func newScriptFixture(t *testing.T, env bootloader.EnvFile) (*fixture, bootloader.UBoot) {
 	t.Helper()
 	f := newFixture(t)
 	f.esp = host.FS{Root: filepath.Join(f.dir, "boot")}
@@ -39,13 +39,13 @@ func newScriptFixture(t *testing.T, env bootloader.EnvFile) (*fixture, UBoot) {
 		must(t, f.esp.WriteFileAtomic(bootloader.KernelPath(s), []byte("kernel-1.0.0"), 0o644))
 		must(t, f.esp.WriteFileAtomic(bootloader.InitrdPath(s), []byte("initrd-1.0.0"), 0o644))
 	}
-	ub := UBoot{FS: f.esp, Env: env}
+	ub := bootloader.UBoot{FS: f.esp, Env: env}
 	must(t, env.Write(f.esp, bootloader.UBootEnv{Good: "a"}))
 	f.node.Options = "" // the command line is the script's (U-Boot) or the image's (GRUB); ReadNode gets no ESP
 	return f, ub
 }
 
-func (f *fixture) piUpgrader(ub UBoot) *Upgrader {
+func (f *fixture) piUpgrader(ub bootloader.UBoot) *Upgrader {
 	u := f.upgrader()
 	u.ESP, u.Boot = nil, ub
 	return u
@@ -54,7 +54,7 @@ func (f *fixture) piUpgrader(ub UBoot) *Upgrader {
 // ubootBoot is one power-on of the board: the boot script's decision
 // (UBootEnv.Booting), written back when it took a try, as the script's
 // fatwrite does.
-func ubootBoot(t *testing.T, ub UBoot) bootloader.Slot {
+func ubootBoot(t *testing.T, ub bootloader.UBoot) bootloader.Slot {
 	t.Helper()
 	env := readEnv(t, ub)
 	slot, next := env.Booting()
@@ -64,7 +64,7 @@ func ubootBoot(t *testing.T, ub UBoot) bootloader.Slot {
 	return slot
 }
 
-func readEnv(t *testing.T, ub UBoot) bootloader.UBootEnv {
+func readEnv(t *testing.T, ub bootloader.UBoot) bootloader.UBootEnv {
 	t.Helper()
 	env, err := ub.EnvFile().Read(ub.FS)
 	must(t, err)
@@ -224,58 +224,6 @@ func TestUBootInterruptedUpgrade(t *testing.T) {
 	}
 }
 
-func TestUBootDecisions(t *testing.T) {
-	env := func(good, try string, left int) bootloader.UBootEnv {
-		return bootloader.UBootEnv{Good: bootloader.Slot(good), Try: bootloader.Slot(try), Left: left}
-	}
-	retire := []struct {
-		in      bootloader.UBootEnv
-		slot    bootloader.Slot
-		want    bootloader.UBootEnv
-		changed bool
-		err     bool
-	}{
-		{env("a", "", 0), "b", env("a", "", 0), false, false},
-		{env("a", "b", 2), "b", env("a", "", 0), true, false},
-		{env("a", "b", 0), "b", env("a", "", 0), true, false},
-		{env("a", "", 0), "a", env("a", "", 0), false, true},
-	}
-	for _, c := range retire {
-		got, changed, err := ubootRetire(c.in, c.slot, bootloader.UBootEnvPath)
-		if got != c.want || changed != c.changed || (err != nil) != c.err {
-			t.Errorf("ubootRetire(%+v, %s) = %+v, %v, %v; want %+v, %v, err %v", c.in, c.slot, got, changed, err, c.want, c.changed, c.err)
-		}
-	}
-	prefer := []struct {
-		in      bootloader.UBootEnv
-		slot    bootloader.Slot
-		present bool
-		want    bootloader.UBootEnv
-		err     bool
-	}{
-		{env("b", "", 0), "a", true, env("a", "", 0), false},
-		{env("a", "b", 2), "a", true, env("a", "b", 0), false}, // rollback off a running trial: the trial is spent
-		{env("a", "b", 0), "b", true, env("a", "b", 0), true},  // the failed trial
-		{env("a", "", 0), "b", false, env("a", "", 0), true},   // empty slot b of a fresh card
-	}
-	for _, c := range prefer {
-		got, err := ubootPrefer(c.in, c.slot, c.present)
-		if got != c.want || (err != nil) != c.err {
-			t.Errorf("ubootPrefer(%+v, %s, %v) = %+v, %v; want %+v, err %v", c.in, c.slot, c.present, got, err, c.want, c.err)
-		}
-	}
-	slots := ubootSlots(env("a", "b", 0), map[bootloader.Slot]string{"b": "keso 1.1.0"})
-	if got, want := slots["b"], (SlotBoot{Present: true, Trial: true, Left: 0, Title: "keso 1.1.0"}); got != want {
-		t.Errorf("slot b = %+v, want %+v", got, want)
-	}
-	if got, want := slots["a"], (SlotBoot{Present: true, Title: "keso"}); got != want {
-		t.Errorf("slot a = %+v, want %+v", got, want)
-	}
-	if got := ubootSlots(env("a", "", 0), nil)["b"]; got.Present {
-		t.Errorf("untitled slot b of a fresh card = %+v, want not present", got)
-	}
-}
-
 // A fresh card's slot b has a kernel but an empty root: keso rollback
 // refuses to switch to it.
 func TestUBootRollbackRefusesEmptySlot(t *testing.T) {
@@ -359,7 +307,7 @@ func testScriptUpgradePowerCut(t *testing.T, env bootloader.EnvFile) {
 		f.priv, f.pub = f0.priv, f0.pub
 		f.node.TrustedKeys = f0.node.TrustedKeys
 		cut := &cutFS{FS: f.esp, n: n}
-		_, err := f.piUpgrader(UBoot{FS: cut, Env: env}).Run(context.Background(), Request{Image: img}, f.node)
+		_, err := f.piUpgrader(bootloader.UBoot{FS: cut, Env: env}).Run(context.Background(), Request{Image: img}, f.node)
 		slot := ubootBoot(t, ub)
 		k, _ := f.esp.ReadFile(bootloader.KernelPath(slot))
 		i, _ := f.esp.ReadFile(bootloader.InitrdPath(slot))

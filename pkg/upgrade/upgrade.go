@@ -91,7 +91,7 @@ type Outcome struct {
 type Upgrader struct {
 	Disk    Disk
 	ESP     bootloader.ESP
-	Boot    BootLoader // nil: systemd-boot entries on ESP (SystemdBoot); the Pi card: UBoot
+	Boot    bootloader.Loader // nil: systemd-boot entries on ESP (bootloader.SystemdBoot); the Pi card: bootloader.UBoot
 	State   StateFS
 	WorkDir string // downloads go here; on a node /var/lib/keso/upgrade
 	Client  *http.Client

@@ -1,15 +1,13 @@
-package upgrade
+package bootloader
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
-
-	"github.com/keso-os/keso/pkg/bootloader"
 )
 
-// UBoot is the BootLoader of keso's U-Boot script (the Raspberry Pi card):
+// UBoot is the Loader of keso's U-Boot script (the Raspberry Pi card):
 // keso/boot.env on the FAT boot partition names the good slot (keso_good),
 // a slot on trial (keso_try) and the boots it has left (keso_left). The
 // script takes one try per boot from a trial with tries left and boots it,
@@ -24,7 +22,7 @@ import (
 // and slot b without a title (its root is empty), so `keso rollback`
 // refuses to switch to it.
 //
-// The decisions are pure functions on bootloader.UBootEnv (ubootRetire,
+// The decisions are pure functions on UBootEnv (ubootRetire,
 // ubootPrefer, ubootSlots); UBoot reads and writes the files through the
 // ESP interface (host.FS on the mounted partition), every write temp +
 // fsync + rename.
@@ -33,29 +31,29 @@ import (
 // same variables in grub/grubenv, and each armed slot's kernel command
 // line goes into keso/<slot>/cmdline.cfg.
 type UBoot struct {
-	FS  bootloader.ESP
-	Env bootloader.EnvFile // the zero value: U-Boot's keso/boot.env
+	FS  ESP
+	Env EnvFile // the zero value: U-Boot's keso/boot.env
 }
 
-// Grub is the BootLoader of keso's grub.cfg on an ESP (armv7 under UEFI).
-func Grub(esp bootloader.ESP) UBoot { return UBoot{FS: esp, Env: bootloader.GrubEnvFile} }
+// Grub is the Loader of keso's grub.cfg on an ESP (armv7 under UEFI).
+func Grub(esp ESP) UBoot { return UBoot{FS: esp, Env: GrubEnvFile} }
 
 // EnvFile is the counter file this boot loader's script keeps.
-func (u UBoot) EnvFile() bootloader.EnvFile {
+func (u UBoot) EnvFile() EnvFile {
 	if u.Env.Path == "" {
-		return bootloader.UBootEnvFile
+		return UBootEnvFile
 	}
 	return u.Env
 }
 
 // UBootTitlePath is the title file of a slot on the boot partition.
-func UBootTitlePath(s bootloader.Slot) string { return fmt.Sprintf("/keso/%s/title", s) }
+func UBootTitlePath(s Slot) string { return fmt.Sprintf("/keso/%s/title", s) }
 
 // ubootSlots is the view of boot.env; titled says which slots have a
 // title file, title gives its text.
-func ubootSlots(env bootloader.UBootEnv, titles map[bootloader.Slot]string) BootSlots {
+func ubootSlots(env UBootEnv, titles map[Slot]string) BootSlots {
 	out := BootSlots{}
-	for _, s := range []bootloader.Slot{bootloader.SlotA, bootloader.SlotB} {
+	for _, s := range []Slot{SlotA, SlotB} {
 		t, titled := titles[s]
 		sb := SlotBoot{Present: titled || env.Good == s || env.Try == s, Title: t}
 		if env.Try == s {
@@ -72,7 +70,7 @@ func ubootSlots(env bootloader.UBootEnv, titles map[bootloader.Slot]string) Boot
 // ubootRetire is boot.env with slot withdrawn before it is rewritten:
 // a trial of slot ends. The good slot cannot be retired (it is the one
 // that boots when nothing else does).
-func ubootRetire(env bootloader.UBootEnv, slot bootloader.Slot, envPath string) (bootloader.UBootEnv, bool, error) {
+func ubootRetire(env UBootEnv, slot Slot, envPath string) (UBootEnv, bool, error) {
 	if env.Good == slot {
 		return env, false, fmt.Errorf("slot %s is the good slot (keso_good in %s); refusing to leave the disk without a bootable slot", slot, envPath)
 	}
@@ -86,12 +84,12 @@ func ubootRetire(env bootloader.UBootEnv, slot bootloader.Slot, envPath string) 
 // ubootPrefer is boot.env with slot booting next without a trial
 // (keso rollback). A trial of the other slot is spent (keso_left=0) rather
 // than cleared, so the next boot's Assess records it as rolled back.
-func ubootPrefer(env bootloader.UBootEnv, slot bootloader.Slot, present bool) (bootloader.UBootEnv, error) {
+func ubootPrefer(env UBootEnv, slot Slot, present bool) (UBootEnv, error) {
 	if env.Try == slot {
 		return env, fmt.Errorf("prefer slot %s: it is on trial (%d tries left); commit or wait for the trial to end", slot, env.Left)
 	}
 	if !present {
-		return env, fmt.Errorf("prefer slot %s: %w (no %s on the boot partition)", slot, bootloader.ErrNoEntry, UBootTitlePath(slot))
+		return env, fmt.Errorf("prefer slot %s: %w (no %s on the boot partition)", slot, ErrNoEntry, UBootTitlePath(slot))
 	}
 	env.Good = slot
 	if env.Try != "" {
@@ -100,9 +98,9 @@ func ubootPrefer(env bootloader.UBootEnv, slot bootloader.Slot, present bool) (b
 	return env, nil
 }
 
-func (u UBoot) titles() (map[bootloader.Slot]string, error) {
-	out := map[bootloader.Slot]string{}
-	for _, s := range []bootloader.Slot{bootloader.SlotA, bootloader.SlotB} {
+func (u UBoot) titles() (map[Slot]string, error) {
+	out := map[Slot]string{}
+	for _, s := range []Slot{SlotA, SlotB} {
 		b, err := u.FS.ReadFile(UBootTitlePath(s))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -115,7 +113,7 @@ func (u UBoot) titles() (map[bootloader.Slot]string, error) {
 	return out, nil
 }
 
-func (u UBoot) writeEnv(env bootloader.UBootEnv) error { return u.EnvFile().Write(u.FS, env) }
+func (u UBoot) writeEnv(env UBootEnv) error { return u.EnvFile().Write(u.FS, env) }
 
 // Slots reads boot.env and the slots' titles.
 func (u UBoot) Slots() (BootSlots, error) {
@@ -131,7 +129,7 @@ func (u UBoot) Slots() (BootSlots, error) {
 }
 
 // Retire ends a trial of slot, then removes its title.
-func (u UBoot) Retire(slot bootloader.Slot) error {
+func (u UBoot) Retire(slot Slot) error {
 	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return err
@@ -155,11 +153,11 @@ func (u UBoot) Retire(slot bootloader.Slot) error {
 // then keso_try/keso_left: from there on the script tries it. On U-Boot
 // the kernel command line is boot.scr's and spec.Options is not used; on
 // GRUB it is written to keso/<slot>/cmdline.cfg.
-func (u UBoot) Arm(spec bootloader.ArmSpec) (string, error) {
-	if spec.Tries > bootloader.MaxScriptTries {
+func (u UBoot) Arm(spec ArmSpec) (string, error) {
+	if spec.Tries > MaxScriptTries {
 		// The script counts with setexpr, which writes hex, while
 		// boot.env is written in decimal: one digit reads the same.
-		return "", fmt.Errorf("arm slot %s: %d tries: %s's counter in %s holds 1 to %d", spec.Slot, spec.Tries, u.EnvFile().Name, u.EnvFile().Path, bootloader.MaxScriptTries)
+		return "", fmt.Errorf("arm slot %s: %d tries: %s's counter in %s holds 1 to %d", spec.Slot, spec.Tries, u.EnvFile().Name, u.EnvFile().Path, MaxScriptTries)
 	}
 	if err := u.FS.WriteFileAtomic(UBootTitlePath(spec.Slot), []byte(spec.Title+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("arm slot %s: %w", spec.Slot, err)
@@ -173,7 +171,7 @@ func (u UBoot) Arm(spec bootloader.ArmSpec) (string, error) {
 
 // Commit makes the slot on trial keso_good; the slot that was good keeps
 // booting on `keso rollback`, so it gets a title when it has none.
-func (u UBoot) Commit(slot bootloader.Slot) error {
+func (u UBoot) Commit(slot Slot) error {
 	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return fmt.Errorf("commit slot %s: %w", slot, err)
@@ -194,7 +192,7 @@ func (u UBoot) Commit(slot bootloader.Slot) error {
 }
 
 // Prefer makes slot keso_good.
-func (u UBoot) Prefer(slot bootloader.Slot) error {
+func (u UBoot) Prefer(slot Slot) error {
 	env, err := u.EnvFile().Read(u.FS)
 	if err != nil {
 		return fmt.Errorf("prefer slot %s: %w", slot, err)
