@@ -90,6 +90,11 @@ func TestSSHHardening(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 
+	// k3OS's runbooks call the CLI k3os: the same commands.
+	if out, _ := sshRun("rancher", key, nil, "k3os install --help"); !strings.Contains(out, "Usage of keso install") || !strings.Contains(out, "-device") {
+		t.Errorf("k3os install --help over SSH as rancher:\n%s\nwant keso install's usage", out)
+	}
+
 	// ssh-audit: nothing at failure level.
 	out, _ := exec.Command("ssh-audit", "-n", "-p", fmt.Sprint(port), "127.0.0.1").CombinedOutput()
 	t.Logf("ssh-audit against the booted node:\n%s", out)

@@ -583,6 +583,7 @@ func (b *builder) rootTreePlan() (tree.Tree, error) {
 	t.Symlink("sbin/init", "../usr/sbin/keso-init")     // relative: resolvable below /sysroot before switch_root
 	t.Symlink("sbin/modprobe", "../usr/sbin/keso-init") // /proc/sys/kernel/modprobe: keso-init runs kmod.Modprobe under this name
 	t.Copy("usr/bin/keso", 0o755, b.kesoBin)
+	t.Symlink("usr/bin/k3os", "keso") // k3OS's runbooks: `k3os install`, `k3os upgrade`, `k3os config` (docs/config.md, "Coming from k3OS")
 	t.Copy("usr/local/bin/k3s", 0o755, b.k3sPath)
 	inImage := *b.man.K3s
 	inImage.Source = "" // a host path would make the image depend on where the input lay

@@ -268,7 +268,7 @@ func TestBuildReproducibleAndValid(t *testing.T) {
 	for _, want := range []string{
 		"squashfs-root/sbin/init -> ../usr/sbin/keso-init", "squashfs-root/usr/sbin/keso-init",
 		"squashfs-root/sbin/modprobe -> ../usr/sbin/keso-init", "squashfs-root/lib/modules/" + kver + "/modules.alias",
-		"squashfs-root/usr/bin/keso", "squashfs-root/usr/local/bin/k3s", "squashfs-root/bin/sh -> gosh",
+		"squashfs-root/usr/bin/keso", "squashfs-root/usr/bin/k3os -> keso", "squashfs-root/usr/local/bin/k3s", "squashfs-root/bin/sh -> gosh",
 		"squashfs-root/bin/ls -> u-root", "squashfs-root/etc/os-release", "squashfs-root/etc/ssl/certs/ca-certificates.crt",
 		"squashfs-root/boot/vmlinuz", "squashfs-root/boot/initrd",
 		"squashfs-root/lib/modules/" + kver + "/kernel/net/bridge/br_netfilter.ko",
