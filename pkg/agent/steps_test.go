@@ -1,6 +1,16 @@
 package agent
 
-import "testing"
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/keso-os/keso/pkg/host"
+	"github.com/keso-os/keso/pkg/phase"
+	"github.com/keso-os/keso/pkg/power"
+	"github.com/keso-os/keso/pkg/status"
+)
 
 // TestStepsOrder: the boot order keeps the promises the docs make of it.
 func TestStepsOrder(t *testing.T) {
@@ -39,5 +49,50 @@ func TestStepsOrder(t *testing.T) {
 		if i, ok := at[name]; !ok || !steps[i].Phase {
 			t.Errorf("%q is not a phase step", name)
 		}
+	}
+}
+
+// TestRunStepsRecordsPhasesAndStops: phase steps land in the status in
+// order, plain steps do not, and a step that ends the boot stops the loop.
+func TestRunStepsRecordsPhasesAndStops(t *testing.T) {
+	saved := steps
+	defer func() { steps = saved }()
+	var ran []string
+	mark := func(name string) func(*Agent, *boot, *phase.Recorder) {
+		return func(_ *Agent, _ *boot, rec *phase.Recorder) {
+			ran = append(ran, name)
+			if rec != nil {
+				rec.Change("write", name, "")
+			}
+		}
+	}
+	steps = []step{
+		{"one", true, mark("one")},
+		{"plain", false, mark("plain")},
+		{"two", true, mark("two")},
+		{"end", false, func(_ *Agent, b *boot, _ *phase.Recorder) {
+			ran = append(ran, "end")
+			b.end = &power.Request{Action: power.PowerOff, Reason: "test"}
+		}},
+		{"never", true, mark("never")},
+	}
+	a := &Agent{FS: host.FS{Root: t.TempDir()}, Log: io.Discard}
+	req := a.runSteps(&boot{ctx: context.Background()})
+	if req == nil || req.Reason != "test" {
+		t.Fatalf("runSteps = %+v, want the end step's request", req)
+	}
+	if got, want := strings.Join(ran, " "), "one plain two end"; got != want {
+		t.Errorf("ran %q, want %q", got, want)
+	}
+	var phases []string
+	for _, p := range a.st.Phases {
+		phases = append(phases, p.Phase)
+	}
+	if got, want := strings.Join(phases, " "), "one two"; got != want {
+		t.Errorf("status phases %q, want %q", got, want)
+	}
+	st, err := status.Read(a.FS)
+	if err != nil || len(st.Phases) != 2 {
+		t.Errorf("status file: %+v, %v; want the two phases written", st.Phases, err)
 	}
 }
