@@ -35,8 +35,10 @@ func TestPlan(t *testing.T) {
 			want: []Step{{Name: HTTPName, Path: "keso.config_url", URL: "https://h/x"}, {Name: CDROM, Path: "keso.data_sources[1]"}}},
 		{name: "http-without-url", ds: []string{"cdrom", "http"},
 			want: []Step{{Name: CDROM, Path: "keso.data_sources[0]"}}, wantProblem: []string{"keso.data_sources[1]"}},
-		{name: "not-implemented", ds: []string{"gcp", "openstack"},
+		{name: "unknown", ds: []string{"azure", "openstack"},
 			want: []Step{{Name: OpenStack, Path: "keso.data_sources[1]"}}, wantProblem: []string{"keso.data_sources[0]"}},
+		{name: "metadata-services", ds: []string{"GCP", "ec2"},
+			want: []Step{{Name: GCPName, Path: "keso.data_sources[0]"}, {Name: EC2Name, Path: "keso.data_sources[1]"}}},
 		{name: "state-only", ds: []string{"state"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

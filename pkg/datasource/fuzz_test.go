@@ -129,6 +129,27 @@ func FuzzParseEC2KeyIndex(f *testing.F) {
 	})
 }
 
+// FuzzParseGCPKeys: a GCP ssh-keys value gives well-formed keys, each
+// taken from the input (after a line's user name).
+func FuzzParseGCPKeys(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "gcp", "*-ssh*eys"))
+	for _, s := range []string{
+		"alice:ssh-ed25519 AAAA\r\nbob:ssh-rsa BBBB bob\n", "ssh-ed25519 AAAA no-user", "a b:k\n:k2\n\t:k3", "u::\nu:#c\nu: k \nv:k",
+		"u:ssh-rsa A google-ssh {\"userName\":\"u@x\",\"expireOn\":\"2030-01-01T00:00:00+0000\"}", "\x00:\xff\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys := ParseGCPKeys(data)
+		for _, k := range keys {
+			if !strings.Contains(strings.ToValidUTF8(string(data), "\uFFFD"), k) {
+				t.Fatalf("ParseGCPKeys(%q): key %q is not in the input", data, k)
+			}
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
+	})
+}
+
 // fatSeed builds the start of a FAT file system: a boot sector (with the
 // label in its extended boot record) and a root directory whose first
 // entry is a volume label, as mkfs.vfat writes them, but with FATs of one

@@ -100,6 +100,7 @@ func NodeFetchers(root string) Fetchers {
 			ConfigDrv: ConfigDrive{Devices: dev},
 			OpenStack: OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
 			EC2Name:   EC2{BaseURL: DefaultIMDS},
+			GCPName:   GCP{BaseURL: DefaultIMDS},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

@@ -1,0 +1,344 @@
+package datasource
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeMetadata answers as a cloud provider's metadata service does: the
+// paths in files are served from testdata (hand-written from the
+// provider's documented formats), anything else is a 404.
+type fakeMetadata struct {
+	// files maps a URL path (with its query, if any) to a file under testdata.
+	files map[string]string
+	// need are headers every request must carry, or it is refused with 403
+	// (GCP's Metadata-Flavor: Google); answer are headers on every answer.
+	need, answer http.Header
+	// special answers a URL path otherwise (the bad cases).
+	special map[string]http.HandlerFunc
+	// requests counts the requests, refused those refused for a header.
+	requests, refused atomic.Int32
+}
+
+func (s *fakeMetadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	for k, v := range s.answer {
+		w.Header()[k] = v
+	}
+	for k := range s.need {
+		if r.Header.Get(k) != s.need.Get(k) {
+			s.refused.Add(1)
+			http.Error(w, "Missing "+k+" header.", http.StatusForbidden)
+			return
+		}
+	}
+	key := r.URL.Path
+	if r.URL.RawQuery != "" {
+		key += "?" + r.URL.RawQuery
+	}
+	if h, ok := s.special[key]; ok {
+		h(w, r)
+		return
+	}
+	name, ok := s.files[key]
+	if !ok || r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Write(b)
+}
+
+// Bad answers.
+func status(code int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { http.Error(w, http.StatusText(code), code) }
+}
+
+func body(s string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(s)) }
+}
+
+// hang never answers (until the client gives up).
+func hang(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+
+// huge sends one byte more than any source may have.
+func huge(w http.ResponseWriter, r *http.Request) {
+	chunk := bytes.Repeat([]byte("#"), 1<<20)
+	for n := int64(0); n <= maxUserData; n += int64(len(chunk)) {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
+// providerCase is one provider's service as the table tests drive it.
+type providerCase struct {
+	name    string
+	fetcher func(base string, r Retry) Fetcher
+	files   map[string]string
+	// need and answer are the headers the service wants and gives.
+	need, answer http.Header
+	// probe is the value that tells whether the service is there;
+	// userData the user-data's path; parsed a structured value whose
+	// garbage must be an error ("" when all values are plain text).
+	probe, userData, parsed string
+}
+
+func providerCases() []providerCase {
+	gcp := "/computeMetadata/v1/"
+	return []providerCase{
+		{
+			name:    GCPName,
+			fetcher: func(base string, r Retry) Fetcher { return GCP{BaseURL: base, Retry: r} },
+			files: map[string]string{
+				gcp + "instance/hostname":             "gcp/hostname",
+				gcp + "instance/id":                   "gcp/id",
+				gcp + "instance/attributes/ssh-keys":  "gcp/instance-ssh-keys",
+				gcp + "project/attributes/ssh-keys":   "gcp/project-ssh-keys",
+				gcp + "instance/attributes/user-data": "gcp/user-data",
+			},
+			need:     http.Header{"Metadata-Flavor": {"Google"}},
+			answer:   http.Header{"Metadata-Flavor": {"Google"}},
+			probe:    gcp + "instance/hostname",
+			userData: gcp + "instance/attributes/user-data",
+		},
+	}
+}
+
+// slept is the time a fake clock was made to wait.
+func (c *fakeClock) slept() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d time.Duration
+	for _, s := range c.sleeps {
+		d += s
+	}
+	return d
+}
+
+// TestProviders: each provider's fetcher against a server that answers as
+// the provider's does: what it finds, the headers it sends, and every bad
+// answer: no user-data, server errors, a value that never comes, garbage,
+// a body over the size cap, another cloud's service, no service at all.
+func TestProviders(t *testing.T) {
+	const budget = 30 * time.Second
+	for _, pc := range providerCases() {
+		t.Run(pc.name, func(t *testing.T) {
+			// start serves pc with the special answers; the returned fetch
+			// runs the fetcher on a fake clock with the EC2 budget.
+			start := func(t *testing.T, special map[string]http.HandlerFunc) (*fakeMetadata, string) {
+				srv := &fakeMetadata{files: pc.files, need: pc.need, answer: pc.answer, special: special}
+				hs := httptest.NewServer(srv)
+				t.Cleanup(hs.Close)
+				return srv, hs.URL
+			}
+			fetch := func(base string, attempt time.Duration) (Found, error, *fakeClock) {
+				clk := newFakeClock()
+				f, err := pc.fetcher(base, clk.retry(budget, attempt)).Fetch(context.Background())
+				return f, err, clk
+			}
+			// failed checks a fetch that must fail: nothing found, not
+			// ErrNotFound (unless notFound), within the budget, and an
+			// error that says where.
+			failed := func(t *testing.T, got Found, err error, clk *fakeClock, notFound bool, says ...string) {
+				t.Helper()
+				if err == nil {
+					t.Fatalf("Fetch = %+v, nil; want an error", got)
+				}
+				t.Logf("error: %v", err)
+				if !reflect.DeepEqual(got, Found{}) {
+					t.Errorf("Fetch returned %+v with error %v; want nothing", got, err)
+				}
+				if errors.Is(err, ErrNotFound) != notFound {
+					t.Errorf("Fetch error %v: ErrNotFound is %v, want %v", err, !notFound, notFound)
+				}
+				if d := clk.slept(); d > budget {
+					t.Errorf("waited %s, more than the budget %s", d, budget)
+				}
+				for _, s := range append([]string{pc.name}, says...) {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not say %q", err, s)
+					}
+				}
+			}
+
+			t.Run("found", func(t *testing.T) {
+				srv, base := start(t, nil)
+				got, err, _ := fetch(base, time.Second)
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				golden(t, pc.name+"/found.golden.json", viewFound(got, base))
+				if n := srv.refused.Load(); n != 0 {
+					t.Errorf("%d of %d requests lacked the headers %v", n, srv.requests.Load(), pc.need)
+				}
+				if len(pc.need) > 0 {
+					// The fake refuses what the provider refuses.
+					resp, err := http.Get(base + pc.probe)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusForbidden {
+						t.Errorf("a request without %v got %s, want 403", pc.need, resp.Status)
+					}
+				}
+			})
+			t.Run("no-user-data", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.userData: status(http.StatusNotFound)})
+				got, err, _ := fetch(base, time.Second)
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				if got.UserData != nil || got.UserDataName != "" || got.Meta.IsZero() || got.Origin == "" {
+					t.Errorf("Fetch = %+v; want the meta-data and no user-data", got)
+				}
+			})
+			t.Run("empty-user-data", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.userData: body("")})
+				got, err, _ := fetch(base, time.Second)
+				if err != nil || got.UserData != nil || got.Meta.IsZero() {
+					t.Errorf("Fetch = %+v, %v; want the meta-data and no user-data", got, err)
+				}
+			})
+			t.Run("user-data-500", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.userData: status(http.StatusInternalServerError)})
+				got, err, clk := fetch(base, time.Second)
+				failed(t, got, err, clk, false, base+pc.userData, "500")
+				if len(clk.sleeps) == 0 {
+					t.Errorf("a 500 was not retried")
+				}
+			})
+			t.Run("user-data-hangs", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.userData: hang})
+				began := time.Now()
+				got, err, clk := fetch(base, 50*time.Millisecond)
+				failed(t, got, err, clk, false, base+pc.userData, "gave up")
+				if d := time.Since(began); d > 5*time.Second {
+					t.Errorf("took %s; each attempt should stop at its 50ms timeout", d)
+				}
+			})
+			t.Run("user-data-huge", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.userData: huge})
+				got, err, clk := fetch(base, 10*time.Second)
+				failed(t, got, err, clk, false, base+pc.userData, "larger than 16 MiB")
+			})
+			t.Run("garbage", func(t *testing.T) {
+				if pc.parsed == "" {
+					t.Skip("every value is plain text")
+				}
+				_, base := start(t, map[string]http.HandlerFunc{pc.parsed: body("<html><body>Moved</body></html>")})
+				got, err, clk := fetch(base, time.Second)
+				failed(t, got, err, clk, false, "parse "+base+pc.parsed)
+			})
+			t.Run("another-cloud", func(t *testing.T) {
+				// Another provider's service on the same address: 404.
+				_, base := start(t, map[string]http.HandlerFunc{pc.probe: status(http.StatusNotFound)})
+				got, err, clk := fetch(base, time.Second)
+				failed(t, got, err, clk, true, base)
+			})
+			t.Run("probe-500", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.probe: status(http.StatusServiceUnavailable)})
+				got, err, clk := fetch(base, time.Second)
+				failed(t, got, err, clk, false, base+pc.probe, "503")
+			})
+			t.Run("probe-hangs", func(t *testing.T) {
+				_, base := start(t, map[string]http.HandlerFunc{pc.probe: hang})
+				began := time.Now()
+				got, err, clk := fetch(base, 50*time.Millisecond)
+				failed(t, got, err, clk, true, base)
+				if d := time.Since(began); d > 5*time.Second {
+					t.Errorf("took %s; each attempt should stop at its 50ms timeout", d)
+				}
+			})
+			t.Run("absent", func(t *testing.T) {
+				hs := httptest.NewServer(http.NotFoundHandler())
+				base := hs.URL
+				hs.Close() // nothing listens there
+				got, err, clk := fetch(base, 100*time.Millisecond)
+				failed(t, got, err, clk, true, base)
+			})
+		})
+	}
+}
+
+// TestGCPProjectKeys: the project's keys are added unless the instance
+// blocks them (block-project-ssh-keys, or legacy sshKeys of its own).
+func TestGCPProjectKeys(t *testing.T) {
+	const (
+		root = "/computeMetadata/v1/"
+		ops  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGcpOps ops@laptop"
+		dep  = `ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDeploy google-ssh {"userName":"deploy@example.com","expireOn":"2030-01-01T00:00:00+0000"}`
+		adm  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGcpAdmin admin@example.com"
+		leg  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGcpLegacy legacy"
+	)
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"instance-and-project", map[string]string{
+			root + "instance/attributes/ssh-keys": "gcp/instance-ssh-keys",
+			root + "project/attributes/ssh-keys":  "gcp/project-ssh-keys",
+		}, []string{ops, dep, adm}},
+		{"project-legacy-only", map[string]string{
+			root + "project/attributes/sshKeys": "gcp/project-ssh-keys",
+		}, []string{adm, ops}},
+		{"blocked", map[string]string{
+			root + "instance/attributes/ssh-keys":               "gcp/instance-ssh-keys",
+			root + "instance/attributes/block-project-ssh-keys": "gcp/block-project-ssh-keys",
+			root + "project/attributes/ssh-keys":                "gcp/project-ssh-keys",
+		}, []string{ops, dep}},
+		{"instance-legacy-blocks", map[string]string{
+			root + "instance/attributes/sshKeys": "gcp/instance-sshKeys",
+			root + "project/attributes/ssh-keys": "gcp/project-ssh-keys",
+		}, []string{leg}},
+		{"none", map[string]string{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.files[root+"instance/hostname"] = "gcp/hostname"
+			hs := httptest.NewServer(&fakeMetadata{files: tc.files, need: http.Header{"Metadata-Flavor": {"Google"}}})
+			defer hs.Close()
+			got, err := GCP{BaseURL: hs.URL, Retry: newFakeClock().retry(30*time.Second, time.Second)}.Fetch(context.Background())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if !reflect.DeepEqual(got.Meta.PublicKeys, tc.want) {
+				t.Errorf("keys:\n got %q\nwant %q", got.Meta.PublicKeys, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseGCPKeys(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"alice:ssh-ed25519 AAAA alice@h\n", []string{"ssh-ed25519 AAAA alice@h"}},
+		{"alice:ssh-ed25519 AAAA\r\nbob:ssh-rsa BBBB bob\n\n", []string{"ssh-ed25519 AAAA", "ssh-rsa BBBB bob"}},
+		{"ssh-ed25519 AAAA no-user\n", nil},
+		{"a b:ssh-ed25519 AAAA\n:ssh-rsa BBBB\n", nil},
+		{"alice:\nbob:   \n", nil},
+		{"alice:ssh-ed25519 AAAA\nbob:ssh-ed25519 AAAA\n", []string{"ssh-ed25519 AAAA"}},
+		{"", nil},
+	} {
+		if got := ParseGCPKeys([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseGCPKeys(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
