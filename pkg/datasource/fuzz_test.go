@@ -150,6 +150,27 @@ func FuzzParseGCPKeys(f *testing.F) {
 	})
 }
 
+// FuzzParseHetznerKeys: Hetzner's public-keys value is refused with an
+// error or gives well-formed keys.
+func FuzzParseHetznerKeys(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "hetzner", "public-keys"))
+	for _, s := range []string{
+		`[]`, ``, `null`, `["a\nb", " a ", "#c", ""]`, `["k\u0080", "k\u2028 x"]`, `"k"`, `[1]`, `[`, `{"a": "b"}`, "[\"\xff\"]",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseHetznerKeys(data)
+		if err != nil {
+			if keys != nil {
+				t.Fatalf("ParseHetznerKeys returned %q with error %v", keys, err)
+			}
+			return
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
+	})
+}
+
 // fatSeed builds the start of a FAT file system: a boot sector (with the
 // label in its extended boot record) and a root directory whose first
 // entry is a volume label, as mkfs.vfat writes them, but with FATs of one

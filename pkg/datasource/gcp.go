@@ -24,20 +24,16 @@ import (
 //     block-project-ssh-keys to TRUE or has legacy sshKeys of its own
 //     (which block the project's keys).
 //   - instance/attributes/user-data: the user-data, as cloud-init reads it.
-type GCP struct {
-	// BaseURL is DefaultIMDS on a node; tests point it at httptest.
-	BaseURL string
-	Client  *http.Client
-	// Retry bounds the wait for the server (default: 30 s, as for EC2).
-	Retry Retry
-}
+//
+// BaseURL is DefaultIMDS on a node.
+type GCP Service
 
 // gcpRoot is the metadata tree's root under the base URL.
 const gcpRoot = "/computeMetadata/v1/"
 
 // Fetch reads the host name, instance id, SSH keys and user-data.
 func (g GCP) Fetch(ctx context.Context) (Found, error) {
-	s := newMetaService(GCPName, g.BaseURL, DefaultIMDS, g.Client, g.Retry, http.Header{"Metadata-Flavor": {"Google"}})
+	s := newMetaService(GCPName, DefaultIMDS, Service(g), http.Header{"Metadata-Flavor": {"Google"}})
 	return s.fetchValues(ctx, valueTree{
 		hostname:   gcpRoot + "instance/hostname",
 		instanceID: gcpRoot + "instance/id",

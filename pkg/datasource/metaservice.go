@@ -7,6 +7,19 @@ import (
 	"strings"
 )
 
+// Service is where a cloud provider's datasource finds the provider's
+// metadata service, and how long it waits for it. The datasources GCP,
+// Hetzner, DigitalOcean, Vultr, Scaleway and Packet are Services.
+type Service struct {
+	// BaseURL is the service's address (the provider's when empty);
+	// tests point it at httptest.
+	BaseURL string
+	Client  *http.Client // nil: http.DefaultClient
+	// Retry bounds the wait for the service (default: 30 s, 2 s per
+	// attempt, as for EC2).
+	Retry Retry
+}
+
 // metaService is one cloud provider's metadata service as its datasource
 // reads it (gcp, hetzner, digitalocean, vultr, scaleway, packet). Every
 // request goes through get (pkg/fetch: retried with backoff within the
@@ -21,12 +34,13 @@ type metaService struct {
 }
 
 // newMetaService fills in metadataService's defaults (the EC2 budget: 30 s,
-// 2 s per attempt); an empty base is def.
-func newMetaService(name, base, def string, c *http.Client, r Retry, header http.Header) metaService {
+// 2 s per attempt); an empty base URL is def.
+func newMetaService(name, def string, svc Service, header http.Header) metaService {
+	base := svc.BaseURL
 	if strings.TrimSpace(base) == "" {
 		base = def
 	}
-	base, c, r = metadataService(base, c, r)
+	base, c, r := metadataService(base, svc.Client, svc.Retry)
 	return metaService{name: name, base: base, client: c, retry: r, header: header}
 }
 

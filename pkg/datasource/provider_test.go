@@ -116,6 +116,19 @@ func providerCases() []providerCase {
 			probe:    gcp + "instance/hostname",
 			userData: gcp + "instance/attributes/user-data",
 		},
+		{
+			name:    HetznerName,
+			fetcher: func(base string, r Retry) Fetcher { return Hetzner{BaseURL: base, Retry: r} },
+			files: map[string]string{
+				"/hetzner/v1/metadata/hostname":    "hetzner/hostname",
+				"/hetzner/v1/metadata/instance-id": "hetzner/instance-id",
+				"/hetzner/v1/metadata/public-keys": "hetzner/public-keys",
+				"/hetzner/v1/userdata":             "hetzner/userdata",
+			},
+			probe:    "/hetzner/v1/metadata/hostname",
+			userData: "/hetzner/v1/userdata",
+			parsed:   "/hetzner/v1/metadata/public-keys",
+		},
 	}
 }
 
@@ -321,6 +334,29 @@ func TestGCPProjectKeys(t *testing.T) {
 				t.Errorf("keys:\n got %q\nwant %q", got.Meta.PublicKeys, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseHetznerKeys(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{`["ssh-ed25519 AAAA a", "ssh-rsa BBBB b"]`, []string{"ssh-ed25519 AAAA a", "ssh-rsa BBBB b"}, false},
+		{`[" ssh-ed25519 AAAA a\n", "", "ssh-ed25519 AAAA a"]`, []string{"ssh-ed25519 AAAA a"}, false},
+		{"[]", nil, false},
+		{" \n", nil, false},
+		{"null", nil, false},
+		{`"ssh-ed25519 AAAA a"`, nil, true},
+		{`{"keys": []}`, nil, true},
+		{"[1, 2]", nil, true},
+		{"<html></html>", nil, true},
+	} {
+		got, err := ParseHetznerKeys([]byte(tc.in))
+		if !reflect.DeepEqual(got, tc.want) || (err != nil) != tc.wantErr {
+			t.Errorf("ParseHetznerKeys(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
 
