@@ -82,21 +82,22 @@ func Local(files Files) ([]cloudconfig.Source, []error) {
 // Canonical datasource names. cloudconfig accepts aliases: nocloud is
 // cdrom, aws is ec2.
 const (
-	CDROM       = "cdrom"
-	ConfigDrv   = "configdrive"
-	OpenStack   = "openstack"
-	EC2Name     = "ec2"
-	GCPName     = "gcp"
-	HetznerName = "hetzner"
-	HTTPName    = "http"
-	StateName   = "state"
-	NoCloudNet  = "nocloud-net"
+	CDROM            = "cdrom"
+	ConfigDrv        = "configdrive"
+	OpenStack        = "openstack"
+	EC2Name          = "ec2"
+	GCPName          = "gcp"
+	HetznerName      = "hetzner"
+	DigitalOceanName = "digitalocean"
+	HTTPName         = "http"
+	StateName        = "state"
+	NoCloudNet       = "nocloud-net"
 )
 
 // metadataServices are the datasources that ask a cloud's metadata service
 // over the network (openstack after looking for its config drive). Each
 // is asked only when data_sources names it.
-var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName}
+var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName}
 
 // DefaultOrder is tried when data_sources is empty. The volume sources cost
 // one read of each block device's first sectors, so they are always probed;

@@ -37,9 +37,9 @@ func TestPlan(t *testing.T) {
 			want: []Step{{Name: CDROM, Path: "keso.data_sources[0]"}}, wantProblem: []string{"keso.data_sources[1]"}},
 		{name: "unknown", ds: []string{"azure", "openstack"},
 			want: []Step{{Name: OpenStack, Path: "keso.data_sources[1]"}}, wantProblem: []string{"keso.data_sources[0]"}},
-		{name: "metadata-services", ds: []string{"GCP", "ec2", "hetzner"},
+		{name: "metadata-services", ds: []string{"GCP", "ec2", "hetzner", "digitalocean"},
 			want: []Step{{Name: GCPName, Path: "keso.data_sources[0]"}, {Name: EC2Name, Path: "keso.data_sources[1]"},
-				{Name: HetznerName, Path: "keso.data_sources[2]"}}},
+				{Name: HetznerName, Path: "keso.data_sources[2]"}, {Name: DigitalOceanName, Path: "keso.data_sources[3]"}}},
 		{name: "state-only", ds: []string{"state"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,6 +150,24 @@ func FuzzParseGCPKeys(f *testing.F) {
 	})
 }
 
+// FuzzParseKeyLines: a plain list of keys (DigitalOcean's and Vultr's
+// public-keys) gives well-formed keys, each a line of the input.
+func FuzzParseKeyLines(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "digitalocean", "public-keys"))
+	for _, s := range []string{"", "a\r\n\n#c\n a \nb", "k\u0080\nk\u2028 x\n\xff", "\x00\n\t\v"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys := ParseKeyLines(data)
+		for _, k := range keys {
+			if !strings.Contains(strings.ToValidUTF8(string(data), "\uFFFD"), k) || strings.Contains(k, "\n") {
+				t.Fatalf("ParseKeyLines(%q): key %q is not a line of the input", data, k)
+			}
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
+	})
+}
+
 // FuzzParseHetznerKeys: Hetzner's public-keys value is refused with an
 // error or gives well-formed keys.
 func FuzzParseHetznerKeys(f *testing.F) {

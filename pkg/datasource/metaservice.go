@@ -153,3 +153,12 @@ func keysAt(p string, parse func([]byte) ([]string, error)) func(context.Context
 		return keys, nil
 	}
 }
+
+// ParseKeyLines parses a list of SSH public keys, one a line (DigitalOcean's
+// and Vultr's public-keys). Blank lines and # comments are skipped.
+func ParseKeyLines(b []byte) []string {
+	return cleanKeys(strings.Split(string(b), "\n"))
+}
+
+// keyLines is ParseKeyLines for keysAt.
+func keyLines(b []byte) ([]string, error) { return ParseKeyLines(b), nil }

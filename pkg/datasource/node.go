@@ -96,12 +96,13 @@ func NodeFetchers(root string) Fetchers {
 	dev := Devices{Root: root}
 	return Fetchers{
 		ByName: map[string]Fetcher{
-			CDROM:       NoCloud{Devices: dev},
-			ConfigDrv:   ConfigDrive{Devices: dev},
-			OpenStack:   OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
-			EC2Name:     EC2{BaseURL: DefaultIMDS},
-			GCPName:     GCP{BaseURL: DefaultIMDS},
-			HetznerName: Hetzner{BaseURL: DefaultIMDS},
+			CDROM:            NoCloud{Devices: dev},
+			ConfigDrv:        ConfigDrive{Devices: dev},
+			OpenStack:        OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
+			EC2Name:          EC2{BaseURL: DefaultIMDS},
+			GCPName:          GCP{BaseURL: DefaultIMDS},
+			HetznerName:      Hetzner{BaseURL: DefaultIMDS},
+			DigitalOceanName: DigitalOcean{BaseURL: DefaultIMDS},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

@@ -129,6 +129,18 @@ func providerCases() []providerCase {
 			userData: "/hetzner/v1/userdata",
 			parsed:   "/hetzner/v1/metadata/public-keys",
 		},
+		{
+			name:    DigitalOceanName,
+			fetcher: func(base string, r Retry) Fetcher { return DigitalOcean{BaseURL: base, Retry: r} },
+			files: map[string]string{
+				"/metadata/v1/hostname":    "digitalocean/hostname",
+				"/metadata/v1/id":          "digitalocean/id",
+				"/metadata/v1/public-keys": "digitalocean/public-keys",
+				"/metadata/v1/user-data":   "digitalocean/user-data",
+			},
+			probe:    "/metadata/v1/hostname",
+			userData: "/metadata/v1/user-data",
+		},
 	}
 }
 
@@ -334,6 +346,22 @@ func TestGCPProjectKeys(t *testing.T) {
 				t.Errorf("keys:\n got %q\nwant %q", got.Meta.PublicKeys, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseKeyLines(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"ssh-ed25519 AAAA a\nssh-rsa BBBB b\n", []string{"ssh-ed25519 AAAA a", "ssh-rsa BBBB b"}},
+		{"ssh-ed25519 AAAA a\r\n\n# old key\n  ssh-ed25519 AAAA a  \n", []string{"ssh-ed25519 AAAA a"}},
+		{"", nil},
+		{"\n\n", nil},
+	} {
+		if got := ParseKeyLines([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseKeyLines(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 
