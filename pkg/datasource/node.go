@@ -103,6 +103,7 @@ func NodeFetchers(root string) Fetchers {
 			GCPName:          GCP{BaseURL: DefaultIMDS},
 			HetznerName:      Hetzner{BaseURL: DefaultIMDS},
 			DigitalOceanName: DigitalOcean{BaseURL: DefaultIMDS},
+			VultrName:        Vultr{BaseURL: DefaultIMDS},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

@@ -141,6 +141,18 @@ func providerCases() []providerCase {
 			probe:    "/metadata/v1/hostname",
 			userData: "/metadata/v1/user-data",
 		},
+		{
+			name:    VultrName,
+			fetcher: func(base string, r Retry) Fetcher { return Vultr{BaseURL: base, Retry: r} },
+			files: map[string]string{
+				"/v1/hostname":      "vultr/hostname",
+				"/v1/instanceid":    "vultr/instanceid",
+				"/v1/public-keys":   "vultr/public-keys",
+				"/latest/user-data": "vultr/user-data",
+			},
+			probe:    "/v1/hostname",
+			userData: "/latest/user-data",
+		},
 	}
 }
 
