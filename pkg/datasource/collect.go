@@ -90,6 +90,7 @@ const (
 	HetznerName      = "hetzner"
 	DigitalOceanName = "digitalocean"
 	VultrName        = "vultr"
+	ScalewayName     = "scaleway"
 	HTTPName         = "http"
 	StateName        = "state"
 	NoCloudNet       = "nocloud-net"
@@ -98,7 +99,7 @@ const (
 // metadataServices are the datasources that ask a cloud's metadata service
 // over the network (openstack after looking for its config drive). Each
 // is asked only when data_sources names it.
-var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName, VultrName}
+var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName, VultrName, ScalewayName}
 
 // DefaultOrder is tried when data_sources is empty. The volume sources cost
 // one read of each block device's first sectors, so they are always probed;

@@ -37,10 +37,10 @@ func TestPlan(t *testing.T) {
 			want: []Step{{Name: CDROM, Path: "keso.data_sources[0]"}}, wantProblem: []string{"keso.data_sources[1]"}},
 		{name: "unknown", ds: []string{"azure", "openstack"},
 			want: []Step{{Name: OpenStack, Path: "keso.data_sources[1]"}}, wantProblem: []string{"keso.data_sources[0]"}},
-		{name: "metadata-services", ds: []string{"GCP", "ec2", "hetzner", "digitalocean", "vultr"},
+		{name: "metadata-services", ds: []string{"GCP", "ec2", "hetzner", "digitalocean", "vultr", "scaleway"},
 			want: []Step{{Name: GCPName, Path: "keso.data_sources[0]"}, {Name: EC2Name, Path: "keso.data_sources[1]"},
 				{Name: HetznerName, Path: "keso.data_sources[2]"}, {Name: DigitalOceanName, Path: "keso.data_sources[3]"},
-				{Name: VultrName, Path: "keso.data_sources[4]"}}},
+				{Name: VultrName, Path: "keso.data_sources[4]"}, {Name: ScalewayName, Path: "keso.data_sources[5]"}}},
 		{name: "state-only", ds: []string{"state"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

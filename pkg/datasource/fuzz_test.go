@@ -168,6 +168,28 @@ func FuzzParseKeyLines(f *testing.F) {
 	})
 }
 
+// FuzzParseScalewayConf: Scaleway's /conf?format=json is refused with an
+// error or gives a well-formed Meta.
+func FuzzParseScalewayConf(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "scaleway", "conf.json"))
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"id": 7}`, `{"hostname": " h\u0085 ", "ssh_public_keys": [{"key": "a\nb"}, {"key": " a "}, {}, null]}`,
+		`{"ssh_public_keys": {"key": "k"}}`, "HOSTNAME=h\nSSH_PUBLIC_KEYS=0\n", `{"hostname": "\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseScalewayConf(data)
+		if err != nil {
+			if !m.IsZero() {
+				t.Fatalf("ParseScalewayConf returned %+v with error %v", m, err)
+			}
+			return
+		}
+		checkMeta(t, m)
+	})
+}
+
 // FuzzParseHetznerKeys: Hetzner's public-keys value is refused with an
 // error or gives well-formed keys.
 func FuzzParseHetznerKeys(f *testing.F) {

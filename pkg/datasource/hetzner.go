@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Hetzner is the `hetzner` datasource: Hetzner Cloud's metadata service.
@@ -49,9 +48,5 @@ func ParseHetznerKeys(b []byte) ([]string, error) {
 	if err := json.Unmarshal(b, &keys); err != nil {
 		return nil, fmt.Errorf("public-keys: want a JSON list of keys: %w", err)
 	}
-	var lines []string
-	for _, k := range keys {
-		lines = append(lines, strings.Split(k, "\n")...)
-	}
-	return cleanKeys(lines), nil
+	return splitKeys(keys), nil
 }

@@ -104,6 +104,7 @@ func NodeFetchers(root string) Fetchers {
 			HetznerName:      Hetzner{BaseURL: DefaultIMDS},
 			DigitalOceanName: DigitalOcean{BaseURL: DefaultIMDS},
 			VultrName:        Vultr{BaseURL: DefaultIMDS},
+			ScalewayName:     Scaleway{Service: Service{BaseURL: DefaultScaleway}},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

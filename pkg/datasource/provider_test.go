@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +28,9 @@ type fakeMetadata struct {
 	need, answer http.Header
 	// special answers a URL path otherwise (the bad cases).
 	special map[string]http.HandlerFunc
+	// privileged is a path prefix answered only to requests from a local
+	// port below 1024 (Scaleway's /user_data), others get 403.
+	privileged string
 	// requests counts the requests, refused those refused for a header.
 	requests, refused atomic.Int32
 }
@@ -39,6 +44,14 @@ func (s *fakeMetadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(k) != s.need.Get(k) {
 			s.refused.Add(1)
 			http.Error(w, "Missing "+k+" header.", http.StatusForbidden)
+			return
+		}
+	}
+	if s.privileged != "" && strings.HasPrefix(r.URL.Path, s.privileged) {
+		_, port, _ := net.SplitHostPort(r.RemoteAddr)
+		if p, err := strconv.Atoi(port); err != nil || p >= 1024 {
+			s.refused.Add(1)
+			http.Error(w, "source port must be below 1024", http.StatusForbidden)
 			return
 		}
 	}
@@ -152,6 +165,20 @@ func providerCases() []providerCase {
 			},
 			probe:    "/v1/hostname",
 			userData: "/latest/user-data",
+		},
+		{
+			name: ScalewayName,
+			fetcher: func(base string, r Retry) Fetcher {
+				// Any local port: the privileged one has a test of its own.
+				return Scaleway{Service: Service{BaseURL: base, Retry: r}, Dial: (&net.Dialer{}).DialContext}
+			},
+			files: map[string]string{
+				"/conf?format=json":     "scaleway/conf.json",
+				"/user_data/cloud-init": "scaleway/user_data-cloud-init",
+			},
+			probe:    "/conf?format=json",
+			userData: "/user_data/cloud-init",
+			parsed:   "/conf?format=json",
 		},
 	}
 }
@@ -358,6 +385,108 @@ func TestGCPProjectKeys(t *testing.T) {
 				t.Errorf("keys:\n got %q\nwant %q", got.Meta.PublicKeys, tc.want)
 			}
 		})
+	}
+}
+
+// TestScalewayPrivilegedPort: by default, user_data is asked from a local
+// port below 1024, which Scaleway's service wants (the fake refuses
+// others, as Scaleway does); /conf is not.
+func TestScalewayPrivilegedPort(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: binding a port below 1024 needs root")
+	}
+	srv := &fakeMetadata{files: map[string]string{
+		"/conf?format=json":     "scaleway/conf.json",
+		"/user_data/cloud-init": "scaleway/user_data-cloud-init",
+	}, privileged: "/user_data"}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	retry := newFakeClock().retry(30*time.Second, time.Second)
+	got, err := Scaleway{Service: Service{BaseURL: hs.URL, Retry: retry}}.Fetch(context.Background())
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if srv.refused.Load() != 0 || !strings.Contains(string(got.UserData), "cloud: scaleway") {
+		t.Errorf("Fetch = %+v with %d requests refused; want the user-data from a port below 1024", got, srv.refused.Load())
+	}
+	// With a plain dialer the fake refuses user_data: the fetch fails whole.
+	got, err = Scaleway{Service: Service{BaseURL: hs.URL, Retry: retry}, Dial: (&net.Dialer{}).DialContext}.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "403") || got.Origin != "" {
+		t.Errorf("Fetch from an ordinary port = %+v, %v; want a 403 error and nothing found", got, err)
+	}
+}
+
+// TestDialFrom: a local port that is taken is skipped for the next.
+func TestDialFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	busy, err := net.Listen("tcp", ":0") // holds its port on every address
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freePort := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	c, err := dialFrom(context.Background(), "tcp", ln.Addr().String(), []int{busyPort, freePort})
+	if err != nil {
+		t.Fatalf("dialFrom: %v", err)
+	}
+	defer c.Close()
+	if got := c.LocalAddr().(*net.TCPAddr).Port; got != freePort {
+		t.Errorf("dialed from port %d, want %d (port %d is taken)", got, freePort, busyPort)
+	}
+	if _, err := dialFrom(context.Background(), "tcp", ln.Addr().String(), []int{busyPort}); err == nil || !strings.Contains(err.Error(), "no free local port") {
+		t.Errorf("dialFrom with only a taken port = %v; want an error saying so", err)
+	}
+	if os.Geteuid() == 0 {
+		c, err := PrivilegedDial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("PrivilegedDial: %v", err)
+		}
+		defer c.Close()
+		if p := c.LocalAddr().(*net.TCPAddr).Port; p >= 1024 || p < 512 {
+			t.Errorf("PrivilegedDial from port %d, want 512-1023", p)
+		}
+	}
+}
+
+func TestParseScalewayConf(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Meta
+		wantErr bool
+	}{
+		{`{"id": "i", "hostname": "h", "ssh_public_keys": [{"key": "ssh-ed25519 A a", "fingerprint": "f"}]}`,
+			Meta{InstanceID: "i", Hostname: "h", PublicKeys: []string{"ssh-ed25519 A a"}}, false},
+		{`{"hostname": "h", "ssh_public_keys": []}`, Meta{Hostname: "h"}, false},
+		{`{}`, Meta{}, false},
+		{`{"id": 7}`, Meta{}, true},
+		{`{"ssh_public_keys": ["ssh-ed25519 A"]}`, Meta{}, true},
+		{`[]`, Meta{}, true},
+		{`HOSTNAME=h`, Meta{}, true},
+		{``, Meta{}, true},
+	} {
+		got, err := ParseScalewayConf([]byte(tc.in))
+		if !reflect.DeepEqual(got, tc.want) || (err != nil) != tc.wantErr {
+			t.Errorf("ParseScalewayConf(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
 

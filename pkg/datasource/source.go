@@ -115,6 +115,15 @@ func cleanKeys(keys []string) []string {
 	return out
 }
 
+// splitKeys cleans keys of which each may hold several, a line each.
+func splitKeys(keys []string) []string {
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, strings.Split(k, "\n")...)
+	}
+	return cleanKeys(lines)
+}
+
 // sortedValues returns m's values ordered by key, for maps of public keys.
 func sortedValues(m map[string]string) []string {
 	names := make([]string, 0, len(m))
