@@ -80,7 +80,7 @@ func Local(files Files) ([]cloudconfig.Source, []error) {
 }
 
 // Canonical datasource names. cloudconfig accepts aliases: nocloud is
-// cdrom, aws is ec2.
+// cdrom, aws is ec2, equinix and equinixmetal are packet.
 const (
 	CDROM            = "cdrom"
 	ConfigDrv        = "configdrive"
@@ -91,6 +91,7 @@ const (
 	DigitalOceanName = "digitalocean"
 	VultrName        = "vultr"
 	ScalewayName     = "scaleway"
+	PacketName       = "packet"
 	HTTPName         = "http"
 	StateName        = "state"
 	NoCloudNet       = "nocloud-net"
@@ -99,7 +100,7 @@ const (
 // metadataServices are the datasources that ask a cloud's metadata service
 // over the network (openstack after looking for its config drive). Each
 // is asked only when data_sources names it.
-var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName, VultrName, ScalewayName}
+var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName, VultrName, ScalewayName, PacketName}
 
 // DefaultOrder is tried when data_sources is empty. The volume sources cost
 // one read of each block device's first sectors, so they are always probed;
@@ -108,7 +109,7 @@ var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, Digita
 // store's LAN only waits for a timeout.
 var DefaultOrder = []string{CDROM, ConfigDrv}
 
-var aliases = map[string]string{"nocloud": CDROM, "aws": EC2Name}
+var aliases = map[string]string{"nocloud": CDROM, "aws": EC2Name, "equinix": PacketName, "equinixmetal": PacketName}
 
 // Step is one datasource to try.
 type Step struct {

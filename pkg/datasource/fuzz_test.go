@@ -27,6 +27,20 @@ func addFiles(f *testing.F, pattern string) {
 	}
 }
 
+// wellFormed: a parser's Meta is zero with an error, else checkMeta's
+// well-formed Meta. It reports whether the parser succeeded.
+func wellFormed(t *testing.T, m Meta, err error) bool {
+	t.Helper()
+	if err != nil {
+		if !m.IsZero() {
+			t.Fatalf("parser returned %+v with error %v", m, err)
+		}
+		return false
+	}
+	checkMeta(t, m)
+	return true
+}
+
 // checkMeta: a Meta from any parser has trimmed, non-empty, unique keys
 // and a trimmed host name, and Meta.Config renders a cloud-config document
 // that reads back to the same host name and keys.
@@ -74,16 +88,12 @@ func FuzzParseNoCloudMeta(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseNoCloudMeta(data)
-		if err != nil {
-			if !m.IsZero() {
-				t.Fatalf("ParseNoCloudMeta returned %+v with error %v", m, err)
-			}
+		if !wellFormed(t, m, err) {
 			return
 		}
 		if m.InstanceID != strings.TrimSpace(m.InstanceID) {
 			t.Fatalf("instance id %q is not trimmed", m.InstanceID)
 		}
-		checkMeta(t, m)
 	})
 }
 
@@ -100,16 +110,12 @@ func FuzzParseOpenStackMeta(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseOpenStackMeta(data)
-		if err != nil {
-			if !m.IsZero() {
-				t.Fatalf("ParseOpenStackMeta returned %+v with error %v", m, err)
-			}
+		if !wellFormed(t, m, err) {
 			return
 		}
 		if i := strings.IndexByte(m.Hostname, '.'); i > 0 {
 			t.Fatalf("host name %q is not the first label", m.Hostname)
 		}
-		checkMeta(t, m)
 	})
 }
 
@@ -180,13 +186,22 @@ func FuzzParseScalewayConf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseScalewayConf(data)
-		if err != nil {
-			if !m.IsZero() {
-				t.Fatalf("ParseScalewayConf returned %+v with error %v", m, err)
-			}
-			return
-		}
-		checkMeta(t, m)
+		wellFormed(t, m, err)
+	})
+}
+
+// FuzzParsePacketMeta: Equinix Metal's /metadata is refused with an
+// error or gives a well-formed Meta.
+func FuzzParsePacketMeta(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "packet", "metadata.json"))
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"id": 7}`, `{"hostname": " h\u2028 ", "ssh_keys": ["a\nb", " a ", "", null]}`, `{"ssh_keys": "k"}`, `{"hostname": "\udfff"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParsePacketMeta(data)
+		wellFormed(t, m, err)
 	})
 }
 

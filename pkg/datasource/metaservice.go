@@ -64,6 +64,20 @@ func (s metaService) probe(ctx context.Context, p string) ([]byte, error) {
 	return nil, fmt.Errorf("no %s metadata service at %s: %v: %w", s.name, s.base, err, ErrNotFound)
 }
 
+// document reads the document that holds the instance's meta-data (as
+// the probe) and parses it (Scaleway, Equinix Metal).
+func (s metaService) document(ctx context.Context, p string, parse func([]byte) (Meta, error)) (Meta, error) {
+	b, err := s.probe(ctx, p)
+	if err != nil {
+		return Meta{}, err
+	}
+	m, err := parse(b)
+	if err != nil {
+		return Meta{}, s.parseError(p, err)
+	}
+	return m, nil
+}
+
 // optional GETs a value that may be absent: a 404 gives nil, nil.
 func (s metaService) optional(ctx context.Context, p string) ([]byte, error) {
 	b, err := getOptional(ctx, s.client, s.retry, s.url(p), s.header)

@@ -105,6 +105,7 @@ func NodeFetchers(root string) Fetchers {
 			DigitalOceanName: DigitalOcean{BaseURL: DefaultIMDS},
 			VultrName:        Vultr{BaseURL: DefaultIMDS},
 			ScalewayName:     Scaleway{Service: Service{BaseURL: DefaultScaleway}},
+			PacketName:       Packet{BaseURL: DefaultPacket},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

@@ -180,6 +180,17 @@ func providerCases() []providerCase {
 			userData: "/user_data/cloud-init",
 			parsed:   "/conf?format=json",
 		},
+		{
+			name:    PacketName,
+			fetcher: func(base string, r Retry) Fetcher { return Packet{BaseURL: base, Retry: r} },
+			files: map[string]string{
+				"/metadata": "packet/metadata.json",
+				"/userdata": "packet/userdata",
+			},
+			probe:    "/metadata",
+			userData: "/userdata",
+			parsed:   "/metadata",
+		},
 	}
 }
 
@@ -463,6 +474,39 @@ func TestDialFrom(t *testing.T) {
 		defer c.Close()
 		if p := c.LocalAddr().(*net.TCPAddr).Port; p >= 1024 || p < 512 {
 			t.Errorf("PrivilegedDial from port %d, want 512-1023", p)
+		}
+	}
+}
+
+// TestPacketIPXEUserData: a custom iPXE server's user-data is its iPXE
+// script, not for keso.
+func TestPacketIPXEUserData(t *testing.T) {
+	hs := httptest.NewServer(&fakeMetadata{files: map[string]string{"/metadata": "packet/metadata.json"}, special: map[string]http.HandlerFunc{
+		"/userdata": body("#!ipxe\nchain --autofree https://boot.example/keso.ipxe\n"),
+	}})
+	defer hs.Close()
+	got, err := Packet{BaseURL: hs.URL, Retry: newFakeClock().retry(30*time.Second, time.Second)}.Fetch(context.Background())
+	if err != nil || got.UserData != nil || got.UserDataName != "" || got.Meta.Hostname != "store-7" {
+		t.Errorf("Fetch = %+v, %v; want the meta-data and no user-data", got, err)
+	}
+}
+
+func TestParsePacketMeta(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Meta
+		wantErr bool
+	}{
+		{`{"id": "i", "hostname": " h ", "ssh_keys": ["ssh-ed25519 A a", "ssh-ed25519 A a"], "plan": "c3.small.x86"}`,
+			Meta{InstanceID: "i", Hostname: "h", PublicKeys: []string{"ssh-ed25519 A a"}}, false},
+		{`{"hostname": "h", "ssh_keys": null}`, Meta{Hostname: "h"}, false},
+		{`{"id": 7}`, Meta{}, true},
+		{`{"ssh_keys": "ssh-ed25519 A"}`, Meta{}, true},
+		{`Not Found`, Meta{}, true},
+	} {
+		got, err := ParsePacketMeta([]byte(tc.in))
+		if !reflect.DeepEqual(got, tc.want) || (err != nil) != tc.wantErr {
+			t.Errorf("ParsePacketMeta(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
 }

@@ -46,13 +46,9 @@ const (
 // Fetch reads the instance's conf, then its user-data from a privileged port.
 func (sc Scaleway) Fetch(ctx context.Context) (Found, error) {
 	s := newMetaService(ScalewayName, DefaultScaleway, sc.Service, nil)
-	b, err := s.probe(ctx, scalewayConf)
+	meta, err := s.document(ctx, scalewayConf, ParseScalewayConf)
 	if err != nil {
 		return Found{}, err
-	}
-	meta, err := ParseScalewayConf(b)
-	if err != nil {
-		return Found{}, s.parseError(scalewayConf, err)
 	}
 	dial := sc.Dial
 	if dial == nil {
