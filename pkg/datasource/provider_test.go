@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
 // fakeMetadata answers as a cloud provider's metadata service does: the
@@ -588,6 +590,50 @@ func TestParseGCPKeys(t *testing.T) {
 	} {
 		if got := ParseGCPKeys([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ParseGCPKeys(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCollectCloudProviders: with k3OS's list of clouds in data_sources, on
+// a Hetzner server: the GCP probe is answered 404 by Hetzner's service
+// (not found, at once), Hetzner's is found, and the clouds after it are
+// not asked; its meta-data facts and then its user-data are loaded.
+func TestCollectCloudProviders(t *testing.T) {
+	var hetzner providerCase
+	for _, pc := range providerCases() {
+		if pc.name == HetznerName {
+			hetzner = pc
+		}
+	}
+	srv := &fakeMetadata{files: hetzner.files}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	retry := newFakeClock().retry(30*time.Second, time.Second)
+	network := 0
+	var log bytes.Buffer
+	got := Collect(context.Background(), Inputs{
+		Files:   localRoot(t, map[string]string{StateConfigPath: "k3os:\n  data_sources: [gcp, hetzner, digitalocean]\n"}),
+		Cmdline: "console=ttyS0",
+		Fetchers: Fetchers{ByName: map[string]Fetcher{
+			GCPName:          GCP{BaseURL: hs.URL, Retry: retry},
+			HetznerName:      Hetzner{BaseURL: hs.URL, Retry: retry},
+			DigitalOceanName: DigitalOcean{BaseURL: hs.URL, Retry: retry},
+		}},
+		BeforeNetwork: func(context.Context) error { network++; return nil },
+		Log:           &log,
+	})
+	want := []string{StateConfigPath, hs.URL + "/hetzner/v1/metadata", hs.URL + "/hetzner/v1/userdata", CmdlineName}
+	if !reflect.DeepEqual(names(got.Sources), want) || network != 1 || len(got.Report.Failures) != 0 {
+		t.Errorf("sources %q (want %q), network brought up %d times, failures %v\n%s",
+			names(got.Sources), want, network, got.Report.Failures, log.String())
+	}
+	res := cloudconfig.Load(got.Sources...)
+	if res.Config.Hostname != "store-7" || res.Config.Keso.Labels["cloud"] != "hetzner" || len(res.Config.SSHAuthorizedKeys) != 2 {
+		t.Errorf("config: hostname %q, labels %v, keys %q", res.Config.Hostname, res.Config.Keso.Labels, res.Config.SSHAuthorizedKeys)
+	}
+	for _, line := range []string{"none gcp", "found hetzner:" + hs.URL, "skip digitalocean"} {
+		if !strings.Contains(log.String(), line) {
+			t.Errorf("log does not say %q:\n%s", line, log.String())
 		}
 	}
 }
