@@ -51,9 +51,10 @@ type Command struct {
 // System is the `k3os:` / `keso:` block.
 type System struct {
 	// DataSources are tried in order for user-data: cdrom (NoCloud
-	// `cidata`), configdrive (OpenStack `config-2`), aws/ec2 (IMDS),
-	// openstack, http (keso.config_url), state. k3OS's cloud names
-	// (gcp, digitalocean, hetzner, packet, scaleway, vultr) are accepted.
+	// `cidata`), configdrive (OpenStack `config-2`), openstack, the cloud
+	// metadata services of k3OS's list (aws/ec2, gcp, digitalocean,
+	// hetzner, packet (also equinix, equinixmetal), scaleway, vultr), http
+	// (keso.config_url), state.
 	DataSources []string `yaml:"data_sources,omitempty"`
 	// Modules are kernel modules to load, each "name [param=value ...]".
 	Modules []string `yaml:"modules,omitempty"`

@@ -285,7 +285,7 @@ func (v *validator) command(p string, c *Command) bool {
 
 // DataSources is the set of names data_sources accepts.
 var DataSources = []string{"cdrom", "nocloud", "configdrive", "openstack", "aws", "ec2", "http", "state",
-	"gcp", "digitalocean", "hetzner", "packet", "scaleway", "vultr"}
+	"gcp", "digitalocean", "hetzner", "packet", "equinix", "equinixmetal", "scaleway", "vultr"}
 
 var (
 	moduleName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)

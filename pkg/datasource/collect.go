@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -79,16 +80,27 @@ func Local(files Files) ([]cloudconfig.Source, []error) {
 }
 
 // Canonical datasource names. cloudconfig accepts aliases: nocloud is
-// cdrom, aws is ec2.
+// cdrom, aws is ec2, equinix and equinixmetal are packet.
 const (
-	CDROM      = "cdrom"
-	ConfigDrv  = "configdrive"
-	OpenStack  = "openstack"
-	EC2Name    = "ec2"
-	HTTPName   = "http"
-	StateName  = "state"
-	NoCloudNet = "nocloud-net"
+	CDROM            = "cdrom"
+	ConfigDrv        = "configdrive"
+	OpenStack        = "openstack"
+	EC2Name          = "ec2"
+	GCPName          = "gcp"
+	HetznerName      = "hetzner"
+	DigitalOceanName = "digitalocean"
+	VultrName        = "vultr"
+	ScalewayName     = "scaleway"
+	PacketName       = "packet"
+	HTTPName         = "http"
+	StateName        = "state"
+	NoCloudNet       = "nocloud-net"
 )
+
+// metadataServices are the datasources that ask a cloud's metadata service
+// over the network (openstack after looking for its config drive). Each
+// is asked only when data_sources names it.
+var metadataServices = []string{OpenStack, EC2Name, GCPName, HetznerName, DigitalOceanName, VultrName, ScalewayName, PacketName}
 
 // DefaultOrder is tried when data_sources is empty. The volume sources cost
 // one read of each block device's first sectors, so they are always probed;
@@ -97,11 +109,11 @@ const (
 // store's LAN only waits for a timeout.
 var DefaultOrder = []string{CDROM, ConfigDrv}
 
-var aliases = map[string]string{"nocloud": CDROM, "aws": EC2Name}
+var aliases = map[string]string{"nocloud": CDROM, "aws": EC2Name, "equinix": PacketName, "equinixmetal": PacketName}
 
 // Step is one datasource to try.
 type Step struct {
-	Name string // canonical name: cdrom, configdrive, openstack, ec2, http, nocloud-net
+	Name string // canonical name: cdrom, configdrive, a metadata service (ec2, gcp, …), http, nocloud-net
 	// Path is the config path that asked for it ("keso.data_sources[1]",
 	// "keso.config_url"), for failure positions; "" for a default.
 	Path string
@@ -120,8 +132,8 @@ type Step struct {
 //   - A config_url is always fetched: http is appended when not listed.
 //   - A `ds=nocloud;s=URL` (or nocloud-net) kernel parameter adds a
 //     nocloud-net step after the volume sources.
-//   - Names cloudconfig accepts for k3OS compatibility but keso does not
-//     implement (gcp, digitalocean, …) are problems.
+//   - A name keso does not know is a problem (cloudconfig has refused it
+//     already; Plan is pure and says so again).
 func Plan(dataSources []string, configURL, nocloudURL string) (steps []Step, problems []Problem) {
 	seen := map[string]bool{}
 	add := func(s Step) {
@@ -144,19 +156,20 @@ func Plan(dataSources []string, configURL, nocloudURL string) (steps []Step, pro
 		if a, ok := aliases[n]; ok {
 			n = a
 		}
-		switch n {
-		case StateName:
+		switch {
+		case n == StateName:
 			continue
-		case CDROM, ConfigDrv, OpenStack, EC2Name:
+		case n == CDROM || n == ConfigDrv || slices.Contains(metadataServices, n):
 			add(Step{Name: n, Path: p})
-		case HTTPName:
+		case n == HTTPName:
 			if configURL == "" {
 				problems = append(problems, Problem{Path: p, Err: errors.New("data source http needs keso.config_url (on the kernel command line or in a config file); nothing to fetch")})
 				continue
 			}
 			add(Step{Name: HTTPName, Path: "keso.config_url", URL: configURL})
 		default:
-			problems = append(problems, Problem{Path: p, Err: fmt.Errorf("data source %q is not implemented by keso (use cdrom, configdrive, openstack, ec2 or http)", n)})
+			known := append([]string{CDROM, ConfigDrv, HTTPName}, metadataServices...)
+			problems = append(problems, Problem{Path: p, Err: fmt.Errorf("unknown data source %q (known: %s)", n, strings.Join(known, ", "))})
 		}
 	}
 	if nocloudURL != "" {
@@ -196,8 +209,9 @@ func NoCloudURL(ds string) string {
 
 // Fetchers are the datasource implementations Collect uses.
 type Fetchers struct {
-	// ByName maps canonical names (cdrom, configdrive, openstack, ec2) to
-	// their fetcher. A missing name is reported as not available.
+	// ByName maps canonical names (cdrom, configdrive and the metadata
+	// services: openstack, ec2, gcp, …) to their fetcher. A missing name is
+	// reported as not available.
 	ByName map[string]Fetcher
 	// HTTP returns the fetcher for a config URL.
 	HTTP func(url string) Fetcher
@@ -218,7 +232,7 @@ type Inputs struct {
 	// Log is the console; each thing found or not found is one line.
 	Log io.Writer
 	// BeforeNetwork, if set, is called once, just before the first network
-	// datasource (http, ec2, openstack, nocloud-net), so that the caller
+	// datasource (http, nocloud-net, a metadata service), so that the caller
 	// can bring up a default DHCP link only when one is needed. Its error
 	// is reported and the network sources are still tried (they retry
 	// while the network comes up).
@@ -228,11 +242,7 @@ type Inputs struct {
 // needsNetwork reports whether a datasource is reached over the network.
 // openstack reads a config drive first, but may fall back to the network.
 func needsNetwork(name string) bool {
-	switch name {
-	case HTTPName, EC2Name, OpenStack, NoCloudNet:
-		return true
-	}
-	return false
+	return name == HTTPName || name == NoCloudNet || slices.Contains(metadataServices, name)
 }
 
 // Collected is the result of Collect.
@@ -259,9 +269,10 @@ type Collected struct {
 // that Plan picks, within the time budget; and it returns all sources in
 // merge order for the final cloudconfig.Load.
 //
-// The volume and metadata datasources (cdrom, configdrive, openstack, ec2)
-// are tried in order and the first that finds something is used, as on
-// k3OS; the http config_url and a nocloud-net seed are fetched in addition.
+// The volume and metadata datasources (cdrom, configdrive and the
+// metadata services) are tried in order and the first that finds something
+// is used, as on k3OS; the http config_url and a nocloud-net seed are
+// fetched in addition.
 // Each datasource's sources are appended in the order the datasources were
 // tried. Config found in a datasource does not change which datasources are
 // read (no recursion).

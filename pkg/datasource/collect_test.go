@@ -35,8 +35,13 @@ func TestPlan(t *testing.T) {
 			want: []Step{{Name: HTTPName, Path: "keso.config_url", URL: "https://h/x"}, {Name: CDROM, Path: "keso.data_sources[1]"}}},
 		{name: "http-without-url", ds: []string{"cdrom", "http"},
 			want: []Step{{Name: CDROM, Path: "keso.data_sources[0]"}}, wantProblem: []string{"keso.data_sources[1]"}},
-		{name: "not-implemented", ds: []string{"gcp", "openstack"},
+		{name: "unknown", ds: []string{"azure", "openstack"},
 			want: []Step{{Name: OpenStack, Path: "keso.data_sources[1]"}}, wantProblem: []string{"keso.data_sources[0]"}},
+		{name: "metadata-services", ds: []string{"GCP", "ec2", "hetzner", "digitalocean", "vultr", "scaleway", "equinixmetal", "packet", "equinix"},
+			want: []Step{{Name: GCPName, Path: "keso.data_sources[0]"}, {Name: EC2Name, Path: "keso.data_sources[1]"},
+				{Name: HetznerName, Path: "keso.data_sources[2]"}, {Name: DigitalOceanName, Path: "keso.data_sources[3]"},
+				{Name: VultrName, Path: "keso.data_sources[4]"}, {Name: ScalewayName, Path: "keso.data_sources[5]"},
+				{Name: PacketName, Path: "keso.data_sources[6]"}}},
 		{name: "state-only", ds: []string{"state"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +57,23 @@ func TestPlan(t *testing.T) {
 				t.Errorf("problems at %q, want %q (%v)", paths, tc.wantProblem, problems)
 			}
 		})
+	}
+}
+
+// TestNodeFetchers: every name data_sources accepts is a step Plan knows,
+// and a node has a fetcher for it.
+func TestNodeFetchers(t *testing.T) {
+	byName := NodeFetchers(t.TempDir()).ByName
+	for _, n := range cloudconfig.DataSources {
+		steps, problems := Plan([]string{n}, "http://h/x", "")
+		if len(problems) != 0 {
+			t.Errorf("Plan(%q): %v", n, problems)
+		}
+		for _, st := range steps {
+			if st.Name != HTTPName && byName[st.Name] == nil {
+				t.Errorf("data_sources: [%s]: no fetcher for step %s on a node", n, st.Name)
+			}
+		}
 	}
 }
 

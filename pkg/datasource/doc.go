@@ -27,9 +27,16 @@
 // (OpenStack config-2), then a `ds=nocloud;s=URL/` seed from the kernel
 // command line, then http when a config_url is given (kernel command line
 // keso.config_url= or keso.config_url in a local file). The cloud
-// metadata services (ec2/aws, openstack's HTTP service) are only queried
-// when data_sources names them: on a store LAN a request to 169.254.169.254
-// would only wait for its timeout.
+// metadata services (openstack's HTTP service, ec2/aws, gcp, hetzner,
+// digitalocean, vultr, scaleway, packet/equinix: k3OS's list) are only
+// queried when data_sources names them: on a store LAN a request to
+// 169.254.169.254 would only wait for its timeout. Each speaks its
+// provider's own protocol (imds.go, node.go, gcp.go, hetzner.go, …); those
+// of gcp and after share metaservice.go: a probe (a value every instance
+// has) that says whether the service is there, so that another cloud's
+// service on the same address (a 404) or none at all is ErrNotFound; and
+// all or nothing: a service whose user-data cannot be read gives an
+// error, not its meta-data alone.
 //
 // The volume and metadata sources are tried in order and the first that
 // finds something is used (k3OS did the same); http and the nocloud seed
@@ -59,5 +66,6 @@
 // Sources are named so that cloudconfig's messages say where a problem is:
 // "cidata:/dev/sr1:user-data", "config-2:/dev/vdb:openstack/latest/user_data",
 // "http://host/node.yaml" (with any password redacted),
+// "http://169.254.169.254/hetzner/v1/userdata",
 // "/keso/state/keso/config.yaml", "kernel command line".
 package datasource

@@ -27,6 +27,20 @@ func addFiles(f *testing.F, pattern string) {
 	}
 }
 
+// wellFormed: a parser's Meta is zero with an error, else checkMeta's
+// well-formed Meta. It reports whether the parser succeeded.
+func wellFormed(t *testing.T, m Meta, err error) bool {
+	t.Helper()
+	if err != nil {
+		if !m.IsZero() {
+			t.Fatalf("parser returned %+v with error %v", m, err)
+		}
+		return false
+	}
+	checkMeta(t, m)
+	return true
+}
+
 // checkMeta: a Meta from any parser has trimmed, non-empty, unique keys
 // and a trimmed host name, and Meta.Config renders a cloud-config document
 // that reads back to the same host name and keys.
@@ -74,16 +88,12 @@ func FuzzParseNoCloudMeta(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseNoCloudMeta(data)
-		if err != nil {
-			if !m.IsZero() {
-				t.Fatalf("ParseNoCloudMeta returned %+v with error %v", m, err)
-			}
+		if !wellFormed(t, m, err) {
 			return
 		}
 		if m.InstanceID != strings.TrimSpace(m.InstanceID) {
 			t.Fatalf("instance id %q is not trimmed", m.InstanceID)
 		}
-		checkMeta(t, m)
 	})
 }
 
@@ -100,16 +110,12 @@ func FuzzParseOpenStackMeta(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseOpenStackMeta(data)
-		if err != nil {
-			if !m.IsZero() {
-				t.Fatalf("ParseOpenStackMeta returned %+v with error %v", m, err)
-			}
+		if !wellFormed(t, m, err) {
 			return
 		}
 		if i := strings.IndexByte(m.Hostname, '.'); i > 0 {
 			t.Fatalf("host name %q is not the first label", m.Hostname)
 		}
-		checkMeta(t, m)
 	})
 }
 
@@ -126,6 +132,97 @@ func FuzzParseEC2KeyIndex(f *testing.F) {
 				t.Fatalf("ParseEC2KeyIndex(%q): index %q is not a number", data, id)
 			}
 		}
+	})
+}
+
+// FuzzParseGCPKeys: a GCP ssh-keys value gives well-formed keys, each
+// taken from the input (after a line's user name).
+func FuzzParseGCPKeys(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "gcp", "*-ssh*eys"))
+	for _, s := range []string{
+		"alice:ssh-ed25519 AAAA\r\nbob:ssh-rsa BBBB bob\n", "ssh-ed25519 AAAA no-user", "a b:k\n:k2\n\t:k3", "u::\nu:#c\nu: k \nv:k",
+		"u:ssh-rsa A google-ssh {\"userName\":\"u@x\",\"expireOn\":\"2030-01-01T00:00:00+0000\"}", "\x00:\xff\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys := ParseGCPKeys(data)
+		for _, k := range keys {
+			if !strings.Contains(strings.ToValidUTF8(string(data), "\uFFFD"), k) {
+				t.Fatalf("ParseGCPKeys(%q): key %q is not in the input", data, k)
+			}
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
+	})
+}
+
+// FuzzParseKeyLines: a plain list of keys (DigitalOcean's and Vultr's
+// public-keys) gives well-formed keys, each a line of the input.
+func FuzzParseKeyLines(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "digitalocean", "public-keys"))
+	for _, s := range []string{"", "a\r\n\n#c\n a \nb", "k\u0080\nk\u2028 x\n\xff", "\x00\n\t\v"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys := ParseKeyLines(data)
+		for _, k := range keys {
+			if !strings.Contains(strings.ToValidUTF8(string(data), "\uFFFD"), k) || strings.Contains(k, "\n") {
+				t.Fatalf("ParseKeyLines(%q): key %q is not a line of the input", data, k)
+			}
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
+	})
+}
+
+// FuzzParseScalewayConf: Scaleway's /conf?format=json is refused with an
+// error or gives a well-formed Meta.
+func FuzzParseScalewayConf(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "scaleway", "conf.json"))
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"id": 7}`, `{"hostname": " h\u0085 ", "ssh_public_keys": [{"key": "a\nb"}, {"key": " a "}, {}, null]}`,
+		`{"ssh_public_keys": {"key": "k"}}`, "HOSTNAME=h\nSSH_PUBLIC_KEYS=0\n", `{"hostname": "\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseScalewayConf(data)
+		wellFormed(t, m, err)
+	})
+}
+
+// FuzzParsePacketMeta: Equinix Metal's /metadata is refused with an
+// error or gives a well-formed Meta.
+func FuzzParsePacketMeta(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "packet", "metadata.json"))
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"id": 7}`, `{"hostname": " h\u2028 ", "ssh_keys": ["a\nb", " a ", "", null]}`, `{"ssh_keys": "k"}`, `{"hostname": "\udfff"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParsePacketMeta(data)
+		wellFormed(t, m, err)
+	})
+}
+
+// FuzzParseHetznerKeys: Hetzner's public-keys value is refused with an
+// error or gives well-formed keys.
+func FuzzParseHetznerKeys(f *testing.F) {
+	addFiles(f, filepath.Join("testdata", "hetzner", "public-keys"))
+	for _, s := range []string{
+		`[]`, ``, `null`, `["a\nb", " a ", "#c", ""]`, `["k\u0080", "k\u2028 x"]`, `"k"`, `[1]`, `[`, `{"a": "b"}`, "[\"\xff\"]",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseHetznerKeys(data)
+		if err != nil {
+			if keys != nil {
+				t.Fatalf("ParseHetznerKeys returned %q with error %v", keys, err)
+			}
+			return
+		}
+		checkMeta(t, Meta{PublicKeys: keys})
 	})
 }
 

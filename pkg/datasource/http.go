@@ -54,6 +54,15 @@ func get(ctx context.Context, c *http.Client, r Retry, rawURL string, header htt
 	return fetch.Get(ctx, c, r, rawURL, header, maxUserData)
 }
 
+// getOptional fetches a value that may be absent: a 404 gives nil, nil.
+func getOptional(ctx context.Context, c *http.Client, r Retry, rawURL string, header http.Header) ([]byte, error) {
+	b, _, err := get(ctx, c, r, rawURL, header)
+	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
+		return nil, nil
+	}
+	return b, err
+}
+
 func request(ctx context.Context, c *http.Client, r Retry, method, rawURL string, header http.Header) ([]byte, int, error) {
 	return fetch.Request(ctx, c, r, method, rawURL, header, maxUserData)
 }

@@ -71,13 +71,7 @@ func (e EC2) Fetch(ctx context.Context) (Found, error) {
 	case err != nil:
 		return Found{}, fmt.Errorf("no EC2 metadata service at %s: %v: %w", base, err, ErrNotFound)
 	}
-	getOpt := func(p string) ([]byte, error) {
-		b, _, err := get(ctx, c, r, base+p, header)
-		if code, ok := statusCode(err); ok && code == http.StatusNotFound {
-			return nil, nil
-		}
-		return b, err
-	}
+	getOpt := func(p string) ([]byte, error) { return getOptional(ctx, c, r, base+p, header) }
 	found := Found{Origin: origin}
 	var errs []error
 	ud, err := getOpt("/latest/user-data")

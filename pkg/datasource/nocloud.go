@@ -199,11 +199,7 @@ func ParseOpenStackMeta(data []byte) (Meta, error) {
 			keys = append(keys, k.Data)
 		}
 	}
-	var lines []string
-	for _, k := range keys {
-		lines = append(lines, strings.Split(k, "\n")...)
-	}
-	m.PublicKeys = cleanKeys(lines)
+	m.PublicKeys = splitKeys(keys)
 	return m, nil
 }
 

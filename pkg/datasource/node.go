@@ -41,10 +41,7 @@ func (o OpenStackSource) Fetch(ctx context.Context) (Found, error) {
 	}
 	found.Meta, found.MetaName = meta, metaURL
 	udURL := base + "/openstack/latest/user_data"
-	ud, _, err := get(ctx, c, r, udURL, nil)
-	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
-		err = nil
-	}
+	ud, err := getOptional(ctx, c, r, udURL, nil)
 	if err != nil {
 		errs = append(errs, err)
 	} else if ud != nil {
@@ -71,20 +68,14 @@ func (n NoCloudSeed) Fetch(ctx context.Context) (Found, error) {
 	seed := Redact(n.Seed)
 	found := Found{Origin: "nocloud:" + seed}
 	var errs []error
-	ud, _, err := get(ctx, c, n.Retry, n.Seed+"user-data", nil)
-	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
-		ud, err = nil, nil
-	}
+	ud, err := getOptional(ctx, c, n.Retry, n.Seed+"user-data", nil)
 	if err != nil {
 		return Found{}, err
 	}
 	if ud != nil {
 		found.UserData, found.UserDataName = ud, seed+"user-data"
 	}
-	md, _, err := get(ctx, c, n.Retry, n.Seed+"meta-data", nil)
-	if code, ok := statusCode(err); ok && code == http.StatusNotFound {
-		md, err = nil, nil
-	}
+	md, err := getOptional(ctx, c, n.Retry, n.Seed+"meta-data", nil)
 	if err != nil {
 		errs = append(errs, err)
 	} else if md != nil {
@@ -105,10 +96,16 @@ func NodeFetchers(root string) Fetchers {
 	dev := Devices{Root: root}
 	return Fetchers{
 		ByName: map[string]Fetcher{
-			CDROM:     NoCloud{Devices: dev},
-			ConfigDrv: ConfigDrive{Devices: dev},
-			OpenStack: OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
-			EC2Name:   EC2{BaseURL: DefaultIMDS},
+			CDROM:            NoCloud{Devices: dev},
+			ConfigDrv:        ConfigDrive{Devices: dev},
+			OpenStack:        OpenStackSource{Drive: ConfigDrive{Devices: dev}, BaseURL: DefaultIMDS},
+			EC2Name:          EC2{BaseURL: DefaultIMDS},
+			GCPName:          GCP{BaseURL: DefaultIMDS},
+			HetznerName:      Hetzner{BaseURL: DefaultIMDS},
+			DigitalOceanName: DigitalOcean{BaseURL: DefaultIMDS},
+			VultrName:        Vultr{BaseURL: DefaultIMDS},
+			ScalewayName:     Scaleway{Service: Service{BaseURL: DefaultScaleway}},
+			PacketName:       Packet{BaseURL: DefaultPacket},
 		},
 		HTTP:       func(u string) Fetcher { return HTTP{URL: u} },
 		NoCloudNet: func(s string) Fetcher { return NoCloudSeed{Seed: s} },

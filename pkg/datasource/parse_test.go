@@ -107,10 +107,16 @@ func TestMetaConfig(t *testing.T) {
 		{Meta{Hostname: "store-7"}, "#cloud-config\n# generated from meta-data\nhostname: \"store-7\"\n"},
 		{Meta{Hostname: `we"ird`, PublicKeys: []string{"ssh-ed25519 AAAA a@b"}},
 			"#cloud-config\n# generated from meta-data\nhostname: \"we\\\"ird\"\nssh_authorized_keys:\n  - \"ssh-ed25519 AAAA a@b\"\n"},
+		// C1 controls and the byte-order mark are not YAML text (found by
+		// FuzzParseGCPKeys: a plain-text key value ending in U+0080), and
+		// yaml.v3 folds U+2028 followed by a blank like a line break.
+		{Meta{PublicKeys: []string{"ssh-ed25519 A \u0080\u0085\u009f\ufeff\u2028 x"}},
+			"#cloud-config\n# generated from meta-data\nssh_authorized_keys:\n  - \"ssh-ed25519 A \\x80\\x85\\x9f\\ufeff\\u2028 x\"\n"},
 	} {
 		if got := string(tc.meta.Config()); got != tc.want {
 			t.Errorf("%+v.Config() =\n%s\nwant\n%s", tc.meta, got, tc.want)
 		}
+		checkMeta(t, tc.meta) // reads back to the same facts
 	}
 }
 

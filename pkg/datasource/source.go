@@ -73,7 +73,11 @@ func (m Meta) Config() []byte {
 	return []byte("#cloud-config\n# generated from meta-data\n" + b.String())
 }
 
-// yamlString quotes s as a YAML double-quoted scalar.
+// yamlString quotes s as a YAML double-quoted scalar. What YAML does not
+// allow as it is (C0 and C1 controls, DEL, the byte-order mark, U+FFFE and
+// U+FFFF) is escaped, and so are the line and paragraph separators, which
+// a YAML 1.1 reader (yaml.v3) folds like a line break; bytes that are not
+// UTF-8 become U+FFFD.
 func yamlString(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -82,8 +86,10 @@ func yamlString(s string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
 			fmt.Fprintf(&b, "\\x%02x", r)
+		case r == 0x2028 || r == 0x2029 || r == 0xfeff || r == 0xfffe || r == 0xffff:
+			fmt.Fprintf(&b, "\\u%04x", r)
 		default:
 			b.WriteRune(r)
 		}
@@ -93,11 +99,13 @@ func yamlString(s string) string {
 }
 
 // cleanKeys trims, drops empty and duplicate keys, keeping the first order.
+// Bytes that are not UTF-8 (from a plain-text metadata value) become
+// U+FFFD, as Meta.Config writes them.
 func cleanKeys(keys []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, k := range keys {
-		k = strings.TrimSpace(k)
+		k = strings.TrimSpace(strings.ToValidUTF8(k, "\uFFFD"))
 		if k == "" || strings.HasPrefix(k, "#") || seen[k] {
 			continue
 		}
@@ -105,6 +113,15 @@ func cleanKeys(keys []string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// splitKeys cleans keys of which each may hold several, a line each.
+func splitKeys(keys []string) []string {
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, strings.Split(k, "\n")...)
+	}
+	return cleanKeys(lines)
 }
 
 // sortedValues returns m's values ordered by key, for maps of public keys.
