@@ -89,11 +89,13 @@ func Detect(head []byte) Probe {
 	case at(head, 65536+64, "_BHRfS_M"):
 		return Probe{Type: "btrfs", Label: cstr(head, 65536+0x12b, 256)}
 	case at(head, 32769, "CD001"):
-		return Probe{Type: "iso9660", Label: cstr(head, 32768+40, 32)}
-	case le16(510) == 0xAA55 && (at(head, 54, "FAT1") || at(head, 54, "FAT ")):
-		return Probe{Type: "vfat", Label: fatLabel(cstr(head, 43, 11))}
-	case le16(510) == 0xAA55 && at(head, 82, "FAT32"):
-		return Probe{Type: "vfat", Label: fatLabel(cstr(head, 71, 11))}
+		l, _ := ProbeLabel(bytes.NewReader(head))
+		return Probe{Type: "iso9660", Label: l.Label}
+	case le16(510) == 0xAA55 && (at(head, 54, "FAT1") || at(head, 54, "FAT ") || at(head, 82, "FAT32")):
+		// ProbeLabel reads the label as blkid does (the root directory's
+		// entry when it lies within head, else the boot sector's).
+		l, _ := ProbeLabel(bytes.NewReader(head))
+		return Probe{Type: "vfat", Label: l.Label}
 	}
 	for _, page := range []int{4096, 8192, 16384, 65536} {
 		if at(head, page-10, "SWAPSPACE2") || at(head, page-10, "SWAP-SPACE") {
@@ -121,11 +123,4 @@ func Detect(head []byte) Probe {
 		}
 	}
 	return Probe{}
-}
-
-func fatLabel(s string) string {
-	if s == "NO NAME" {
-		return ""
-	}
-	return s
 }

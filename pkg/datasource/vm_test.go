@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/pkg/blockdev"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/cpio"
 	"github.com/keso-os/keso/pkg/deb"
@@ -136,7 +137,7 @@ func TestKernelDevices(t *testing.T) {
 	}
 	defer v.Close()
 	ud, err := v.ReadFile("user-data")
-	if err != nil || string(ud) != seedUserData || v.Label.FSType != FSFAT12 {
+	if err != nil || string(ud) != seedUserData || v.Label.FSType != blockdev.FSFAT12 {
 		t.Errorf("/dev/vdb: %+v user-data %q, %v", v.Label, ud, err)
 	}
 

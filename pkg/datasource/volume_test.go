@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keso-os/keso/pkg/blockdev"
 )
 
 // needTool skips loudly when a host tool the test drives is missing.
@@ -106,8 +108,8 @@ func TestNoCloudSeedsFromCloudLocalds(t *testing.T) {
 		args   []string
 		fstype string
 	}{
-		{"iso9660", nil, FSISO9660},
-		{"vfat", []string{"-f", "vfat"}, FSFAT12},
+		{"iso9660", nil, blockdev.FSISO9660},
+		{"vfat", []string{"-f", "vfat"}, blockdev.FSFAT12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := filepath.Join(dir, "seed-"+tc.name+".img")
@@ -117,7 +119,7 @@ func TestNoCloudSeedsFromCloudLocalds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, ok := ProbeLabel(f)
+			l, ok := blockdev.ProbeLabel(f)
 			f.Close()
 			if !ok || l.FSType != tc.fstype || !strings.EqualFold(l.Label, "cidata") {
 				t.Fatalf("ProbeLabel = %+v, %v; want %s labelled cidata", l, ok, tc.fstype)
@@ -181,9 +183,9 @@ func TestFATVariants(t *testing.T) {
 		sizeMiB          int64
 		fstype           string
 	}{
-		{"fat16", "CIDATA", "16", 16, FSFAT16},
-		{"fat32", "cidata", "32", 64, FSFAT32},
-		{"fat12-upper", "CIDATA", "12", 1, FSFAT12},
+		{"fat16", "CIDATA", "16", 16, blockdev.FSFAT16},
+		{"fat32", "cidata", "32", 64, blockdev.FSFAT32},
+		{"fat12-upper", "CIDATA", "12", 1, blockdev.FSFAT12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := filepath.Join(dir, tc.name+".img")
@@ -205,7 +207,7 @@ func TestFATVariants(t *testing.T) {
 				t.Errorf("user-data: got %d bytes, want the %d bytes written", len(got.UserData), len(udText))
 			}
 			f, _ := os.Open(img)
-			l, _ := ProbeLabel(f)
+			l, _ := blockdev.ProbeLabel(f)
 			f.Close()
 			if l.FSType != tc.fstype || l.Label != tc.label {
 				t.Errorf("ProbeLabel = %+v, want %s %q", l, tc.fstype, tc.label)
@@ -224,7 +226,7 @@ func TestFATVariants(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.WriteAt([]byte("OLDLABEL   "), 43)
-		l, ok := ProbeLabel(f)
+		l, ok := blockdev.ProbeLabel(f)
 		f.Close()
 		if !ok || l.Label != "CIDATA" {
 			t.Errorf("ProbeLabel = %+v, %v; want the root directory's CIDATA", l, ok)
@@ -244,7 +246,7 @@ func TestProbeLabelRejects(t *testing.T) {
 	os.WriteFile(short, []byte("tiny"), 0o644)
 	for _, p := range []string{zeros, mbrFile, short} {
 		f, _ := os.Open(p)
-		l, ok := ProbeLabel(f)
+		l, ok := blockdev.ProbeLabel(f)
 		f.Close()
 		if ok {
 			t.Errorf("ProbeLabel(%s) = %+v, true; want not a file system", filepath.Base(p), l)
