@@ -1,6 +1,9 @@
 // Package fetch keeps a content-addressed cache of build inputs and verifies
 // them by sha256. Inputs come from a local file or an http(s) URL; an entry is
 // stored as <dir>/sha256/<hex> and is never fetched twice.
+//
+// Side effects: the cache's files (written to a temporary name, then
+// renamed) and the Downloader's destination file.
 package fetch
 
 import (

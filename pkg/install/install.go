@@ -11,6 +11,9 @@
 //
 // Plan is pure (sizes and refusals); Write does the writing on an open
 // disk (a block device on a node, a file in tests).
+//
+// Side effects: Write writes the target disk; the node side (node.go)
+// syncs and reads sysfs to list disks.
 package install
 
 import (

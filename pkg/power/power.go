@@ -4,6 +4,9 @@
 // with power_off); the agent hands it to Handle, which stops the services
 // (k3s first) within a time bound, syncs, unmounts what it can, remounts
 // the rest read-only, and only then reboots or powers off.
+//
+// Side effects: Ask signals PID 1; Handle acts only through the System it
+// is given (host.Linux on a node).
 package power
 
 import (

@@ -24,6 +24,9 @@
 // server's neighbour table (ARP) maps to that MAC: a machine cannot read
 // another's config (and its k3s token) unless it forges its MAC on the
 // same network. The checks are done by the Neighbors the caller passes.
+//
+// Side effects: the server's state directory (what each machine was
+// served, written atomically) and its listeners.
 package rack
 
 import (

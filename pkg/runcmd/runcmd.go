@@ -3,6 +3,8 @@
 // to the console prefixed with the phase name, each failure recorded
 // against the entry's config path so the agent reports its file:line. A
 // failing command never stops the next one.
+//
+// Side effects: the commands it runs (Exec starts processes).
 package runcmd
 
 import (

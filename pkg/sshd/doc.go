@@ -56,4 +56,7 @@
 // authorized_keys options (command=, from=, restrict) are not interpreted:
 // a key with options is ignored with a console line, never silently given
 // more than its options allow.
+//
+// Side effects: the sessions' processes (shells, commands, the SFTP
+// server) and the forwarded connections it opens for a client.
 package sshd

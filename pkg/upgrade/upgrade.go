@@ -9,6 +9,10 @@
 // and verified, and the ESP changes themselves are ordered by
 // bootloader.Arm so that every prefix boots a complete version. The slot
 // being written is never the running one.
+//
+// Side effects: the downloaded image in WorkDir (removed once written or
+// found bad), the slot device it writes, and the ESP through a
+// bootloader.Loader.
 package upgrade
 
 import (

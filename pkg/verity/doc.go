@@ -31,4 +31,7 @@
 // against: Build's output verifies with "veritysetup verify", and
 // "veritysetup format" output verifies with Verify and has the same root
 // hash and the same bytes for the same salt and UUID.
+//
+// Side effects: the device-mapper ioctls that map a verity device (dm.go
+// on Linux).
 package verity

@@ -41,8 +41,9 @@ func repoRoot(t *testing.T) string {
 }
 
 // allowed reads the packages docs/architecture.md names under "## Where
-// side effects live": every backquoted pkg/… or cmd/… path there.
-func allowed(t *testing.T, root string) []string {
+// side effects live": every backquoted pkg/… or cmd/… path there, and
+// which of them are the builder's (run on the build host).
+func allowed(t *testing.T, root string) (out, builder []string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
 	if err != nil {
@@ -57,14 +58,19 @@ func allowed(t *testing.T, root string) []string {
 	if j := strings.Index(doc, "\n## "); j >= 0 {
 		doc = doc[:j]
 	}
-	var out []string
-	for _, m := range regexp.MustCompile("`((?:pkg|cmd)/[a-z0-9/_-]+)`").FindAllStringSubmatch(doc, -1) {
-		out = append(out, strings.TrimSuffix(m[1], "/"))
+	path := regexp.MustCompile("`((?:pkg|cmd)/[a-z0-9/_-]+)`")
+	for _, item := range strings.Split(doc, "\n- ") {
+		for _, m := range path.FindAllStringSubmatch(item, -1) {
+			out = append(out, strings.TrimSuffix(m[1], "/"))
+			if strings.HasPrefix(item, "the builder") {
+				builder = append(builder, strings.TrimSuffix(m[1], "/"))
+			}
+		}
 	}
 	if len(out) < 5 {
 		t.Fatalf("docs/architecture.md names %d packages with side effects; the section is malformed", len(out))
 	}
-	return out
+	return out, builder
 }
 
 func inAllowed(dir string, allow []string) bool {
@@ -81,8 +87,10 @@ func inAllowed(dir string, allow []string) bool {
 // docs/architecture.md names.
 func TestSideEffectsStayInTheirPackages(t *testing.T) {
 	root := repoRoot(t)
-	allow := allowed(t, root)
+	allow, builder := allowed(t, root)
 	var bad []string
+	withEffects := map[string]bool{} // allowed packages that have side effects
+	docs := map[string]string{}      // package dir → its doc comment
 	fset := token.NewFileSet()
 	for _, top := range []string{"pkg", "cmd"} {
 		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d fs.DirEntry, err error) error {
@@ -97,12 +105,13 @@ func TestSideEffectsStayInTheirPackages(t *testing.T) {
 			}
 			rel, _ := filepath.Rel(root, p)
 			dir := filepath.ToSlash(filepath.Dir(rel))
-			if inAllowed(dir, allow) {
-				return nil
-			}
-			f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
+			allowedHere := inAllowed(dir, allow)
+			f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution|parser.ParseComments)
 			if err != nil {
 				return err
+			}
+			if f.Doc != nil {
+				docs[dir] += f.Doc.Text()
 			}
 			names := map[string]string{} // local name → import path
 			for _, im := range f.Imports {
@@ -135,7 +144,11 @@ func TestSideEffectsStayInTheirPackages(t *testing.T) {
 				}
 				fns := sideEffects[path]
 				if (fns == nil && !pure[sel.Sel.Name]) || fns[sel.Sel.Name] {
-					bad = append(bad, fset.Position(call.Pos()).String()[len(root)+1:]+": "+x.Name+"."+sel.Sel.Name)
+					if allowedHere {
+						withEffects[dir] = true
+					} else {
+						bad = append(bad, fset.Position(call.Pos()).String()[len(root)+1:]+": "+x.Name+"."+sel.Sel.Name)
+					}
 				}
 				return true
 			})
@@ -148,5 +161,18 @@ func TestSideEffectsStayInTheirPackages(t *testing.T) {
 	sort.Strings(bad)
 	for _, b := range bad {
 		t.Errorf("%s: a side effect outside the packages docs/architecture.md names (\"Where side effects live\"): move it into a facility, or name the package there if it is one", b)
+	}
+	// A node package that may have side effects says which in its doc.
+	var dirs []string
+	for d := range withEffects {
+		if !inAllowed(d, builder) {
+			dirs = append(dirs, d)
+		}
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if !strings.Contains(strings.ToLower(docs[d]), "side effect") {
+			t.Errorf("%s has side effects, and its package doc does not name them (say \"Side effects: …\")", d)
+		}
 	}
 }
