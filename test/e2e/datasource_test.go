@@ -238,18 +238,21 @@ func TestCloudDatasources(t *testing.T) {
 		byName[p.name] = p
 	}
 	cases := []struct {
+		name     string
 		sources  string // k3os.data_sources on the command line
 		serve    string // the provider that answers
 		hostname string
 	}{
-		{"gcp,hetzner", "hetzner", "e2e-hetzner"},
-		{"gcp", "gcp", "e2e-gcp"},
-		{"digitalocean", "digitalocean", "e2e-digitalocean"},
-		{"vultr", "vultr", "e2e-vultr"},
-		{"scaleway", "scaleway", "e2e-scaleway"},
+		{"hetzner-after-gcp", "gcp,hetzner", "hetzner", "e2e-hetzner"},
+		{"gcp", "gcp", "gcp", "e2e-gcp"},
+		{"digitalocean", "digitalocean", "digitalocean", "e2e-digitalocean"},
+		{"vultr", "vultr", "vultr", "e2e-vultr"},
+		{"scaleway", "scaleway", "scaleway", "e2e-scaleway"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.sources, func(t *testing.T) {
+		// The name makes the test's temp paths, which QEMU's -drive
+		// option parser must not see a comma in.
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			n := newMetaNet(t, tc.serve)
 			var mu sync.Mutex

@@ -57,7 +57,8 @@ type Config struct {
 	// A NIC on a tap device instead (the netboot rack test): Tap is the
 	// device's name in network namespace NetNS (QEMU runs in it, through
 	// `ip netns exec`), MAC the NIC's address. The NIC boots first
-	// (bootindex 0), the disks after it.
+	// (bootindex 0), the disks after it; with a direct kernel boot it is
+	// only the VM's network.
 	Tap, MAC, NetNS string
 	// NoNICROM leaves out the NIC's iPXE option ROM: UEFI firmware then
 	// boots the network with its own PXE (EDK2's PxeBcDxe), over TFTP.
@@ -197,6 +198,10 @@ func Args(cfg Config, dir string) []string {
 	}
 	if cfg.Tap != "" {
 		nic := "virtio-net-pci,netdev=n0,bootindex=0,mac=" + cfg.MAC
+		if cfg.Kernel != "" {
+			// A direct kernel boot takes boot index 0 (QEMU's linuxboot ROM).
+			nic = "virtio-net-pci,netdev=n0,mac=" + cfg.MAC
+		}
 		if cfg.NoNICROM {
 			nic += ",romfile="
 		}
