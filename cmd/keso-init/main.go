@@ -44,7 +44,7 @@ func main() {
 		os.Exit(2)
 	}
 	h := host.Linux{}
-	con := console()
+	con := host.Console()
 	defer func() {
 		// A Go panic in PID 1 would become a kernel panic: report it like
 		// any other failure instead.
@@ -75,14 +75,6 @@ func main() {
 		return a.Run(context.Background())
 	}}
 	fail(con, h, "system stage", ss.Run(), false, nil)
-}
-
-// console returns /dev/console for writing, or stderr.
-func console() *os.File {
-	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
-		return f
-	}
-	return os.Stderr
 }
 
 // fail reports a failed stage in one line, then offers the rescue shell or

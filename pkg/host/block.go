@@ -61,3 +61,28 @@ func (l Linux) GrowExt4(mountpoint string, deviceBytes int64) (before, after uin
 	}
 	return before, st.Blocks, nil
 }
+
+// Patch is bytes to write at a byte offset of a device.
+type Patch struct {
+	Offset int64
+	Data   []byte
+}
+
+// PatchDevice writes patches to the device (or image file) at path, in
+// order, and syncs it: how the initrd writes a grown partition table.
+func (Linux) PatchDevice(path string, patches []Patch) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range patches {
+		if _, err := f.WriteAt(p.Data, p.Offset); err != nil {
+			return fmt.Errorf("write %s at %d: %w", path, p.Offset, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync: %w", path, err)
+	}
+	return nil
+}

@@ -94,3 +94,12 @@ func KernelRelease() string {
 	}
 	return unix.ByteSliceToString(u.Release[:])
 }
+
+// Console returns /dev/console for writing, or stderr when it cannot be
+// opened: where keso-init writes.
+func Console() *os.File {
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		return f
+	}
+	return os.Stderr
+}

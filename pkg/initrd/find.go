@@ -262,13 +262,13 @@ func (s *Stage) growPartition(part host.BlockDev, label string) (*GPTGrow, error
 		return nil, fmt.Errorf("size of %s: %w", disk, err)
 	}
 	diskPath := s.devPath(disk)
-	f, err := os.OpenFile(diskPath, os.O_RDWR, 0)
+	f, err := os.Open(diskPath)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	head := make([]byte, 1<<20)
 	n, err := f.ReadAt(head, 0)
+	f.Close()
 	if n < 34*ss {
 		return nil, fmt.Errorf("read partition table of %s: %v", diskPath, err)
 	}
@@ -279,12 +279,7 @@ func (s *Stage) growPartition(part host.BlockDev, label string) (*GPTGrow, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", diskPath, err)
 	}
-	for _, w := range g.Writes {
-		if _, err := f.WriteAt(w.Data, w.Offset); err != nil {
-			return nil, fmt.Errorf("write partition table of %s: %w", diskPath, err)
-		}
-	}
-	if err := f.Sync(); err != nil {
+	if err := s.Host.PatchDevice(diskPath, g.Writes); err != nil {
 		return nil, fmt.Errorf("write partition table of %s: %w", diskPath, err)
 	}
 	err = s.Host.ResizePartition(diskPath, g.Partition, int64(g.Start)*int64(ss), int64(g.NewEnd-g.Start+1)*int64(ss))

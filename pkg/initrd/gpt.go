@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"unicode/utf16"
+
+	"github.com/keso-os/keso/pkg/host"
 )
 
 // GPT growth: a raw image written to a disk larger than the image leaves
@@ -21,13 +23,7 @@ type GPTGrow struct {
 	Start     uint64 // first LBA of the partition
 	OldEnd    uint64 // last LBA before
 	NewEnd    uint64 // last LBA after
-	Writes    []DiskWrite
-}
-
-// DiskWrite is bytes to write at a byte offset.
-type DiskWrite struct {
-	Offset int64
-	Data   []byte
+	Writes    []host.Patch
 }
 
 // ErrGPTNoGrow means there is nothing to grow (the tables already end at
@@ -134,10 +130,10 @@ func PlanGPTGrow(head []byte, sectorSize int, diskSectors uint64, label string) 
 
 	g := &GPTGrow{Partition: idx + 1, Start: start, OldEnd: end, NewEnd: newLastUsable}
 	g.Writes = append(g.Writes,
-		DiskWrite{int64(newBackupEnt * ss), ents},
-		DiskWrite{int64(newAlt * ss), back},
-		DiskWrite{int64(entLBA * ss), ents},
-		DiskWrite{int64(ss), prim},
+		host.Patch{Offset: int64(newBackupEnt * ss), Data: ents},
+		host.Patch{Offset: int64(newAlt * ss), Data: back},
+		host.Patch{Offset: int64(entLBA * ss), Data: ents},
+		host.Patch{Offset: int64(ss), Data: prim},
 	)
 	// Protective MBR: the 0xEE entry covers the disk (capped at 32 bits).
 	if len(head) >= 512 && head[510] == 0x55 && head[511] == 0xAA {
@@ -150,7 +146,7 @@ func PlanGPTGrow(head []byte, sectorSize int, diskSectors uint64, label string) 
 				}
 				b := make([]byte, 4)
 				le.PutUint32(b, uint32(size))
-				g.Writes = append(g.Writes, DiskWrite{int64(446 + 16*i + 12), b})
+				g.Writes = append(g.Writes, host.Patch{Offset: int64(446 + 16*i + 12), Data: b})
 			}
 		}
 	}

@@ -130,7 +130,7 @@ func PlanMBRGrow(sector0 []byte, diskSectors uint64, partno int) (*GPTGrow, erro
 	le.PutUint32(ne[12:], uint32(newSize))
 	ne[5], ne[6], ne[7] = 0xfe, 0xff, 0xff // CHS end: beyond CHS, as tools write it
 	return &GPTGrow{Partition: partno, Start: start, OldEnd: oldEnd, NewEnd: newEnd,
-		Writes: []DiskWrite{{Offset: 0, Data: out}}}, nil
+		Writes: []host.Patch{{Offset: 0, Data: out}}}, nil
 }
 
 // describeSlot names where a slot is looked for, for log lines.

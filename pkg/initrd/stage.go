@@ -31,6 +31,9 @@ type Host interface {
 	BlockSize(path string) (int64, error)
 	GrowExt4(mountpoint string, deviceBytes int64) (before, after uint64, err error)
 	ResizePartition(disk string, partno int, start, length int64) error
+	// PatchDevice writes bytes at offsets of a device and syncs it (a
+	// grown partition table).
+	PatchDevice(path string, patches []host.Patch) error
 	Links() ([]host.Link, error)
 	LinkUp(name string) error
 	DHCP(ctx context.Context, link string, timeout time.Duration) (*host.Lease, error)

@@ -95,8 +95,13 @@ func (f *fakeHost) GrowExt4(mp string, n int64) (uint64, uint64, error) {
 	return 1000, uint64(n / 4096), nil
 }
 func (f *fakeHost) ResizePartition(disk string, partno int, start, length int64) error { return nil }
-func (f *fakeHost) Links() ([]host.Link, error)                                        { return f.links, nil }
-func (f *fakeHost) LinkUp(name string) error                                           { return nil }
+
+// PatchDevice writes the image file as the real one writes a device.
+func (f *fakeHost) PatchDevice(path string, patches []host.Patch) error {
+	return host.Linux{}.PatchDevice(path, patches)
+}
+func (f *fakeHost) Links() ([]host.Link, error) { return f.links, nil }
+func (f *fakeHost) LinkUp(name string) error    { return nil }
 func (f *fakeHost) DHCP(ctx context.Context, link string, timeout time.Duration) (*host.Lease, error) {
 	return &host.Lease{Link: link, Address: "10.0.2.15/24", Router: "10.0.2.2"}, nil
 }
