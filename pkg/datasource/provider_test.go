@@ -314,14 +314,13 @@ func TestProviders(t *testing.T) {
 				got, err, clk := fetch(base, 10*time.Second)
 				failed(t, got, err, clk, false, base+pc.userData, "larger than 16 MiB")
 			})
-			t.Run("garbage", func(t *testing.T) {
-				if pc.parsed == "" {
-					t.Skip("every value is plain text")
-				}
-				_, base := start(t, map[string]http.HandlerFunc{pc.parsed: body("<html><body>Moved</body></html>")})
-				got, err, clk := fetch(base, time.Second)
-				failed(t, got, err, clk, false, "parse "+base+pc.parsed)
-			})
+			if pc.parsed != "" { // a provider whose every value is plain text parses nothing
+				t.Run("garbage", func(t *testing.T) {
+					_, base := start(t, map[string]http.HandlerFunc{pc.parsed: body("<html><body>Moved</body></html>")})
+					got, err, clk := fetch(base, time.Second)
+					failed(t, got, err, clk, false, "parse "+base+pc.parsed)
+				})
+			}
 			t.Run("another-cloud", func(t *testing.T) {
 				// Another provider's service on the same address: 404.
 				_, base := start(t, map[string]http.HandlerFunc{pc.probe: status(http.StatusNotFound)})

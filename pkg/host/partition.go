@@ -47,12 +47,12 @@ func (l Linux) OpenBlock(dev string) (*BlockFile, error) {
 }
 
 // MountPointOf returns where dev is mounted, from /proc/self/mountinfo, or "".
-func (Linux) MountPointOf(dev string) string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+func (l Linux) MountPointOf(dev string) string {
+	mi, err := l.MountInfo()
 	if err != nil {
 		return ""
 	}
-	ms, _ := mountinfo.Parse(string(data))
+	ms, _ := mountinfo.Parse(mi)
 	for _, m := range ms {
 		if m.Source == dev {
 			return m.MountPoint

@@ -31,7 +31,7 @@ func (Linux) PowerOff() error {
 func Sync() { unix.Sync() }
 
 // Sync is the package's Sync, for callers that hold a Linux (power.System).
-func (Linux) Sync() { unix.Sync() }
+func (Linux) Sync() { Sync() }
 
 // MountInfo reads /proc/self/mountinfo.
 func (Linux) MountInfo() (string, error) {

@@ -45,12 +45,12 @@ func (Linux) OpenPTY() (master, slave *os.File, err error) {
 // EnsureDevpts mounts devpts on /dev/pts unless one is there, so that
 // /dev/ptmx can hand out pseudo-terminals (the initrd stage mounts only a
 // devtmpfs on /dev). It reports whether it mounted.
-func (Linux) EnsureDevpts() (bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+func (l Linux) EnsureDevpts() (bool, error) {
+	mi, err := l.MountInfo()
 	if err != nil {
 		return false, fmt.Errorf("mount devpts: %w", err)
 	}
-	ms, _ := mountinfo.Parse(string(b))
+	ms, _ := mountinfo.Parse(mi)
 	for _, m := range ms {
 		if m.MountPoint == "/dev/pts" && m.FSType == "devpts" {
 			return false, nil

@@ -60,8 +60,7 @@ func newMetaNet(t *testing.T, name string) *metaNet {
 			t.Fatalf("ip %s: %v\n%s", strings.Join(c, " "), err, b)
 		}
 	}
-	rn := &rackNet{}
-	rn.start(t, n.ns, filepath.Join(n.dir, "dnsmasq.log"), "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+	startInNS(t, n.ns, filepath.Join(n.dir, "dnsmasq.log"), "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--interface=br0", "--bind-interfaces", "--dhcp-range=169.254.10.10,169.254.10.99,255.255.0.0,1h",
 		"--dhcp-host="+metaGuestMAC+","+metaGuestIP, "--dhcp-leasefile="+filepath.Join(n.dir, "leases"),
 		"--user=root", "--log-dhcp", "--pid-file=")

@@ -59,9 +59,9 @@ func newRackNet(t *testing.T, taps int) *rackNet {
 	return n
 }
 
-// start runs a long-lived command in namespace ns, its output in log;
-// it is killed when the test ends.
-func (n *rackNet) start(t *testing.T, ns, log string, argv ...string) {
+// startInNS runs a long-lived command in network namespace ns, its output
+// in log; it is killed when the test ends.
+func startInNS(t *testing.T, ns, log string, argv ...string) {
 	t.Helper()
 	f, err := os.Create(log)
 	if err != nil {
@@ -153,10 +153,10 @@ func TestNetbootRack(t *testing.T) {
 
 	n := newRackNet(t, len(ms))
 	state := filepath.Join(dir, "state")
-	n.start(t, n.site, filepath.Join(dir, "dnsmasq.log"), "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+	startInNS(t, n.site, filepath.Join(dir, "dnsmasq.log"), "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--interface=vsite", "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,1h",
 		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--user=root", "--log-dhcp", "--pid-file=")
-	n.start(t, n.rack, filepath.Join(dir, "serve.log"), kb, "netboot", "serve", "--dir", mdir, "--artifacts", art, "--state", state,
+	startInNS(t, n.rack, filepath.Join(dir, "serve.log"), kb, "netboot", "serve", "--dir", mdir, "--artifacts", art, "--state", state,
 		"--iface", "br0", "--http-port", "8080", "--dhcp", "proxy")
 
 	// Power the rack on (two VMs run at a time: the third waits for a
