@@ -238,7 +238,7 @@ func (p *peer) exchange(ctx context.Context, pkt []byte, block uint16) error {
 		}
 		deadline := time.Now().Add(p.timeout)
 		if err := p.c.SetReadDeadline(deadline); err != nil {
-			return err
+			return ctxErr(ctx, err) // the socket is closed when ctx is done
 		}
 		for {
 			n, from, err := p.c.ReadFrom(p.buf[:])
