@@ -52,6 +52,7 @@ func putFile(t testing.TB, c *ssh.Client, p, content string) {
 // config with auto-confirm is confirmed once the node is healthy.
 func TestConfigTrial(t *testing.T) {
 	skipUnlessE2E(t)
+	t.Parallel()
 	rel := variant(t, "amd64", Variant{Name: "v1", Version: "1.0.0", Signed: true})
 	n := newNode(t, "cfgtrial", rel)
 	vm := n.start("first")

@@ -83,6 +83,7 @@ func awaitExit(t testing.TB, vm *qemu.VM, d time.Duration, what string) {
 // the corrupt root.
 func TestVerity(t *testing.T) {
 	skipUnlessE2E(t)
+	t.Parallel()
 	v1, v2 := upgradeReleases(t, "amd64")
 	srv := serveReleases(t)
 	n := newNode(t, "verity", v1)
