@@ -326,9 +326,11 @@ func (s *Server) track(c net.Conn, add bool) {
 	}
 }
 
-// allowed says whether name may log in at all.
+// allowed says whether name may log in at all: root only with root_login;
+// any other account in /etc/passwd (rancher, or a user the config adds)
+// with its own authorized_keys or password, as OpenSSH allows.
 func (s *Server) allowed(name string) bool {
-	return name == "rancher" || (name == "root" && s.Config.RootLogin)
+	return name != "root" || s.Config.RootLogin
 }
 
 func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {

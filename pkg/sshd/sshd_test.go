@@ -575,6 +575,30 @@ func TestRunsAsUser(t *testing.T) {
 	}
 }
 
+// TestOtherAccountLogsIn: an account a config adds to /etc/passwd logs in
+// with the keys in its own home, as itself; rancher's keys do not let it
+// in, and a name with no account is refused.
+func TestOtherAccountLogsIn(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("SKIPPED: switching to uid 1001 needs root (CI runs as root)")
+	}
+	e := startServer(t, envOpts{rancherID: 1000})
+	passwd, _ := e.srv.FS.ReadFile("/etc/passwd")
+	e.srv.FS.WriteFileAtomic("/etc/passwd", append(passwd, "bob:x:1001:1001:bob:/home/bob:/bin/sh\n"...), 0o644)
+	if _, err := e.dial("bob", ssh.PublicKeys(e.signer)); err == nil {
+		t.Errorf("bob with rancher's key: logged in, want refused (bob has no keys yet)")
+	}
+	bobFile, bob := newKey(t, t.TempDir(), "id_bob")
+	e.srv.FS.WriteFileAtomic("/home/bob/.ssh/authorized_keys", ssh.MarshalAuthorizedKey(bob.PublicKey()), 0o600)
+	out, errs, code := e.ssh(bobFile, "bob", nil, "id -u; id -g")
+	if got, want := out, "1001\n1001\n"; code != 0 || got != want {
+		t.Errorf("ssh bob@ id: got %q %q status %d, want %q", got, errs, code, want)
+	}
+	if _, err := e.dial("carol", ssh.PublicKeys(bob)); err == nil {
+		t.Errorf("login as carol, who has no account: got in, want refused")
+	}
+}
+
 const sftpHelperArg = "keso-test-sftp-server"
 
 func TestMain(m *testing.M) {

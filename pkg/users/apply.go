@@ -88,7 +88,11 @@ func applyAccounts(cfg *cloudconfig.Config, fsys FS, opt Options, rec *phase.Rec
 			h = Locked
 		}
 	}
-	want := PlanAccounts(cur, h)
+	shell := RancherShell
+	if _, err := fsys.Stat(RancherShell); err != nil {
+		shell = FallbackShell // an image built without the admin userland
+	}
+	want := PlanAccounts(cur, h, shell)
 	for _, f := range []struct {
 		p        string
 		old, new []byte

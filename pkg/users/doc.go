@@ -1,5 +1,6 @@
 // Package users manages the node's login accounts the k3OS way: the
-// `rancher` user (uid 1000, gid 1000, home /home/rancher, shell /bin/sh)
+// `rancher` user (uid 1000, gid 1000, home /home/rancher, shell /bin/bash
+// when the image has it, else /bin/sh)
 // with the console password from `keso.password` and the SSH keys from
 // `ssh_authorized_keys`.
 //

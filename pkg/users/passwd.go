@@ -12,7 +12,10 @@ const (
 	RancherUID   = 1000
 	RancherGID   = 1000
 	RancherHome  = "/home/rancher"
-	RancherShell = "/bin/sh"
+	// RancherShell is rancher's login shell, k3OS's bash, when the image
+	// carries it (the profile's admin userland); FallbackShell otherwise.
+	RancherShell  = "/bin/bash"
+	FallbackShell = "/bin/sh"
 )
 
 // Files of the account database, inside the node.

@@ -37,10 +37,10 @@ func PasswordHash(configured, current string, hash func(string) (string, error))
 }
 
 // PlanAccounts returns cur with the rancher account set to the k3OS
-// defaults and the given shadow password field, root added when missing,
-// and every other line kept as it was.
-func PlanAccounts(cur Accounts, rancherHash string) Accounts {
-	rancherPasswd := fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", Rancher, RancherUID, RancherGID, Rancher, RancherHome, RancherShell)
+// defaults, the given shadow password field and login shell, root added
+// when missing, and every other line kept as it was.
+func PlanAccounts(cur Accounts, rancherHash, shell string) Accounts {
+	rancherPasswd := fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", Rancher, RancherUID, RancherGID, Rancher, RancherHome, shell)
 	out := Accounts{
 		Passwd: upsert(cur.Passwd, []entry{
 			{name: "root", line: func(string) string { return "root:x:0:0:root:/root:/bin/sh" }, keep: true},

@@ -265,9 +265,9 @@ func TestPlanAccountsKeepsOthersAndFixesRancher(t *testing.T) {
 		Group:  []byte("root:x:0:\nrancher:x:1001:alice\n"),
 		Shadow: []byte("root:$6$r$x:19000:0:99999:7:::\nrancher:!:19000:0:99999:7:::\n"),
 	}
-	got := PlanAccounts(cur, "$6$s$h")
+	got := PlanAccounts(cur, "$6$s$h", "/bin/bash")
 	want := Accounts{
-		Passwd: []byte("root:x:0:0:Super User:/root:/bin/bash\nrancher:x:1000:1000:rancher:/home/rancher:/bin/sh\nalice:x:1002:1002::/home/alice:/bin/sh\n"),
+		Passwd: []byte("root:x:0:0:Super User:/root:/bin/bash\nrancher:x:1000:1000:rancher:/home/rancher:/bin/bash\nalice:x:1002:1002::/home/alice:/bin/sh\n"),
 		Group:  []byte("root:x:0:\nrancher:x:1000:alice\n"),
 		Shadow: []byte("root:$6$r$x:19000:0:99999:7:::\nrancher:$6$s$h:19000:0:99999:7:::\n"),
 	}
@@ -277,6 +277,36 @@ func TestPlanAccountsKeepsOthersAndFixesRancher(t *testing.T) {
 	}{{"passwd", got.Passwd, want.Passwd}, {"group", got.Group, want.Group}, {"shadow", got.Shadow, want.Shadow}} {
 		if !bytes.Equal(f.got, f.want) {
 			t.Errorf("%s:\n got %q\nwant %q", f.name, f.got, f.want)
+		}
+	}
+}
+
+// TestApplyShellFollowsImage: rancher's login shell is bash when the image
+// carries /bin/bash (the admin userland), /bin/sh when it does not.
+func TestApplyShellFollowsImage(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name     string
+		withBash bool
+		want     string
+	}{
+		{"image with bash", true, "/bin/bash"},
+		{"image without bash", false, "/bin/sh"},
+	} {
+		root := t.TempDir()
+		seedImage(t, root)
+		if tc.withBash {
+			os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+			if err := os.WriteFile(filepath.Join(root, "bin/bash"), []byte("#!"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fsys := host.FS{Root: root}
+		rec := phase.NewRecorder("users", nil, nil)
+		Apply(&cloudconfig.Config{}, fsys, Options{Hash: fixedHash}, rec)
+		db := ParseDB(mustRead(t, fsys, PasswdFile), mustRead(t, fsys, GroupFile))
+		if got := db.Users[Rancher].Shell; got != tc.want {
+			t.Errorf("%s: rancher's shell = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
