@@ -8,10 +8,10 @@ import (
 
 // The rancher account, as in k3OS.
 const (
-	Rancher      = "rancher"
-	RancherUID   = 1000
-	RancherGID   = 1000
-	RancherHome  = "/home/rancher"
+	Rancher     = "rancher"
+	RancherUID  = 1000
+	RancherGID  = 1000
+	RancherHome = "/home/rancher"
 	// RancherShell is rancher's login shell, k3OS's bash, when the image
 	// carries it (the profile's admin userland); FallbackShell otherwise.
 	RancherShell  = "/bin/bash"
