@@ -74,14 +74,19 @@ func Closure(program string, trees []string, triplet string) (Result, error) {
 	res.Interp = strings.TrimPrefix(interp, "/")
 
 	seen := map[string]bool{}
-	type item struct{ soname, by string }
+	// runpath: the DT_RUNPATH folders of the object that needs soname
+	// (glibc searches them first, for that object's own DT_NEEDED only).
+	type item struct {
+		soname, by string
+		runpath    []string
+	}
 	queue := []item{}
-	needs, err := needed(program)
+	needs, runpath, err := needed(program)
 	if err != nil {
 		return res, err
 	}
 	for _, n := range needs {
-		queue = append(queue, item{n, filepath.Base(program)})
+		queue = append(queue, item{n, filepath.Base(program), runpath})
 	}
 	for len(queue) > 0 {
 		it := queue[0]
@@ -90,18 +95,18 @@ func Closure(program string, trees []string, triplet string) (Result, error) {
 			continue
 		}
 		seen[it.soname] = true
-		dest, src, err := find(it.soname, trees, dirs)
+		dest, src, err := find(it.soname, trees, append(it.runpath, dirs...))
 		if err != nil {
 			return res, fmt.Errorf("%s needs %s: %w", it.by, it.soname, err)
 		}
 		res.Libs = append(res.Libs, File{Dest: dest, Source: src, NeededBy: it.by})
-		more, err := needed(src)
+		more, rp, err := needed(src)
 		if err != nil {
 			return res, err
 		}
 		for _, n := range more {
 			if !seen[n] {
-				queue = append(queue, item{n, it.soname})
+				queue = append(queue, item{n, it.soname, rp})
 			}
 		}
 	}
@@ -182,15 +187,54 @@ func interpreter(p string) (string, error) {
 	return "", nil
 }
 
-func needed(p string) ([]string, error) {
+// needed returns p's DT_NEEDED sonames and its DT_RUNPATH folders,
+// relative to the target root (absolute entries only: $ORIGIN is not
+// followed).
+func needed(p string) (libs, runpath []string, err error) {
 	f, err := elf.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("read ELF %s: %w", p, err)
+		return nil, nil, fmt.Errorf("read ELF %s: %w", p, err)
 	}
 	defer f.Close()
-	libs, err := f.ImportedLibraries()
+	libs, err = f.ImportedLibraries()
 	if err != nil {
-		return nil, fmt.Errorf("read DT_NEEDED of %s: %w", p, err)
+		return nil, nil, fmt.Errorf("read DT_NEEDED of %s: %w", p, err)
 	}
-	return libs, nil
+	rps, err := f.DynString(elf.DT_RUNPATH)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read DT_RUNPATH of %s: %w", p, err)
+	}
+	for _, rp := range rps {
+		for _, d := range strings.Split(rp, ":") {
+			if strings.HasPrefix(d, "/") {
+				runpath = append(runpath, strings.Trim(path.Clean(d), "/"))
+			}
+		}
+	}
+	return libs, runpath, nil
+}
+
+// Closures is Closure of several objects (a program and the plugins it
+// loads with dlopen, such as sudo's policy plugin and PAM's modules), each
+// library once. Interp is the first object's that has one.
+func Closures(objects []string, trees []string, triplet string) (Result, error) {
+	var all Result
+	have := map[string]bool{}
+	for _, o := range objects {
+		r, err := Closure(o, trees, triplet)
+		if err != nil {
+			return all, err
+		}
+		if all.Interp == "" {
+			all.Interp = r.Interp
+		}
+		for _, l := range r.Libs {
+			if !have[l.Dest] {
+				have[l.Dest] = true
+				all.Libs = append(all.Libs, l)
+			}
+		}
+	}
+	sort.Slice(all.Libs, func(i, j int) bool { return all.Libs[i].Dest < all.Libs[j].Dest })
+	return all, nil
 }

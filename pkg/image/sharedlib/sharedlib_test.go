@@ -3,6 +3,7 @@ package sharedlib
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -117,5 +118,60 @@ func TestClosureStaticProgram(t *testing.T) {
 	got, err := Closure(exe, nil, "x86_64-linux-gnu")
 	if err != nil || got.Interp != "" || len(got.Libs) != 0 {
 		t.Errorf("Closure(static) = %+v, %v; want nothing", got, err)
+	}
+}
+
+// TestClosureFollowsRunpath: a library found only in the DT_RUNPATH folder
+// of the object that needs it (as sudo finds libsudo_util.so.0 in
+// /usr/libexec/sudo) is found there, and Closures merges a program with a
+// plugin it loads, each library once.
+func TestClosureFollowsRunpath(t *testing.T) {
+	hostTrue(t)
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("SKIP (loud): gcc missing; scripts/deps.sh installs it")
+	}
+	const tr = "x86_64-linux-gnu"
+	tree := t.TempDir()
+	src := filepath.Join(t.TempDir(), "x.c")
+	os.WriteFile(src, []byte("int helper(void) { return 0; }\n"), 0o644)
+	priv := filepath.Join(tree, "usr/libexec/tool")
+	os.MkdirAll(priv, 0o755)
+	build := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	build("-shared", "-fPIC", "-o", filepath.Join(priv, "libhelper.so.0"), "-Wl,-soname,libhelper.so.0", src)
+	main := filepath.Join(t.TempDir(), "m.c")
+	os.WriteFile(main, []byte("int helper(void); int main(void) { return helper(); }\n"), 0o644)
+	prog := filepath.Join(tree, "usr/bin/tool")
+	os.MkdirAll(filepath.Dir(prog), 0o755)
+	build("-o", prog, main, "-L"+priv, "-l:libhelper.so.0", "-Wl,--enable-new-dtags,-rpath,/usr/libexec/tool")
+	plugin := filepath.Join(priv, "plugin.so")
+	build("-shared", "-fPIC", "-o", plugin, main, "-L"+priv, "-l:libhelper.so.0", "-Wl,--enable-new-dtags,-rpath,/usr/libexec/tool")
+	copyFile(t, "/lib/"+tr+"/libc.so.6", filepath.Join(tree, "lib", tr, "libc.so.6"))
+	copyFile(t, "/lib/"+tr+"/ld-linux-x86-64.so.2", filepath.Join(tree, "lib", tr, "ld-linux-x86-64.so.2"))
+
+	got, err := Closures([]string{prog, plugin}, []string{tree}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dests []string
+	for _, l := range got.Libs {
+		dests = append(dests, l.Dest)
+	}
+	want := []string{"lib/" + tr + "/ld-linux-x86-64.so.2", "lib/" + tr + "/libc.so.6", "usr/libexec/tool/libhelper.so.0"}
+	if strings.Join(dests, " ") != strings.Join(want, " ") {
+		t.Errorf("Closures = %v, want %v", dests, want)
+	}
+	if got.Interp != "lib64/ld-linux-x86-64.so.2" {
+		t.Errorf("Interp = %q, want the program's", got.Interp)
+	}
+	// Without the RUNPATH folder in the tree, the error names who needs what.
+	os.Remove(filepath.Join(priv, "libhelper.so.0"))
+	if _, err := Closure(prog, []string{tree}, tr); err == nil || !strings.Contains(err.Error(), "tool needs libhelper.so.0") {
+		t.Errorf("Closure without libhelper: %v, want an error naming tool and libhelper.so.0", err)
 	}
 }
