@@ -41,6 +41,20 @@ wifi_pkgs_for() {
   for p in wpasupplicant $wifi_libs; do echo "$p:$d"; done
 }
 
+# The admin userland (every profile's `admin:` block, issue #17): bash and
+# busybox (static), sudo, and the packages holding the shared libraries and
+# PAM modules sudo loads (keso-build ships only those files).
+admin_libs="libc6 libpam0g libpam-modules libaudit1 libcap-ng0 libselinux1 libpcre2-8-0 zlib1g libcrypt1"
+admin_pkgs_for() {
+  local d
+  case "$1" in
+    amd64|amd64-metal) d=amd64 ;;
+    arm64) d=arm64 ;;
+    armv7) d=armhf ;;
+  esac
+  for p in bash-static busybox-static sudo $admin_libs; do echo "$p:$d"; done
+}
+
 # Packages per keso arch ("<package>:<debian arch>"; arch-independent ones bare).
 # The kernel entry is the metapackage; its Depends names the ABI package.
 # The real-node test fixture (test/realnode, never shipped): Debian's
@@ -63,7 +77,7 @@ pkgs_for() {
 
 specs=()
 for a in "${arches[@]}"; do
-  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a") $(wifi_pkgs_for "$a") $(realnode_pkgs_for "$a"); do
+  for p in $(pkgs_for "$a") $(rpi_pkgs_for "$a") $(wifi_pkgs_for "$a") $(admin_pkgs_for "$a") $(realnode_pkgs_for "$a"); do
     [[ " ${specs[*]} " == *" $p "* ]] || specs+=("$p")
   done
 done

@@ -633,6 +633,10 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	admin, err := b.addAdmin(ctx, t)
+	if err != nil {
+		return "", "", err
+	}
 	if b.man.Extra, err = extra.Add(t, append(append([]string{}, b.prof.Extra...), b.opts.Extra...)); err != nil {
 		return "", "", err
 	}
@@ -675,6 +679,9 @@ func (b *builder) stepSquashfs(ctx context.Context) (string, string, error) {
 	}
 	if wifi != "" {
 		comp += "; Wi-Fi: " + wifi
+	}
+	if admin != "" {
+		comp += "; admin: " + admin
 	}
 	for _, x := range b.man.Extra {
 		comp += fmt.Sprintf("; extra %s: %d entries, %s", x.Dir, x.Entries, human(x.Bytes))

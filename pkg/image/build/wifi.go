@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -63,27 +62,8 @@ func (b *builder) addWiFi(ctx context.Context, t tree.Tree) (string, error) {
 		return "", fmt.Errorf("wifi: %w (wifi.libraries in the profile lists the packages searched)", err)
 	}
 	t.Copy(SupplicantPath, 0o755, prog)
-	have := map[string]bool{}
-	for _, l := range res.Libs {
-		t.Copy(l.Dest, 0o755, l.Source)
-		have[l.Dest] = true
-	}
-	if res.Interp != "" && !have[res.Interp] {
-		// e.g. lib/ld-linux-aarch64.so.1 -> aarch64-linux-gnu/ld-linux-aarch64.so.1
-		target := ""
-		for _, l := range res.Libs {
-			if path.Base(l.Dest) == path.Base(res.Interp) {
-				target = l.Dest
-			}
-		}
-		if target == "" {
-			return "", fmt.Errorf("wifi: the interpreter %s is not among the libraries found", res.Interp)
-		}
-		rel, err := filepath.Rel(path.Dir(res.Interp), target)
-		if err != nil {
-			return "", err
-		}
-		t.Symlink(res.Interp, rel)
+	if err := shipClosure(t, res); err != nil {
+		return "", fmt.Errorf("wifi: %w", err)
 	}
 	var size int64
 	for _, l := range res.Libs {

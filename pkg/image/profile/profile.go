@@ -104,6 +104,9 @@ type Profile struct {
 	RPi *RPi `yaml:"rpi,omitempty"`
 	// WiFi ships a WPA supplicant for the cloud-config's `wifi:` networks.
 	WiFi *WiFi `yaml:"wifi,omitempty"`
+	// Admin ships the admin's userland a k3OS user expects: bash, busybox's
+	// tools and sudo for rancher.
+	Admin *Admin `yaml:"admin,omitempty"`
 	// Extra are host folders added to the root file system, in order
 	// (pkg/image/extra: they add files, never replace keso's). Load makes
 	// relative paths relative to the profile file's folder.
@@ -119,6 +122,23 @@ type WiFi struct {
 	// Libraries are the Debian packages (the profile's Debian arch) that
 	// hold the libraries; only the files the program's DT_NEEDED closure
 	// names are shipped. A library found in none of them fails the build.
+	Libraries []string `yaml:"libraries"`
+}
+
+// Admin is the userland of the node's admins and their scripts, what a
+// k3OS user's habits need (issue #17): Debian's bash-static as /bin/bash
+// (rancher's login shell), busybox-static's tools (grep -E, head -3,
+// ps aux, /usr/bin/env, …) linked in /usr/bin, ahead of keso's own /bin
+// in every user's PATH, and Debian's sudo (rancher may run anything as
+// root, as on k3OS) with the shared libraries of sudo, its sudoers plugin
+// and the PAM modules it loads.
+type Admin struct {
+	Bash    Input `yaml:"bash"`    // bash-static
+	Busybox Input `yaml:"busybox"` // busybox-static
+	Sudo    Input `yaml:"sudo"`    // sudo
+	// Libraries are the Debian packages (the profile's Debian arch) that
+	// hold the shared libraries and PAM modules; only what the closure
+	// needs is shipped.
 	Libraries []string `yaml:"libraries"`
 }
 
@@ -254,6 +274,19 @@ func (p *Profile) Validate() error {
 		}
 		if len(w.Libraries) == 0 {
 			errs = append(errs, "wifi.libraries: list the Debian packages holding wpa_supplicant's shared libraries (libc6, libssl3, libnl-3-200, …)")
+		}
+	}
+	if a := p.Admin; a != nil {
+		for _, f := range []struct {
+			name, pkg string
+			in        Input
+		}{{"bash", "bash-static", a.Bash}, {"busybox", "busybox-static", a.Busybox}, {"sudo", "sudo", a.Sudo}} {
+			if f.in.Package == "" && f.in.URL == "" {
+				errs = append(errs, fmt.Sprintf("admin.%s: set package (%s)", f.name, f.pkg))
+			}
+		}
+		if len(a.Libraries) == 0 {
+			errs = append(errs, "admin.libraries: list the Debian packages holding sudo's shared libraries and PAM modules (libc6, libpam0g, libpam-modules, libaudit1, …)")
 		}
 	}
 	for i, d := range p.Extra {

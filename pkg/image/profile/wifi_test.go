@@ -38,3 +38,39 @@ outputs: [squashfs]
 		})
 	}
 }
+
+func TestAdminBlock(t *testing.T) {
+	base := `name: x
+arch: amd64
+version: 1
+kernel: {package: linux-image-cloud-amd64}
+ca_certificates: {package: ca-certificates}
+k3s: {version: v1, url: https://example.com/k3s, sha256: "00"}
+outputs: [squashfs]
+`
+	good := "admin: {bash: {package: bash-static}, busybox: {package: busybox-static}, sudo: {package: sudo}, libraries: [libc6]}\n"
+	for _, tc := range []struct{ name, admin, wantErr string }{
+		{"none", "", ""},
+		{"good", good, ""},
+		{"no sudo", "admin: {bash: {package: bash-static}, busybox: {package: busybox-static}, libraries: [libc6]}\n", "admin.sudo: set package (sudo)"},
+		{"no bash", "admin: {busybox: {package: busybox-static}, sudo: {package: sudo}, libraries: [libc6]}\n", "admin.bash: set package (bash-static)"},
+		{"no libraries", "admin: {bash: {package: bash-static}, busybox: {package: busybox-static}, sudo: {package: sudo}}\n", "admin.libraries: list"},
+		{"unknown key", strings.Replace(good, "libraries", "libs", 1), "field libs not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse([]byte(base+tc.admin), "test.yaml")
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if got, want := p.Admin != nil, tc.admin != ""; got != want {
+					t.Errorf("Admin set = %v, want %v", got, want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Parse error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
