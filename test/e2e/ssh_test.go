@@ -13,10 +13,38 @@ import (
 	"github.com/keso-os/keso/test/e2e/qemu"
 )
 
+// sshHardConfig: rancher's key (%[1]s), and what a k3OS user's config
+// does (#17): a #!/bin/bash site script with GNU/busybox flags run from
+// run_cmd, a #!/usr/bin/env sh one, and another account (bob, key
+// %[2]s) added by hand-written lines, as there is no useradd, without
+// sudo rights.
 const sshHardConfig = `#cloud-config
 hostname: ssh-audit-node
 ssh_authorized_keys:
-  - %s
+  - %[1]s
+write_files:
+  - path: /opt/site/check.sh
+    permissions: "0755"
+    content: |
+      #!/bin/bash
+      set -euo pipefail
+      {
+        echo "bash ${BASH_VERSINFO[0]}"
+        printf 'one\ntwo\nthree\nfour\n' | grep -E '^(two|three)$' | head -1
+        echo "ps $(ps aux | head -3 | wc -l)"
+        /opt/site/env.sh
+      } > /run/site-check
+  - path: /opt/site/env.sh
+    permissions: "0755"
+    content: |
+      #!/usr/bin/env sh
+      echo "env sh $(seq 3 | tail -n 1)"
+  - path: /opt/site/bob.pub
+    content: "%[2]s"
+run_cmd:
+  - /opt/site/check.sh
+  - "grep -q '^bob:' /etc/passwd || { echo 'bob:x:1001:1001:bob:/home/bob:/bin/bash' >> /etc/passwd; echo 'bob:x:1001:' >> /etc/group; echo 'bob:!:19000:0:99999:7:::' >> /etc/shadow; }"
+  - "mkdir -p /home/bob/.ssh && cp /opt/site/bob.pub /home/bob/.ssh/authorized_keys && chown -R 1001:1001 /home/bob"
 `
 
 // TestSSHHardening points the admins' own tools at a booted node's SSH
@@ -49,11 +77,15 @@ func TestSSHHardening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	otherPub, err := os.ReadFile(other + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw := a.file(t, "keso-amd64.img")
 	fi, _ := os.Stat(raw)
 	port := freePort(t)
 	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "ssh-hardening", Arch: "amd64", Firmware: qemu.UEFI, Boot: "c",
-		Disks: []string{overlayDisk(t, raw, fi.Size()+(256<<20)), seed(t, fmt.Sprintf(sshHardConfig, strings.TrimSpace(string(pub))), "instance-id: ssh-audit\n")},
+		Disks: []string{overlayDisk(t, raw, fi.Size()+(256<<20)), seed(t, fmt.Sprintf(sshHardConfig, strings.TrimSpace(string(pub)), strings.TrimSpace(string(otherPub))), "instance-id: ssh-audit\n")},
 		Extra: []string{"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port), "-device", "virtio-net-pci,netdev=n0"}})
 	if _, _, err := vm.Expect(readyRE, bootTimeout); err != nil {
 		t.Fatalf("agent never said ready: %v", err)
@@ -93,6 +125,29 @@ func TestSSHHardening(t *testing.T) {
 	// k3OS's runbooks call the CLI k3os: the same commands.
 	if out, _ := sshRun("rancher", key, nil, "k3os install --help"); !strings.Contains(out, "Usage of keso install") || !strings.Contains(out, "-device") {
 		t.Errorf("k3os install --help over SSH as rancher:\n%s\nwant keso install's usage", out)
+	}
+
+	// k3OS habits (#17): rancher's shell is bash, and sudo makes it root;
+	// the config's bash and env scripts ran with busybox's tools; bob, whom
+	// the config added, logs in with its own key and cannot become root.
+	for _, c := range []struct{ cmd, want string }{
+		{"echo $BASH_VERSION; sudo id -u", "\n0\n"},
+		{"sudo keso status", " mode"},
+		{"sudo k3os install --help", "Usage of keso install"},
+		{"cat /run/site-check", "bash 5\ntwo\nps 3\nenv sh 3\n"},
+	} {
+		if out, err := sshRun("rancher", key, nil, c.cmd); err != nil || !strings.Contains(out, c.want) || strings.Contains(out, "sudo:") {
+			t.Errorf("ssh rancher@node %q: %v\n%s\nwant %q (and no complaint from sudo)", c.cmd, err, out, c.want)
+		}
+	}
+	if out, err := sshRun("bob", other, nil, "id -u"); err != nil || strings.TrimSpace(out) != "1001" {
+		t.Errorf("ssh bob@node id -u: %v %q, want 1001 (the account run_cmd added, with its own key)", err, out)
+	}
+	for _, cmd := range []string{"sudo -n id -u", "sudo -n -u root /bin/sh -c 'id -u'", "echo 'bob ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/bob && sudo -n id -u"} {
+		out, err := sshRun("bob", other, nil, cmd)
+		if err == nil || regexp.MustCompile(`(?m)^0$`).MatchString(out) {
+			t.Errorf("ssh bob@node %q: %v\n%s\nwant refused: bob has no sudo rights", cmd, err, out)
+		}
 	}
 
 	// ssh-audit: nothing at failure level.
