@@ -114,20 +114,11 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	trees := []string{sudoDir}
-	for _, name := range a.Libraries {
-		lp, _, err := b.resolveInput(ctx, profile.Input{Package: name}, debArch)
-		if err != nil {
-			return "", fmt.Errorf("admin.libraries %s: %w (scripts/fetch-inputs.sh %s fetches it)", name, err, b.prof.Arch)
-		}
-		ld, err := b.unpackDeb(lp, "libs", func(n string) bool {
-			return strings.HasPrefix(n, "lib/") || strings.HasPrefix(n, "usr/lib/")
-		})
-		if err != nil {
-			return "", fmt.Errorf("admin.libraries %s: %w", name, err)
-		}
-		trees = append(trees, ld)
+	libs, err := b.libraryTrees(ctx, "admin.libraries", a.Libraries)
+	if err != nil {
+		return "", err
 	}
+	trees := append([]string{sudoDir}, libs...)
 	// sudo, the sudoers policy plugin it loads, and the PAM modules
 	// libpam loads for PAMSudo, each from the first tree that has it.
 	objects := []string{filepath.Join(sudoDir, SudoPath), filepath.Join(sudoDir, "usr/libexec/sudo/sudoers.so")}
@@ -171,6 +162,26 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	}
 	return fmt.Sprintf("bash (%s), busybox (%s, %d tools in /%s), sudo (%s) + %d shared libraries",
 		bashDesc, bbDesc, len(BusyboxApplets), AppletDir, sudoDesc, len(res.Libs)), nil
+}
+
+// libraryTrees unpacks the library folders (lib/, usr/lib/) of the
+// profile's Debian packages names (field names them in errors).
+func (b *builder) libraryTrees(ctx context.Context, field string, names []string) ([]string, error) {
+	var trees []string
+	for _, name := range names {
+		lp, _, err := b.resolveInput(ctx, profile.Input{Package: name}, b.prof.DebArch())
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w (scripts/fetch-inputs.sh %s fetches it)", field, name, err, b.prof.Arch)
+		}
+		ld, err := b.unpackDeb(lp, "libs", func(n string) bool {
+			return strings.HasPrefix(n, "lib/") || strings.HasPrefix(n, "usr/lib/")
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", field, name, err)
+		}
+		trees = append(trees, ld)
+	}
+	return trees, nil
 }
 
 func isFile(p string) bool {

@@ -5,9 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"path/filepath"
-	"strings"
 
-	"github.com/keso-os/keso/pkg/image/profile"
 	"github.com/keso-os/keso/pkg/image/sharedlib"
 	"github.com/keso-os/keso/pkg/image/tree"
 )
@@ -43,19 +41,9 @@ func (b *builder) addWiFi(ctx context.Context, t tree.Tree) (string, error) {
 	if err := checkMachine(prog, b.prof.Arch); err != nil {
 		return "", fmt.Errorf("wifi.supplicant %s: %w", desc, err)
 	}
-	var trees []string
-	for _, name := range w.Libraries {
-		lp, _, err := b.resolveInput(ctx, profile.Input{Package: name}, debArch)
-		if err != nil {
-			return "", fmt.Errorf("wifi.libraries %s: %w (scripts/fetch-inputs.sh %s fetches it)", name, err, b.prof.Arch)
-		}
-		ld, err := b.unpackDeb(lp, "libs", func(n string) bool {
-			return strings.HasPrefix(n, "lib/") || strings.HasPrefix(n, "usr/lib/")
-		})
-		if err != nil {
-			return "", fmt.Errorf("wifi.libraries %s: %w", name, err)
-		}
-		trees = append(trees, ld)
+	trees, err := b.libraryTrees(ctx, "wifi.libraries", w.Libraries)
+	if err != nil {
+		return "", err
 	}
 	res, err := sharedlib.Closure(prog, trees, triplet)
 	if err != nil {
