@@ -1,0 +1,133 @@
+package install
+
+import (
+	"fmt"
+
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/keso-os/keso/pkg/blockdev"
+	"github.com/keso-os/keso/pkg/image/raw"
+)
+
+// A k3OS disk, as k3OS's installer lays it out (its install.sh): on UEFI a
+// GPT with a FAT32 ESP labelled K3OS_GRUB (0–50 MB) and an ext4 labelled
+// K3OS_STATE (50–750 MB, grown to the end of the disk by k3OS's first boot
+// when its growpart flag is set); on BIOS an MBR with one ext4 K3OS_STATE.
+// The labels are file-system labels (mkfs -L / -n); the GPT names are
+// parted's "primary".
+const (
+	K3OSStateLabel = "K3OS_STATE"
+	K3OSGrubLabel  = "K3OS_GRUB"
+)
+
+// DiskPart is a partition of the target disk and what it holds.
+type DiskPart struct {
+	Index      int
+	Start, End uint64 // inclusive, 512-byte sectors
+	Type       gpt.Type
+	Probe      blockdev.Probe // what blockdev.Detect found at its start
+}
+
+// K3OSDisk is a k3OS installation found on a disk.
+type K3OSDisk struct {
+	State, Grub DiskPart
+}
+
+// FindK3OS reports whether the partitions of a disk whose partition table
+// is table ("gpt" or "mbr") hold a k3OS installation. A k3OS disk keso
+// cannot install beside (a BIOS one, with an MBR) is an error that says
+// why, so that the caller never formats it as an ordinary disk.
+func FindK3OS(table string, parts []DiskPart) (K3OSDisk, bool, error) {
+	var k K3OSDisk
+	found, grub := false, false
+	for _, p := range parts {
+		switch {
+		case p.Probe.IsExt() && p.Probe.Label == K3OSStateLabel:
+			k.State, found = p, true
+		case p.Probe.Type == "vfat" && p.Probe.Label == K3OSGrubLabel:
+			k.Grub, grub = p, true
+		}
+	}
+	if !found {
+		return k, false, nil
+	}
+	if table != "gpt" || !grub {
+		return k, true, fmt.Errorf("this is a BIOS k3OS disk (%s partition table, no %s ESP): keso installs beside k3OS only on a UEFI k3OS disk (GPT); "+
+			"back up K3OS_STATE (k3os/system/config.yaml, k3os/data/var/lib/rancher, k3os/data/home) and install keso on an empty disk; nothing was written", table, K3OSGrubLabel)
+	}
+	return k, true, nil
+}
+
+// BesideLayout is keso's layout in the free space of a k3OS disk: the
+// disk's partitions as they are (Keep), keso's four after them (New).
+type BesideLayout struct {
+	Keep      []DiskPart
+	New       []raw.Part
+	DiskBytes int64
+}
+
+// PlanBeside lays keso's partitions (KESO_EFI, two root slots, KESO_STATE
+// taking the rest) out 1 MiB aligned in the free space after the last
+// partition of a k3OS disk, numbered after the existing ones, leaving
+// k3OS's partitions untouched. A disk whose free space cannot hold them is
+// refused with what is needed.
+func PlanBeside(arch string, parts []DiskPart, diskBytes, squashfsBytes int64) (BesideLayout, error) {
+	const secPerMiB = mib / 512
+	var last uint64
+	index := 0
+	for _, p := range parts {
+		last = max(last, p.End)
+		index = max(index, p.Index)
+	}
+	start := (last/secPerMiB + 1) * secPerMiB // the first whole MiB after the last partition
+	end := uint64(diskBytes/mib-1) * secPerMiB  // 1 MiB tail for the backup GPT
+	root := rootMiB(squashfsBytes)
+	need := uint64(EFIMiB+2*root+MinStateMiB) * secPerMiB
+	if end < start || end-start < need {
+		free := int64(0)
+		if end > start {
+			free = int64(end-start) / secPerMiB
+		}
+		return BesideLayout{}, fmt.Errorf("the k3OS partitions leave %d MiB free after them; keso needs %d MiB beside them (%d MiB EFI, two %d MiB root slots, %d MiB state): "+
+			"shrink %s (resize2fs, then the partition) on another machine or use a bigger disk; nothing was written",
+			free, need/secPerMiB, EFIMiB, root, MinStateMiB, K3OSStateLabel)
+	}
+	l := BesideLayout{Keep: parts, DiskBytes: diskBytes}
+	next := start
+	add := func(label string, t gpt.Type, sectors uint64) {
+		index++
+		l.New = append(l.New, raw.Part{Index: index, Label: label, Type: t, Start: next, End: next + sectors - 1})
+		next += sectors
+	}
+	add(raw.LabelEFI, gpt.EFISystemPartition, EFIMiB*secPerMiB)
+	add(raw.LabelRootA, raw.RootType(arch), uint64(root)*secPerMiB)
+	add(raw.LabelRootB, raw.RootType(arch), uint64(root)*secPerMiB)
+	add(raw.LabelState, gpt.LinuxFilesystem, end-next)
+	return l, nil
+}
+
+// K3OSMove is one thing the install copies from K3OS_STATE to KESO_STATE.
+type K3OSMove struct {
+	From, To string // paths on the two file systems
+	Why      string
+}
+
+// K3OSMoves are what a k3OS node keeps when keso is installed beside it
+// (docs/install.md): k3OS persists k3os/data as the root of its writable
+// directories, keeps /etc/ssh and /etc/rancher/node under
+// var/lib/rancher/k3os, and its config in k3os/system. On KESO_STATE the
+// writable directories are var, home, root and opt, /etc's changes are in
+// etc-overlay/upper (initrd.LayerPlan), the SSH host keys in var/lib/keso/ssh.
+var K3OSMoves = []K3OSMove{
+	{"k3os/system/config.yaml", "keso/config.yaml", "the node's config"},
+	{"k3os/data/var/lib/rancher", "var/lib/rancher", "k3s's state: the node's certificates and, on a server, the cluster's datastore and token"},
+	{"k3os/data/var/lib/rancher/k3os/node/password", "etc-overlay/upper/rancher/node/password", "the node password the server checks when the node joins again"},
+	{"k3os/data/var/lib/rancher/k3os/hostname", "etc-overlay/upper/hostname", "the name k3OS chose at its first boot, when the config names none"},
+	{"k3os/data/var/lib/rancher/k3os/ssh/ssh_host_ed25519_key", "var/lib/keso/ssh/ssh_host_ed25519_key", "the SSH host key clients know (OpenSSH's format, which keso's server reads)"},
+	{"k3os/data/var/lib/rancher/k3os/ssh/ssh_host_ed25519_key.pub", "var/lib/keso/ssh/ssh_host_ed25519_key.pub", "its public half"},
+	{"k3os/data/var/lib/rancher/k3os/ssh/ssh_host_rsa_key", "var/lib/keso/ssh/ssh_host_rsa_key", "the RSA host key, for older clients"},
+	{"k3os/data/var/lib/rancher/k3os/ssh/ssh_host_rsa_key.pub", "var/lib/keso/ssh/ssh_host_rsa_key.pub", "its public half"},
+	{"k3os/data/home", "home", "rancher's home"},
+	{"k3os/data/root", "root", "root's home"},
+	{"k3os/data/opt", "opt", "the user's own files"},
+}
