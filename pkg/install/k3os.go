@@ -79,8 +79,8 @@ func PlanBeside(arch string, parts []DiskPart, diskBytes, squashfsBytes int64) (
 		last = max(last, p.End)
 		index = max(index, p.Index)
 	}
-	start := (last/secPerMiB + 1) * secPerMiB // the first whole MiB after the last partition
-	end := uint64(diskBytes/mib-1) * secPerMiB  // 1 MiB tail for the backup GPT
+	start := (last/secPerMiB + 1) * secPerMiB  // the first whole MiB after the last partition
+	end := uint64(diskBytes/mib-1) * secPerMiB // 1 MiB tail for the backup GPT
 	root := rootMiB(squashfsBytes)
 	need := uint64(EFIMiB+2*root+MinStateMiB) * secPerMiB
 	if end < start || end-start < need {
