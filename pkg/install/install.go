@@ -112,14 +112,6 @@ func espTree(in Inputs) (tree.Tree, error) {
 // image last, so an interrupted install leaves a disk that does not look
 // like a keso install (no KESO_* partitions) until everything else is there.
 func Write(disk *os.File, l Layout, in Inputs) error {
-	sq, err := os.Stat(in.Squashfs)
-	if err != nil {
-		return fmt.Errorf("install: %w", err)
-	}
-	efi, rootA, rootB, state := l.Parts[0], l.Parts[1], l.Parts[2], l.Parts[3]
-	if need := verity.SlotBytes(sq.Size()); need > rootA.Bytes() {
-		return fmt.Errorf("install: root image %d bytes (%d with its dm-verity tree) does not fit the %d byte slot", sq.Size(), need, rootA.Bytes())
-	}
 	// Wipe the old partition table areas first: a half-written disk must
 	// not be mistaken for an old install.
 	if err := zero(disk, 0, mib); err != nil {
@@ -127,6 +119,32 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	}
 	if err := zero(disk, l.DiskBytes-mib, mib); err != nil {
 		return fmt.Errorf("install: wipe backup partition table: %w", err)
+	}
+	if err := writeSystem(disk, l.Parts, in); err != nil {
+		return err
+	}
+	table := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, GUID: raw.GUID(in.Seed + "/disk")}
+	for _, p := range l.Parts {
+		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: p.Type,
+			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
+	}
+	if err := table.Write(disk, l.DiskBytes); err != nil {
+		return fmt.Errorf("install: write GPT: %w", err)
+	}
+	return writeState(disk, l.Parts[3], in)
+}
+
+// writeSystem writes slot A (the root image and its dm-verity tree), the
+// ESP booting it and an empty slot B into parts (KESO_EFI, KESO_ROOT_A,
+// KESO_ROOT_B, KESO_STATE), touching nothing outside them.
+func writeSystem(disk *os.File, parts []raw.Part, in Inputs) error {
+	sq, err := os.Stat(in.Squashfs)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	efi, rootA, rootB := parts[0], parts[1], parts[2]
+	if need := verity.SlotBytes(sq.Size()); need > rootA.Bytes() {
+		return fmt.Errorf("install: root image %d bytes (%d with its dm-verity tree) does not fit the %d byte slot", sq.Size(), need, rootA.Bytes())
 	}
 	// Slot A and its dm-verity tree first: slot A's initrd on the ESP
 	// carries the tree's record.
@@ -176,19 +194,96 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	if err := zero(disk, int64(rootB.Start)*512, mib); err != nil {
 		return fmt.Errorf("install: clear %s: %w", raw.LabelRootB, err)
 	}
-	table := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, GUID: raw.GUID(in.Seed + "/disk")}
-	for _, p := range l.Parts {
-		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: p.Type,
-			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
-	}
-	if err := table.Write(disk, l.DiskBytes); err != nil {
-		return fmt.Errorf("install: write GPT: %w", err)
-	}
+	return nil
+}
+
+// writeState writes the state image into its partition and syncs the disk.
+func writeState(disk *os.File, state raw.Part, in Inputs) error {
 	if err := raw.CopyFileAt(disk, in.StateImage, int64(state.Start)*512); err != nil {
 		return fmt.Errorf("install: write %s: %w", raw.LabelState, err)
 	}
 	if err := disk.Sync(); err != nil {
 		return fmt.Errorf("install: sync: %w", err)
+	}
+	return nil
+}
+
+// WriteBeside writes keso beside a k3OS installation (PlanBeside): keso's
+// partitions in the free space, then a GPT holding k3OS's partitions as
+// they were and keso's after them, then the state image. k3OS's partitions
+// are never written. KESO_EFI is not yet typed as an ESP, so the firmware
+// still boots k3OS until SwitchFromK3OS: a disk interrupted before the
+// switch boots k3OS with its data as it was.
+func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
+	table, err := gpt.Read(file.New(disk, true), 512, 512)
+	if err != nil {
+		return fmt.Errorf("install: read the k3OS disk's GPT: %w", err)
+	}
+	if err := checkKept(table, l.Keep); err != nil {
+		return err
+	}
+	if err := writeSystem(disk, l.New, in); err != nil {
+		return err
+	}
+	for _, p := range l.New {
+		t := p.Type
+		if p.Label == raw.LabelEFI {
+			t = gpt.LinuxFilesystem // an ESP at SwitchFromK3OS
+		}
+		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: t,
+			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
+	}
+	if err := table.Write(disk, l.DiskBytes); err != nil {
+		return fmt.Errorf("install: write GPT: %w", err)
+	}
+	return writeState(disk, l.New[3], in)
+}
+
+// SwitchFromK3OS makes the firmware boot keso instead of k3OS on a disk
+// WriteBeside wrote: one GPT write that types KESO_EFI as the ESP and
+// k3OS's K3OS_GRUB as plain data (its files stay, readable). The caller
+// runs it only once k3OS's data is copied and checked.
+func SwitchFromK3OS(disk *os.File, l BesideLayout, k K3OSDisk) error {
+	table, err := gpt.Read(file.New(disk, true), 512, 512)
+	if err != nil {
+		return fmt.Errorf("install: read GPT: %w", err)
+	}
+	done := 0
+	for _, p := range table.Partitions {
+		switch {
+		case p.Name == raw.LabelEFI && p.Start == l.New[0].Start:
+			p.Type = gpt.EFISystemPartition
+			done++
+		case p.Start == k.Grub.Start && p.End == k.Grub.End:
+			p.Type = gpt.MicrosoftBasicData // FAT, no longer the ESP
+			done++
+		}
+	}
+	if done != 2 {
+		return fmt.Errorf("install: the GPT no longer holds %s and K3OS_GRUB where keso wrote them: not switching (k3OS still boots)", raw.LabelEFI)
+	}
+	if err := table.Write(disk, l.DiskBytes); err != nil {
+		return fmt.Errorf("install: write GPT: %w", err)
+	}
+	if err := disk.Sync(); err != nil {
+		return fmt.Errorf("install: sync: %w", err)
+	}
+	return nil
+}
+
+// checkKept refuses to write when the disk's table is not the one planned
+// against (its partitions moved since).
+func checkKept(table *gpt.Table, keep []DiskPart) error {
+	for _, k := range keep {
+		found := false
+		for _, p := range table.Partitions {
+			if p.Start == k.Start && p.End == k.End {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("install: partition %d (LBA %d-%d) is not in the disk's GPT any more: plan again; nothing was written", k.Index, k.Start, k.End)
+		}
 	}
 	return nil
 }

@@ -1,7 +1,13 @@
 package install
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+
+	"github.com/diskfs/go-diskfs/backend/file"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
@@ -130,4 +136,53 @@ var K3OSMoves = []K3OSMove{
 	{"k3os/data/home", "home", "rancher's home"},
 	{"k3os/data/root", "root", "root's home"},
 	{"k3os/data/opt", "opt", "the user's own files"},
+}
+
+// ReadParts reads a disk's partition table ("gpt", "mbr" or "" for none)
+// and what each partition holds (blockdev.Detect on its first bytes), for
+// FindK3OS and PlanBeside.
+func ReadParts(disk *os.File) (string, []DiskPart, error) {
+	head := make([]byte, 512)
+	if _, err := disk.ReadAt(head, 0); err != nil {
+		return "", nil, fmt.Errorf("read the partition table: %w", err)
+	}
+	probe := func(p *DiskPart) error {
+		b := make([]byte, blockdev.HeadSize)
+		n, err := disk.ReadAt(b, int64(p.Start)*512)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read partition %d: %w", p.Index, err)
+		}
+		p.Probe = blockdev.Detect(b[:n])
+		return nil
+	}
+	var parts []DiskPart
+	if table, err := gpt.Read(file.New(disk, true), 512, 512); err == nil {
+		for _, gp := range table.Partitions {
+			if gp.Type == gpt.Unused {
+				continue
+			}
+			p := DiskPart{Index: gp.Index, Start: gp.Start, End: gp.End, Type: gp.Type}
+			if err := probe(&p); err != nil {
+				return "", nil, err
+			}
+			parts = append(parts, p)
+		}
+		return "gpt", parts, nil
+	}
+	if head[510] != 0x55 || head[511] != 0xAA {
+		return "", nil, nil
+	}
+	for i := range 4 {
+		e := head[446+16*i:][:16]
+		start, n := binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:])
+		if e[4] == 0 || n == 0 {
+			continue
+		}
+		p := DiskPart{Index: i + 1, Start: uint64(start), End: uint64(start) + uint64(n) - 1}
+		if err := probe(&p); err != nil {
+			return "", nil, err
+		}
+		parts = append(parts, p)
+	}
+	return "mbr", parts, nil
 }

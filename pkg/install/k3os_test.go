@@ -1,6 +1,11 @@
 package install
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -108,5 +113,123 @@ func TestK3OSMovesStayInside(t *testing.T) {
 		if !strings.HasPrefix(m.From, "k3os/system/") && !strings.HasPrefix(m.From, "k3os/data/") {
 			t.Errorf("%s: not under k3os/system or k3os/data", m.From)
 		}
+	}
+}
+
+// k3osDiskFile lays a disk file out as k3OS's install.sh does on UEFI
+// (sgdisk at the 1 MiB-aligned sectors parted picks for 0%–50MB–750MB: a FAT32 ESP labelled K3OS_GRUB, an ext4
+// labelled K3OS_STATE holding tree), with free space after them.
+func k3osDiskFile(t *testing.T, dir string, size int64, tree string) string {
+	t.Helper()
+	disk := filepath.Join(dir, "k3os.img")
+	f, err := os.Create(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(size)
+	f.Close()
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("sgdisk", "-n", "1:2048:98303", "-t", "1:ef00", "-c", "1:primary", "-n", "2:98304:1464319", "-t", "2:8300", "-c", "2:primary", disk)
+	grub := filepath.Join(dir, "grub.img")
+	run("mkfs.vfat", "-C", "-F", "32", "-n", "K3OS_GRUB", grub, "40960")
+	state := filepath.Join(dir, "state.img")
+	run("mke2fs", "-q", "-t", "ext4", "-L", "K3OS_STATE", "-d", tree, state, "32M")
+	run("dd", "if="+grub, "of="+disk, "bs=512", "seek=2048", "conv=notrunc,sparse", "status=none")
+	run("dd", "if="+state, "of="+disk, "bs=512", "seek=98304", "conv=notrunc,sparse", "status=none")
+	return disk
+}
+
+func sumRange(t *testing.T, f *os.File, start, n int64) [32]byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, start); err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestWriteBesideK3OS: keso is written beside a k3OS disk without one
+// byte of k3OS's partitions changing; the firmware keeps booting k3OS
+// (K3OS_GRUB stays the only ESP) until SwitchFromK3OS, after which
+// KESO_EFI is the ESP and K3OS_GRUB plain FAT. sgdisk checks each table.
+func TestWriteBesideK3OS(t *testing.T) {
+	need(t, "sgdisk", "mkfs.vfat", "mke2fs", "dd")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "k3os/system"), 0o755)
+	os.WriteFile(filepath.Join(tree, "k3os/system/config.yaml"), []byte("hostname: store-7\n"), 0o600)
+	const size = 4200 * mib
+	diskPath := k3osDiskFile(t, dir, size, tree)
+	disk, err := os.OpenFile(diskPath, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	grubSum, stateSum := sumRange(t, disk, 2048*512, 95608*512), sumRange(t, disk, 98304*512, 32*mib)
+
+	table, parts, err := ReadParts(disk)
+	if err != nil || table != "gpt" || len(parts) != 2 {
+		t.Fatalf("ReadParts = %q, %+v, %v; want gpt and two partitions", table, parts, err)
+	}
+	k, found, err := FindK3OS(table, parts)
+	if !found || err != nil {
+		t.Fatalf("FindK3OS(%+v): %v, %v; want a UEFI k3OS disk", parts, found, err)
+	}
+	l, err := PlanBeside("amd64", parts, size, mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := raw.MakeExt4(t.Context(), dir, 16*mib, raw.LabelState, raw.GUID("t"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		return p
+	}
+	in := Inputs{Arch: "amd64", Squashfs: write("root.squashfs", bytes.Repeat([]byte("SQSH"), 1<<18)), Kernel: write("vmlinuz", []byte("kernel")),
+		Initrd: write("initrd", []byte("initrd")), Loader: write("BOOTX64.EFI", []byte("MZ loader")), StateImage: ext, Seed: "t"}
+	if err := WriteBeside(disk, l, in); err != nil {
+		t.Fatal(err)
+	}
+	types := func(stage string) string {
+		t.Helper()
+		if out, err := exec.Command("sgdisk", "-v", diskPath).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+			t.Errorf("%s: sgdisk -v: %v\n%s", stage, err, out)
+		}
+		out, _ := exec.Command("sgdisk", "-p", diskPath).CombinedOutput()
+		var got []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 7 && f[0] >= "1" && f[0] <= "9" {
+				got = append(got, f[0]+":"+f[5]+":"+f[6])
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	if got, want := types("after WriteBeside"), "1:EF00:primary 2:8300:primary 3:8300:KESO_EFI 4:8304:KESO_ROOT_A 5:8304:KESO_ROOT_B 6:8300:KESO_STATE"; got != want {
+		t.Errorf("after WriteBeside: partitions %s, want %s", got, want)
+	}
+	if sumRange(t, disk, 2048*512, 95608*512) != grubSum || sumRange(t, disk, 98304*512, 32*mib) != stateSum {
+		t.Errorf("WriteBeside changed k3OS's partitions")
+	}
+	if err := SwitchFromK3OS(disk, l, k); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := types("after SwitchFromK3OS"), "1:0700:primary 2:8300:primary 3:EF00:KESO_EFI 4:8304:KESO_ROOT_A 5:8304:KESO_ROOT_B 6:8300:KESO_STATE"; got != want {
+		t.Errorf("after SwitchFromK3OS: partitions %s, want %s", got, want)
+	}
+	if sumRange(t, disk, 2048*512, 95608*512) != grubSum || sumRange(t, disk, 98304*512, 32*mib) != stateSum {
+		t.Errorf("SwitchFromK3OS changed k3OS's partitions")
+	}
+	// Planned against a table that changed since: refused, nothing written.
+	l.Keep[1].End++
+	if err := WriteBeside(disk, l, in); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("WriteBeside with a stale plan: %v, want refused", err)
 	}
 }
