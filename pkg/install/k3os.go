@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/keso-os/keso/pkg/blockdev"
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/image/raw"
 )
 
@@ -185,4 +188,49 @@ func ReadParts(disk *os.File) (string, []DiskPart, error) {
 		parts = append(parts, p)
 	}
 	return "mbr", parts, nil
+}
+
+// Moved is what CopyFromK3OS did with one K3OSMove.
+type Moved struct {
+	K3OSMove
+	Bytes   int64
+	Missing bool // the k3OS disk has no such path: nothing to keep
+}
+
+// CopyFromK3OS copies K3OSMoves from the mounted K3OS_STATE (k3os, which
+// it only reads) to the mounted KESO_STATE (keso) and checks each copy
+// against its source by content hashes. The first failure stops it; the
+// k3OS side is never written, so a failed copy loses nothing.
+func CopyFromK3OS(k3os, keso host.FS) ([]Moved, error) {
+	var done []Moved
+	for _, m := range K3OSMoves {
+		mv := Moved{K3OSMove: m}
+		n, err := keso.CopyTree(k3os, m.From, m.To)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := k3os.Stat(m.From); errors.Is(serr, fs.ErrNotExist) {
+				mv.Missing = true
+				done = append(done, mv)
+				continue
+			}
+		}
+		if err != nil {
+			return done, fmt.Errorf("keep %s (%s): %w", m.From, m.Why, err)
+		}
+		mv.Bytes = n
+		want, err := k3os.TreeSums(m.From)
+		if err != nil {
+			return done, fmt.Errorf("check %s: %w", m.From, err)
+		}
+		got, err := keso.TreeSums(m.To)
+		if err != nil {
+			return done, fmt.Errorf("check %s: %w", m.To, err)
+		}
+		for p, sum := range want {
+			if got[p] != sum {
+				return done, fmt.Errorf("check %s: %s differs from k3OS's after the copy", m.To, filepath.Join(m.From, p))
+			}
+		}
+		done = append(done, mv)
+	}
+	return done, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/keso-os/keso/pkg/blockdev"
+	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/image/raw"
 )
 
@@ -231,5 +232,54 @@ func TestWriteBesideK3OS(t *testing.T) {
 	l.Keep[1].End++
 	if err := WriteBeside(disk, l, in); err == nil || !strings.Contains(err.Error(), "nothing was written") {
 		t.Errorf("WriteBeside with a stale plan: %v, want refused", err)
+	}
+}
+
+// TestCopyFromK3OS: what a k3OS node keeps lands where keso reads it,
+// byte for byte; what the k3OS disk lacks is reported missing; the k3OS
+// side is not written.
+func TestCopyFromK3OS(t *testing.T) {
+	k3os, keso := host.FS{Root: t.TempDir()}, host.FS{Root: t.TempDir()}
+	files := map[string]string{
+		"k3os/system/config.yaml":                                 "hostname: store-7\nk3os:\n  token: secret\n",
+		"k3os/data/var/lib/rancher/k3s/server/token":              "K10abc::server:def\n",
+		"k3os/data/var/lib/rancher/k3s/agent/client-kubelet.crt":  "CERT\n",
+		"k3os/data/var/lib/rancher/k3os/node/password":            "0123456789abcdef\n",
+		"k3os/data/var/lib/rancher/k3os/ssh/ssh_host_ed25519_key": "KEY\n",
+		"k3os/data/home/rancher/.bash_history":                    "sudo k3os upgrade\n",
+	}
+	for p, c := range files {
+		if err := k3os.WriteFileAtomic("/"+p, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := k3os.TreeSums("/")
+	done, err := CopyFromK3OS(k3os, keso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"/keso/config.yaml":                        files["k3os/system/config.yaml"],
+		"/var/lib/rancher/k3s/server/token":        files["k3os/data/var/lib/rancher/k3s/server/token"],
+		"/etc-overlay/upper/rancher/node/password": files["k3os/data/var/lib/rancher/k3os/node/password"],
+		"/var/lib/keso/ssh/ssh_host_ed25519_key":   files["k3os/data/var/lib/rancher/k3os/ssh/ssh_host_ed25519_key"],
+		"/home/rancher/.bash_history":              files["k3os/data/home/rancher/.bash_history"],
+	} {
+		if got, err := keso.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", p, got, err, want)
+		}
+	}
+	var missing []string
+	for _, m := range done {
+		if m.Missing {
+			missing = append(missing, m.From)
+		}
+	}
+	if got, want := strings.Join(missing, " "), "k3os/data/var/lib/rancher/k3os/hostname k3os/data/var/lib/rancher/k3os/ssh/ssh_host_ed25519_key.pub k3os/data/var/lib/rancher/k3os/ssh/ssh_host_rsa_key k3os/data/var/lib/rancher/k3os/ssh/ssh_host_rsa_key.pub k3os/data/root k3os/data/opt"; got != want {
+		t.Errorf("missing = %s, want %s", got, want)
+	}
+	after, _ := k3os.TreeSums("/")
+	if len(after) != len(before) {
+		t.Errorf("the k3OS side changed: %d files before, %d after", len(before), len(after))
 	}
 }
