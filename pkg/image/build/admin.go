@@ -87,20 +87,9 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin: %w", err)
 	}
-	// program unpacks inDeb from in and checks it is built for the arch.
+	keep := func(n string) bool { return strings.HasPrefix(n, "usr/libexec/sudo/") } // sudo's plugin and library
 	program := func(field string, in profile.Input, inDeb string) (string, string, error) {
-		p, desc, err := b.resolveInput(ctx, in, debArch)
-		if err != nil {
-			return "", "", fmt.Errorf("admin.%s: %w (scripts/fetch-inputs.sh %s fetches it)", field, err, b.prof.Arch)
-		}
-		dir, err := b.unpackDeb(p, "admin", func(n string) bool { return n == inDeb || strings.HasPrefix(n, "usr/libexec/sudo/") })
-		if err != nil {
-			return "", "", fmt.Errorf("admin.%s: %w", field, err)
-		}
-		if err := checkMachine(filepath.Join(dir, inDeb), b.prof.Arch); err != nil {
-			return "", "", fmt.Errorf("admin.%s %s: %w", field, desc, err)
-		}
-		return dir, desc, nil
+		return b.unpackProgram(ctx, "admin."+field, in, inDeb, keep)
 	}
 	bashDir, bashDesc, err := program("bash", a.Bash, "bin/bash-static")
 	if err != nil {
@@ -162,6 +151,25 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	}
 	return fmt.Sprintf("bash (%s), busybox (%s, %d tools in /%s), sudo (%s) + %d shared libraries",
 		bashDesc, bbDesc, len(BusyboxApplets), AppletDir, sudoDesc, len(res.Libs)), nil
+}
+
+// unpackProgram unpacks inDeb (and what keep also wants) from the
+// profile's package in and checks that it is built for the profile's arch.
+// field names the profile field in errors. It returns the unpacked folder
+// and the package's description.
+func (b *builder) unpackProgram(ctx context.Context, field string, in profile.Input, inDeb string, keep func(string) bool) (string, string, error) {
+	p, desc, err := b.resolveInput(ctx, in, b.prof.DebArch())
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w (scripts/fetch-inputs.sh %s fetches it)", field, err, b.prof.Arch)
+	}
+	dir, err := b.unpackDeb(p, path.Base(inDeb), func(n string) bool { return n == inDeb || keep != nil && keep(n) })
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", field, err)
+	}
+	if err := checkMachine(filepath.Join(dir, inDeb), b.prof.Arch); err != nil {
+		return "", "", fmt.Errorf("%s %s: %w", field, desc, err)
+	}
+	return dir, desc, nil
 }
 
 // libraryTrees unpacks the library folders (lib/, usr/lib/) of the

@@ -28,19 +28,12 @@ func (b *builder) addWiFi(ctx context.Context, t tree.Tree) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wifi: %w", err)
 	}
-	p, desc, err := b.resolveInput(ctx, w.Supplicant, debArch)
-	if err != nil {
-		return "", fmt.Errorf("wifi.supplicant: %w (scripts/fetch-inputs.sh %s fetches it)", err, b.prof.Arch)
-	}
 	const inDeb = "sbin/wpa_supplicant"
-	dir, err := b.unpackDeb(p, "wpa", func(n string) bool { return n == inDeb })
+	dir, desc, err := b.unpackProgram(ctx, "wifi.supplicant", w.Supplicant, inDeb, nil)
 	if err != nil {
-		return "", fmt.Errorf("wifi.supplicant: %w", err)
+		return "", err
 	}
 	prog := filepath.Join(dir, inDeb)
-	if err := checkMachine(prog, b.prof.Arch); err != nil {
-		return "", fmt.Errorf("wifi.supplicant %s: %w", desc, err)
-	}
 	trees, err := b.libraryTrees(ctx, "wifi.libraries", w.Libraries)
 	if err != nil {
 		return "", err
