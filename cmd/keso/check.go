@@ -23,7 +23,7 @@ func runCheck(args []string, out io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	root := fs.String("root", "/", "root of the system to check (its /proc, /sys, /lib/modules, /var)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: keso check [--json] [--root DIR]")

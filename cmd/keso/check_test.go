@@ -51,3 +51,23 @@ func TestCheckCLI(t *testing.T) {
 		t.Errorf("keso check extra: exit %d, want 2", code)
 	}
 }
+
+// TestHelpExitsZero: `keso <command> --help` prints the usage and exits 0
+// (runbooks run `k3os install --help` to check the CLI); a wrong flag is 2.
+func TestHelpExitsZero(t *testing.T) {
+	for _, name := range []string{"install", "upgrade", "rollback", "status", "check", "config validate", "config show", "config apply"} {
+		words := strings.Fields(name)
+		run := commands[words[0]].run
+		if run == nil {
+			t.Fatalf("no command %q", words[0])
+		}
+		for _, tc := range []struct {
+			flag string
+			want int
+		}{{"--help", 0}, {"-h", 0}, {"--no-such-flag", 2}} {
+			if got := run(append(words[1:], tc.flag)); got != tc.want {
+				t.Errorf("keso %s %s: exit %d, want %d", name, tc.flag, got, tc.want)
+			}
+		}
+	}
+}

@@ -38,7 +38,7 @@ func configValidate(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("keso config validate", flag.ContinueOnError)
 	strict := fs.Bool("strict", false, "treat warnings as errors")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "keso config validate: name at least one file")
@@ -69,7 +69,7 @@ func configShow(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("keso config show", flag.ContinueOnError)
 	cmdline := fs.String("cmdline", "", "a kernel command line to merge last (keso.* and k3os.* keys)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	var sources []cloudconfig.Source
 	for _, name := range fs.Args() {

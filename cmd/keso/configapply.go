@@ -29,7 +29,7 @@ func configApply(args []string, out io.Writer) int {
 	dryRun := fset.Bool("dry-run", false, "validate and show the changes; change nothing")
 	noReboot := fset.Bool("no-reboot", false, "write the config (and the trial) for the next boot; do not reboot now")
 	if err := fset.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fset.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: keso config apply [--try DURATION] [--auto-confirm=false] [--dry-run] [--no-reboot] FILE")

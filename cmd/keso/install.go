@@ -40,7 +40,7 @@ func runInstall(args []string) int {
 	powerOff := fs.Bool("power-off", false, "power off when done (default: reboot)")
 	noReboot := fs.Bool("no-reboot", false, "neither reboot nor power off when done")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	root := host.FS{Root: "/"}
 	in := bufio.NewReader(os.Stdin)

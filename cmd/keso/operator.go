@@ -16,7 +16,7 @@ func init() {
 		fs := flag.NewFlagSet("keso operator", flag.ContinueOnError)
 		opts := operator.Flags(fs)
 		if err := fs.Parse(args); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

@@ -72,7 +72,7 @@ func runUpgrade(args []string) int {
 	downgrade := fs.Bool("allow-downgrade", false, "allow an older or the same version")
 	tries := fs.Int("tries", bootloader.DefaultTries, "boots the new slot gets before falling back")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if *image == "" {
 		fmt.Fprintln(os.Stderr, "keso upgrade: --image is required")
@@ -118,7 +118,7 @@ func runRollback(args []string) int {
 	fs := flag.NewFlagSet("keso rollback", flag.ContinueOnError)
 	reboot := fs.Bool("reboot", false, "reboot now")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	l := host.Linux{}
 	root := host.FS{Root: "/"}
@@ -151,7 +151,7 @@ func runStatus(args []string) int {
 	fs := flag.NewFlagSet("keso status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print status.json (with k3s_binary from the image)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	root := host.FS{Root: "/"}
 	k3s, kerr := status.ReadK3sBinary(root)
