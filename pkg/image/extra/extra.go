@@ -8,8 +8,11 @@
 //
 //   - Add, never replace. An extra file or symlink may only take a path the
 //     image does not have (neither keso's build, the repo's overlay/, nor an
-//     earlier extra tree put anything there). An extra directory may be one
-//     the image already has: its content is added, the image's mode stays.
+//     earlier extra tree put anything there), unless it is exactly what is
+//     there (same bytes and mode, or the same link target: the same Debian
+//     library in the image and in the extra tree's closure). An extra
+//     directory may be one the image already has: its content is added, the
+//     image's mode stays.
 //   - Inside the root. Paths are relative and clean; nothing is written below
 //     a symlink (of the image or of an extra), so no file can land outside
 //     the root. Symlinks are kept as symlinks, whatever they point to.
@@ -26,6 +29,7 @@
 package extra
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -139,8 +143,8 @@ func Merge(image tree.Tree, extras []*Tree) error {
 				errs = append(errs, host+": "+msg)
 				continue
 			}
-			if cur, ok := union[p]; ok && cur.Kind == tree.Dir && n.Kind == tree.Dir {
-				continue // merged into the existing directory, whose mode stays
+			if cur, ok := union[p]; ok && (cur.Kind == tree.Dir && n.Kind == tree.Dir || same(cur, n)) {
+				continue // merged into the existing directory, whose mode stays; or already there
 			}
 			for d := path.Dir(p); d != "."; d = path.Dir(d) {
 				if _, ok := union[d]; !ok {
@@ -164,6 +168,28 @@ func Merge(image tree.Tree, extras []*Tree) error {
 		image[p] = union[p]
 	}
 	return nil
+}
+
+// same reports whether an extra entry is what the image already has at its
+// path: a file with the same bytes and mode bits, or a symlink with the same
+// target (the same Debian library shipped by the image and by an extra
+// tree's own closure). Adding it changes nothing, so it is not refused.
+func same(cur, n *tree.Node) bool {
+	if cur.Kind != n.Kind {
+		return false
+	}
+	switch n.Kind {
+	case tree.Symlink:
+		return cur.Target == n.Target
+	case tree.File:
+		if cur.Mode&tree.ModeBits != n.Mode&tree.ModeBits {
+			return false
+		}
+		a, err1 := tree.ReadNode(cur)
+		b, err2 := tree.ReadNode(n)
+		return err1 == nil && err2 == nil && bytes.Equal(a, b)
+	}
+	return false
 }
 
 // check returns why entry p may not be added to union, or "".
@@ -192,7 +218,7 @@ func check(union tree.Tree, from map[string]string, p string, n *tree.Node) stri
 	if !ok {
 		return ""
 	}
-	if cur.Kind == tree.Dir && n.Kind == tree.Dir {
+	if cur.Kind == tree.Dir && n.Kind == tree.Dir || same(cur, n) {
 		return ""
 	}
 	return fmt.Sprintf("/%s would replace %s: extra trees add files, they never replace the image's (remove it from the extra tree, or use another path)", p, describe(cur, from[p]))

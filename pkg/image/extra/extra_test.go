@@ -221,6 +221,9 @@ func TestTwoExtrasMayNotReplaceEachOther(t *testing.T) {
 	img := image(t)
 	a := host(t, map[string]fs.FileMode{"usr/local/bin/kubelet": 0o755})
 	b := host(t, map[string]fs.FileMode{"usr/local/bin/kubelet": 0o755})
+	if err := os.WriteFile(filepath.Join(b, "usr/local/bin/kubelet"), []byte("another kubelet"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Add(img, []string{a, b})
 	if err == nil || !strings.Contains(err.Error(), "would replace a file added by "+filepath.Join(a, "usr/local/bin/kubelet")) {
 		t.Fatalf("err = %v, want a refusal naming the first tree", err)
@@ -268,6 +271,56 @@ func TestHiddenMatchesTheBootLayers(t *testing.T) {
 			if !slices.Contains(Hidden, rel) {
 				t.Errorf("the initrd mounts over /%s but extra.Hidden lacks it", rel)
 			}
+		}
+	}
+}
+
+// TestIdenticalEntriesAreAccepted: an extra file with the image's bytes and
+// mode, or a symlink with the image's target, adds nothing and replaces
+// nothing (the same Debian glibc in the image and in an extra tree's
+// closure); the same path with other bytes, another mode or another target
+// is still refused.
+func TestIdenticalEntriesAreAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		content string
+		mode    fs.FileMode
+		target  string
+		wantErr bool
+	}{
+		{"same bytes and mode", "libc", 0o755, "", false},
+		{"other bytes", "libc, another build", 0o755, "", true},
+		{"other mode", "libc", 0o644, "", true},
+		{"same link", "", 0, "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", false},
+		{"other link", "", 0, "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", true},
+	} {
+		img := image(t)
+		img.Data("lib/x86_64-linux-gnu/libc.so.6", 0o755, []byte("libc"))
+		img.Symlink("lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+		before := len(img)
+		dir := t.TempDir()
+		if tc.target != "" {
+			os.MkdirAll(filepath.Join(dir, "lib64"), 0o755)
+			if err := os.Symlink(tc.target, filepath.Join(dir, "lib64/ld-linux-x86-64.so.2")); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			p := filepath.Join(dir, "lib/x86_64-linux-gnu/libc.so.6")
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(p, tc.mode)
+		}
+		_, err := Add(img, []string{dir})
+		if got := err != nil; got != tc.wantErr {
+			t.Errorf("%s: Add error %v, want an error: %v", tc.name, err, tc.wantErr)
+		}
+		if len(img) != before {
+			t.Errorf("%s: the image has %d entries, want %d (nothing added)", tc.name, len(img), before)
+		}
+		if n := img["lib/x86_64-linux-gnu/libc.so.6"]; string(n.Data) != "libc" {
+			t.Errorf("%s: the image's libc was replaced", tc.name)
 		}
 	}
 }
