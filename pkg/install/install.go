@@ -125,8 +125,7 @@ func Write(disk *os.File, l Layout, in Inputs) error {
 	}
 	table := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, GUID: raw.GUID(in.Seed + "/disk")}
 	for _, p := range l.Parts {
-		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: p.Type,
-			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
+		table.Partitions = append(table.Partitions, p.GPT(in.Seed))
 	}
 	if err := table.Write(disk, l.DiskBytes); err != nil {
 		return fmt.Errorf("install: write GPT: %w", err)
@@ -226,12 +225,11 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 		return err
 	}
 	for _, p := range l.New {
-		t := p.Type
+		gp := p.GPT(in.Seed)
 		if p.Label == raw.LabelEFI {
-			t = gpt.LinuxFilesystem // an ESP at SwitchFromK3OS
+			gp.Type = gpt.LinuxFilesystem // an ESP at SwitchFromK3OS
 		}
-		table.Partitions = append(table.Partitions, &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: t,
-			Name: p.Label, GUID: raw.GUID(in.Seed + "/" + p.Label)})
+		table.Partitions = append(table.Partitions, gp)
 	}
 	if err := table.Write(disk, l.DiskBytes); err != nil {
 		return fmt.Errorf("install: write GPT: %w", err)

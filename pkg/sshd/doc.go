@@ -15,8 +15,8 @@
 //   - Public-key auth for `rancher` against ~rancher/.ssh/authorized_keys
 //     (written by the users phase), read at each attempt so that keys
 //     fetched later in the boot work without a restart. Another account in
-//     /etc/passwd (one a config adds with `adduser`, as k3OS users do) logs
-//     in with the keys in its own home, as with OpenSSH. root may log in only
+//     /etc/passwd (one a config's run_cmd adds) logs in with the keys in
+//     its own home, as with OpenSSH. root may log in only
 //     with `root_login: true`, with the keys in /root/.ssh/authorized_keys
 //     and rancher's keys ("let the authorized keys log in as root too").
 //   - Password auth only with `password_auth: true` and a PasswordChecker;

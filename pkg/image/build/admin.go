@@ -19,6 +19,8 @@ const (
 	BashPath    = "bin/bash"
 	BusyboxPath = "bin/busybox"
 	SudoPath    = "usr/bin/sudo"
+	// SudoersPlugin is sudo's policy plugin, where sudo looks for it.
+	SudoersPlugin = "usr/libexec/sudo/sudoers.so"
 	// AppletDir holds the busybox links: it comes before /bin (keso's
 	// u-root tools) in every user's PATH (sshd.DefaultPath).
 	AppletDir = "usr/bin"
@@ -87,19 +89,17 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin: %w", err)
 	}
-	keep := func(n string) bool { return strings.HasPrefix(n, "usr/libexec/sudo/") } // sudo's plugin and library
-	program := func(field string, in profile.Input, inDeb string) (string, string, error) {
-		return b.unpackProgram(ctx, "admin."+field, in, inDeb, keep)
-	}
-	bashDir, bashDesc, err := program("bash", a.Bash, "bin/bash-static")
+	bashDir, bashDesc, err := b.unpackProgram(ctx, "admin.bash", a.Bash, "bin/bash-static", nil)
 	if err != nil {
 		return "", err
 	}
-	bbDir, bbDesc, err := program("busybox", a.Busybox, "bin/busybox")
+	bbDir, bbDesc, err := b.unpackProgram(ctx, "admin.busybox", a.Busybox, "bin/busybox", nil)
 	if err != nil {
 		return "", err
 	}
-	sudoDir, sudoDesc, err := program("sudo", a.Sudo, "usr/bin/sudo")
+	// sudo with its policy plugin and its private library.
+	sudoDir, sudoDesc, err := b.unpackProgram(ctx, "admin.sudo", a.Sudo, SudoPath,
+		func(n string) bool { return strings.HasPrefix(n, path.Dir(SudoersPlugin)+"/") })
 	if err != nil {
 		return "", err
 	}
@@ -110,7 +110,7 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	trees := append([]string{sudoDir}, libs...)
 	// sudo, the sudoers policy plugin it loads, and the PAM modules
 	// libpam loads for PAMSudo, each from the first tree that has it.
-	objects := []string{filepath.Join(sudoDir, SudoPath), filepath.Join(sudoDir, "usr/libexec/sudo/sudoers.so")}
+	objects := []string{filepath.Join(sudoDir, SudoPath), filepath.Join(sudoDir, SudoersPlugin)}
 	modDir := path.Join("lib", triplet, "security")
 	for _, m := range PAMModules {
 		found := ""
@@ -135,14 +135,16 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 	}
 	t.Copy(BashPath, 0o755, filepath.Join(bashDir, "bin/bash-static"))
 	t.Copy(BusyboxPath, 0o755, filepath.Join(bbDir, "bin/busybox"))
+	linked := 0
 	for _, ap := range BusyboxApplets {
 		p := path.Join(AppletDir, ap)
 		if _, taken := t[p]; !taken {
 			t.Symlink(p, "../../"+BusyboxPath)
+			linked++
 		}
 	}
 	t.Copy(SudoPath, 0o755|fs.ModeSetuid, filepath.Join(sudoDir, SudoPath))
-	t.Copy("usr/libexec/sudo/sudoers.so", 0o644, filepath.Join(sudoDir, "usr/libexec/sudo/sudoers.so"))
+	t.Copy(SudoersPlugin, 0o644, filepath.Join(sudoDir, SudoersPlugin))
 	t.Data("etc/sudoers", 0o440, []byte(Sudoers))
 	t.Dir("etc/sudoers.d", 0o750)
 	t.Data("etc/pam.d/sudo", 0o644, []byte(PAMSudo))
@@ -150,7 +152,7 @@ func (b *builder) addAdmin(ctx context.Context, t tree.Tree) (string, error) {
 		t.Data("etc/nsswitch.conf", 0o644, []byte(NSSwitch))
 	}
 	return fmt.Sprintf("bash (%s), busybox (%s, %d tools in /%s), sudo (%s) + %d shared libraries",
-		bashDesc, bbDesc, len(BusyboxApplets), AppletDir, sudoDesc, len(res.Libs)), nil
+		bashDesc, bbDesc, linked, AppletDir, sudoDesc, len(res.Libs)), nil
 }
 
 // unpackProgram unpacks inDeb (and what keep also wants) from the

@@ -63,6 +63,12 @@ type Part struct {
 // Bytes is the partition size.
 func (p Part) Bytes() int64 { return int64(p.End-p.Start+1) * sector }
 
+// GPT is the partition's GPT entry, named by its label, with a GUID derived
+// from seed and the label (GUID).
+func (p Part) GPT(seed string) *gpt.Partition {
+	return &gpt.Partition{Index: p.Index, Start: p.Start, End: p.End, Type: p.Type, Name: p.Label, GUID: GUID(seed + "/" + p.Label)}
+}
+
 // Plan lays the partitions out 1 MiB aligned and returns them with the image size.
 func Plan(arch string, l Layout) ([]Part, int64) {
 	var parts []Part
@@ -118,10 +124,7 @@ func Write(ctx context.Context, out string, o Options) error {
 	defer b.Close()
 	table := &gpt.Table{LogicalSectorSize: sector, PhysicalSectorSize: sector, ProtectiveMBR: true, GUID: GUID(o.Seed + "/disk")}
 	for _, p := range parts {
-		table.Partitions = append(table.Partitions, &gpt.Partition{
-			Index: p.Index, Start: p.Start, End: p.End, Type: p.Type, Name: p.Label,
-			GUID: GUID(o.Seed + "/" + p.Label),
-		})
+		table.Partitions = append(table.Partitions, p.GPT(o.Seed))
 	}
 	w, err := b.Writable()
 	if err != nil {
