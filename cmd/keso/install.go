@@ -84,8 +84,17 @@ func runInstall(args []string) int {
 			}
 		}
 	}
+	k3os, err := install.Inspect(host.Linux{}, *device)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso install: %v\n", err)
+		return 1
+	}
 	if !*yes {
-		if a := ask(fmt.Sprintf("Erase everything on %s and install keso? [y/N] ", *device)); a != "y" && a != "yes" {
+		q := fmt.Sprintf("Erase everything on %s and install keso? [y/N] ", *device)
+		if k3os {
+			q = fmt.Sprintf("%s holds k3OS: install keso beside it, keeping its config, k3s state, homes and SSH host keys (k3OS's partitions stay as they are)? [y/N] ", *device)
+		}
+		if a := ask(q); a != "y" && a != "yes" {
 			fmt.Println("Nothing was written.")
 			return 1
 		}
@@ -96,6 +105,14 @@ func runInstall(args []string) int {
 		return 1
 	}
 	fmt.Printf("keso install: installed to %s (%d MiB) in %s; config saved on %s\n", *device, res.DiskBytes>>20, res.Took.Round(time.Millisecond), res.State)
+	for _, m := range res.Kept {
+		if !m.Missing {
+			fmt.Printf("keso install: kept k3OS's %s (%s): %d bytes\n", m.From, m.Why, m.Bytes)
+		}
+	}
+	if res.K3OS {
+		fmt.Printf("keso install: k3OS's %s stays on %s, readable; the firmware now boots keso\n", install.K3OSStateLabel, res.K3OSState)
+	}
 	switch {
 	case *noReboot:
 		return 0

@@ -283,3 +283,18 @@ func TestCopyFromK3OS(t *testing.T) {
 		t.Errorf("the k3OS side changed: %d files before, %d after", len(before), len(after))
 	}
 }
+
+func TestPartitionDevice(t *testing.T) {
+	for _, tc := range []struct {
+		disk string
+		n    int
+		want string
+	}{
+		{"/dev/sda", 2, "/dev/sda2"}, {"/dev/vda", 1, "/dev/vda1"},
+		{"/dev/nvme0n1", 2, "/dev/nvme0n1p2"}, {"/dev/mmcblk0", 3, "/dev/mmcblk0p3"},
+	} {
+		if got := PartitionDevice(tc.disk, tc.n); got != tc.want {
+			t.Errorf("PartitionDevice(%q, %d) = %q, want %q", tc.disk, tc.n, got, tc.want)
+		}
+	}
+}

@@ -37,6 +37,12 @@ type Result struct {
 	DiskBytes int64
 	State     string // the state partition's device
 	Took      time.Duration
+	// K3OS is set when keso was installed beside a k3OS installation
+	// (InstallBesideK3OS): what was kept from it, and where its state
+	// partition stays, readable.
+	K3OS      bool
+	K3OSState string
+	Kept      []Moved
 }
 
 // Node installs the running system onto device: the root image it booted
@@ -68,25 +74,45 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 		return res, err
 	}
 	defer disk.Close()
-	l, err := Plan(strings.TrimSpace(string(arch)), disk.Size(), sq.Size())
+	table, parts, err := ReadParts(disk.File)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", device, err)
+	}
+	k, isK3OS, err := FindK3OS(table, parts)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", device, err)
 	}
 	seed := make([]byte, 16)
 	rand.Read(seed)
-	start := time.Now()
 	loader, _ := root.ReadFile(Dir + "/bootloader") // "grub" on armv7; absent: systemd-boot
-	err = Write(disk.File, l, Inputs{
+	in := Inputs{
 		Grub: strings.TrimSpace(string(loader)) == "grub",
 		Arch: strings.TrimSpace(string(arch)), Squashfs: root.Path(squashfs), Kernel: root.Path("/boot/vmlinuz"),
 		Initrd: root.Path("/boot/initrd"), Loader: root.Path(Dir + "/loader.efi"), StateImage: root.Path(Dir + "/state.ext4"),
 		Options: strings.TrimSpace(string(opts)), Seed: hex.EncodeToString(seed), Epoch: time.Now().Unix(),
-	})
-	if err != nil {
-		return res, err
+	}
+	start := time.Now()
+	var beside BesideLayout
+	if isK3OS {
+		beside, err = PlanBeside(in.Arch, parts, disk.Size(), sq.Size())
+		if err != nil {
+			return res, fmt.Errorf("%s holds k3OS: %w", device, err)
+		}
+		if err := WriteBeside(disk.File, beside, in); err != nil {
+			return res, err
+		}
+		res.DiskBytes, res.K3OS = beside.DiskBytes, true
+	} else {
+		l, err := Plan(in.Arch, disk.Size(), sq.Size())
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", device, err)
+		}
+		if err := Write(disk.File, l, in); err != nil {
+			return res, err
+		}
+		res.DiskBytes = l.DiskBytes
 	}
 	disk.Close()
-	res.DiskBytes = l.DiskBytes
 	if err := h.RereadPartitions(device); err != nil {
 		return res, err
 	}
@@ -100,12 +126,59 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 		return res, err
 	}
 	defer h.Unmount(mp)
-	if err := SaveConfig(host.FS{Root: mp}, config); err != nil {
-		return res, err
+	if isK3OS {
+		if err := keepK3OS(h, root, device, k, host.FS{Root: mp}, &res); err != nil {
+			return res, err
+		}
+	}
+	if len(config) > 0 || !isK3OS {
+		// An install config given explicitly replaces k3OS's (which stays
+		// readable on K3OS_STATE).
+		if err := SaveConfig(host.FS{Root: mp}, config); err != nil {
+			return res, err
+		}
 	}
 	host.Sync()
+	if isK3OS {
+		disk, err := h.OpenBlock(device)
+		if err != nil {
+			return res, err
+		}
+		defer disk.Close()
+		if err := SwitchFromK3OS(disk.File, beside, k); err != nil {
+			return res, err
+		}
+	}
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// keepK3OS mounts k3OS's state partition read-only and copies what the
+// node keeps onto keso's (mounted at state).
+func keepK3OS(h NodeHost, root host.FS, device string, k K3OSDisk, state host.FS, res *Result) error {
+	dev := PartitionDevice(device, k.State.Index)
+	res.K3OSState = dev
+	mp := root.Path("/run/keso/k3os-state")
+	if err := h.Mount(dev, mp, "ext4", host.MountReadOnly, ""); err != nil {
+		return fmt.Errorf("mount k3OS's %s (%s) read-only: %w", K3OSStateLabel, dev, err)
+	}
+	defer h.Unmount(mp)
+	kept, err := CopyFromK3OS(host.FS{Root: mp}, state)
+	res.Kept = kept
+	if err != nil {
+		return fmt.Errorf("keep k3OS's data (k3OS still boots; its data is untouched on %s): %w", dev, err)
+	}
+	return nil
+}
+
+// PartitionDevice names partition n of a whole-disk device the way the
+// kernel does: /dev/sda2, /dev/vda2, but /dev/nvme0n1p2 and /dev/mmcblk0p2
+// when the disk's name ends in a digit.
+func PartitionDevice(disk string, n int) string {
+	if c := disk[len(disk)-1]; c >= '0' && c <= '9' {
+		return fmt.Sprintf("%sp%d", disk, n)
+	}
+	return fmt.Sprintf("%s%d", disk, n)
 }
 
 func waitPartition(h NodeHost, label string) (string, error) {
@@ -142,4 +215,24 @@ func Disks(root host.FS) []Disk {
 		out = append(out, Disk{Device: "/dev/" + b.Name, Bytes: b.Sectors * 512, Model: strings.TrimSpace(string(model))})
 	}
 	return out
+}
+
+// Inspect says whether device holds a k3OS installation that Node would
+// install beside (and keep), for the prompt before an install; an error
+// is a k3OS disk Node refuses, or a disk it cannot read.
+func Inspect(h NodeHost, device string) (k3os bool, err error) {
+	disk, err := h.OpenBlock(device)
+	if err != nil {
+		return false, err
+	}
+	defer disk.Close()
+	table, parts, err := ReadParts(disk.File)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", device, err)
+	}
+	_, found, err := FindK3OS(table, parts)
+	if err != nil {
+		return found, fmt.Errorf("%s: %w", device, err)
+	}
+	return found, nil
 }
