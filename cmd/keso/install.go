@@ -111,6 +111,9 @@ func runInstall(args []string) int {
 		}
 	}
 	if res.K3OS {
+		if res.KeptConfig() && len(data) > 0 {
+			fmt.Printf("keso install: the node keeps k3OS's config; the install's config was not saved (change it with keso config apply)\n")
+		}
 		fmt.Printf("keso install: k3OS's %s stays on %s, readable; the firmware now boots keso\n", install.K3OSStateLabel, res.K3OSState)
 	}
 	switch {

@@ -30,6 +30,7 @@ type NodeHost interface {
 	FindPartition(label string) (string, error)
 	Mount(source, target, fstype string, flags uintptr, data string) error
 	Unmount(target string) error
+	GrowExt4(mountpoint string, deviceBytes int64) (before, after uint64, err error)
 }
 
 // Result says what Node did.
@@ -127,13 +128,20 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 	}
 	defer h.Unmount(mp)
 	if isK3OS {
+		// The state image is small (the initrd grows it at first boot):
+		// grown to its partition now, for what k3OS's node keeps.
+		if _, _, err := h.GrowExt4(mp, beside.New[3].Bytes()); err != nil {
+			return res, err
+		}
 		if err := keepK3OS(h, root, device, k, host.FS{Root: mp}, &res); err != nil {
 			return res, err
 		}
 	}
-	if len(config) > 0 || !isK3OS {
-		// An install config given explicitly replaces k3OS's (which stays
-		// readable on K3OS_STATE).
+	// On a k3OS disk the node keeps k3OS's config (its name, token and
+	// server: the node's identity in its cluster); the install's config
+	// is saved only when k3OS had none. `keso config apply` changes it
+	// once keso runs.
+	if !isK3OS || !res.KeptConfig() {
 		if err := SaveConfig(host.FS{Root: mp}, config); err != nil {
 			return res, err
 		}
@@ -151,6 +159,16 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 	}
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// KeptConfig reports whether the install kept k3OS's config.
+func (r Result) KeptConfig() bool {
+	for _, m := range r.Kept {
+		if m.To == strings.TrimPrefix(ConfigPath, "/") && !m.Missing {
+			return true
+		}
+	}
+	return false
 }
 
 // keepK3OS mounts k3OS's state partition read-only and copies what the
