@@ -15,7 +15,10 @@ import (
 // modification times and symlink targets as they are; files are written
 // and synced before their times and modes are set. It returns the bytes
 // copied. A missing from is fs.ErrNotExist (wrapped), with nothing
-// written. Device nodes, sockets and FIFOs are skipped.
+// written. Device nodes, sockets and FIFOs are skipped. The directories
+// above to that the copy creates are 0755 and root's, as mkdir -p makes
+// them: one of them may be the top of an overlay's upper layer, whose mode
+// the merged directory shows (etc-overlay/upper is /etc).
 func (f FS) CopyTree(src FS, from, to string) (int64, error) {
 	var total int64
 	root := src.Path(from)
@@ -37,7 +40,7 @@ func (f FS) CopyTree(src FS, from, to string) (int64, error) {
 				return err
 			}
 		case fi.IsDir():
-			if err := os.MkdirAll(dst, 0o700); err != nil {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return err
 			}
 		case fi.Mode().IsRegular():
@@ -87,7 +90,7 @@ func copyFile(src, dst string) (int64, error) {
 		return 0, err
 	}
 	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return 0, err
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

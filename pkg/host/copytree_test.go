@@ -73,6 +73,22 @@ func TestCopyTreeKeepsWhatItCopies(t *testing.T) {
 			t.Errorf("%s: mtime %v, want %v", c.p, fi.ModTime(), c.mtime)
 		}
 	}
+	// The directories above the copy are made as mkdir -p makes them,
+	// whatever the copied tree's modes: the top of an overlay's upper
+	// layer among them gives the merged directory its mode (#17: /etc
+	// became 0700 and rancher could not read it).
+	if _, err := dst.CopyTree(src, "/data/k3s/server/token", "/etc-overlay/upper/rancher/node/token"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc-overlay", "/etc-overlay/upper", "/etc-overlay/upper/rancher/node"} {
+		fi, err := os.Stat(dst.Path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fi.Mode().Perm(), fs.FileMode(0o755); got != want {
+			t.Errorf("%s: mode %v, want %v", p, got, want)
+		}
+	}
 	if _, err := dst.CopyTree(src, "/missing", "/x"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("CopyTree of a missing tree: %v, want fs.ErrNotExist", err)
 	}
