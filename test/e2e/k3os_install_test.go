@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,8 @@ k3os:
 // a FAT32 ESP labelled K3OS_GRUB (the first 48 MiB, parted's 0%–50MB
 // aligned), an ext4 labelled K3OS_STATE to 715 MiB (50MB–750MB), free
 // space after; K3OS_STATE holds tree (k3os/system/config.yaml, k3os/data/…).
-func buildK3OSDisk(t *testing.T, size int64, tree string) string {
+// It returns the disk and the sha256 of k3OS's two partitions' bytes.
+func buildK3OSDisk(t *testing.T, size int64, tree string) (string, string) {
 	t.Helper()
 	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mke2fs", "dd"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -61,7 +63,23 @@ func buildK3OSDisk(t *testing.T, size int64, tree string) string {
 	run("mke2fs", "-q", "-t", "ext4", "-L", "K3OS_STATE", "-d", tree, state, fmt.Sprintf("%dk", (stateEnd-stateStart+1)/2))
 	run("dd", "if="+grub, "of="+disk, "bs=512", fmt.Sprintf("seek=%d", grubStart), "conv=notrunc,sparse", "status=none")
 	run("dd", "if="+state, "of="+disk, "bs=512", fmt.Sprintf("seek=%d", stateStart), "conv=notrunc,sparse", "status=none")
-	return disk
+	return disk, k3osPartsSum(t, disk)
+}
+
+// k3osPartsSum is the sha256 of the sectors k3OS's partitions occupy
+// (K3OS_GRUB and K3OS_STATE, sectors 2048–1464319).
+func k3osPartsSum(t *testing.T, disk string) string {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 2048*512, (1464319-2048+1)*512)); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // TestInstallOverK3OS (#17): a disk as k3OS leaves it (its config, a k3s
@@ -121,7 +139,7 @@ func TestInstallOverK3OS(t *testing.T) {
 		}
 		return nil
 	})
-	target := buildK3OSDisk(t, 5<<30, tree)
+	target, k3osSum := buildK3OSDisk(t, 5<<30, tree)
 
 	// The keso ISO installs with k3OS's silent-install keys.
 	live := (`#cloud-config
@@ -147,6 +165,17 @@ k3os:
 		}
 	}
 	vm.Stop()
+	// k3OS's partitions are as k3OS left them, byte for byte; the
+	// firmware's ESP is now keso's (partition 3), K3OS_GRUB plain data.
+	if got := k3osPartsSum(t, target); got != k3osSum {
+		t.Errorf("k3OS's partitions changed during the install: sha256 %s, want %s", got, k3osSum)
+	}
+	for part, want := range map[string]string{"1": "Microsoft basic data", "3": "EFI system partition"} {
+		out, err := exec.Command("sgdisk", "-i", part, target).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "("+want+")") {
+			t.Errorf("sgdisk -i %s after the install: want type %q: %v\n%s", part, want, err, out)
+		}
+	}
 
 	// The disk alone: keso boots from it with k3OS's config and state.
 	port := freePort(t)
