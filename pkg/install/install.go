@@ -224,6 +224,15 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 	if err := writeSystem(disk, l.New, in); err != nil {
 		return err
 	}
+	// k3OS's partitions as they are; what an unfinished earlier install
+	// beside k3OS left (PlanBeside planned over it) replaced.
+	kept := table.Partitions[:0]
+	for _, p := range table.Partitions {
+		if isKept(p, l.Keep) {
+			kept = append(kept, p)
+		}
+	}
+	table.Partitions = kept
 	for _, p := range l.New {
 		gp := p.GPT(in.Seed)
 		if p.Label == raw.LabelEFI {
@@ -235,6 +244,16 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 		return fmt.Errorf("install: write GPT: %w", err)
 	}
 	return writeState(disk, l.New[3], in)
+}
+
+// isKept reports whether p is one of keep (the same sectors).
+func isKept(p *gpt.Partition, keep []DiskPart) bool {
+	for _, k := range keep {
+		if p.Start == k.Start && p.End == k.End {
+			return true
+		}
+	}
+	return false
 }
 
 // SwitchFromK3OS makes the firmware boot keso instead of k3OS on a disk

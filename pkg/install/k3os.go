@@ -34,6 +34,7 @@ type DiskPart struct {
 	Index      int
 	Start, End uint64 // inclusive, 512-byte sectors
 	Type       gpt.Type
+	Name       string         // the GPT partition name (k3OS's are "primary", keso's its labels)
 	Probe      blockdev.Probe // what blockdev.Detect found at its start
 }
 
@@ -80,8 +81,18 @@ type BesideLayout struct {
 // partition of a k3OS disk, numbered after the existing ones, leaving
 // k3OS's partitions untouched. A disk whose free space cannot hold them is
 // refused with what is needed.
+//
+// keso's own partitions from an earlier install beside k3OS that stopped
+// before its switch (KESO_EFI not yet the ESP: a power cut, a failed copy)
+// are planned over, so that the install can simply be run again. Once
+// KESO_EFI is the ESP the disk runs keso, and a new install beside k3OS,
+// which would copy k3OS's older state over keso's, is refused.
 func PlanBeside(arch string, parts []DiskPart, diskBytes, squashfsBytes int64) (BesideLayout, error) {
 	const secPerMiB = mib / 512
+	parts, err := withoutUnfinished(parts)
+	if err != nil {
+		return BesideLayout{}, err
+	}
 	var last uint64
 	index := 0
 	for _, p := range parts {
@@ -113,6 +124,25 @@ func PlanBeside(arch string, parts []DiskPart, diskBytes, squashfsBytes int64) (
 	add(raw.LabelRootB, raw.RootType(arch), uint64(root)*secPerMiB)
 	add(raw.LabelState, gpt.LinuxFilesystem, end-next)
 	return l, nil
+}
+
+// withoutUnfinished drops keso's partitions that an unfinished install
+// beside k3OS left (PlanBeside), or refuses a disk where keso already
+// boots beside k3OS.
+func withoutUnfinished(parts []DiskPart) ([]DiskPart, error) {
+	var keep []DiskPart
+	for _, p := range parts {
+		switch p.Name {
+		case raw.LabelEFI, raw.LabelRootA, raw.LabelRootB, raw.LabelState:
+			if p.Name == raw.LabelEFI && p.Type == gpt.EFISystemPartition {
+				return nil, fmt.Errorf("keso already boots from this disk beside k3OS (partition %d, %s, is the ESP): installing beside k3OS again would copy k3OS's older state over keso's; "+
+					"use keso upgrade, or to start over back up what you need and clear the partition table (sgdisk --zap-all from another system); nothing was written", p.Index, raw.LabelEFI)
+			}
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return keep, nil
 }
 
 // K3OSMove is one thing the install copies from K3OS_STATE to KESO_STATE.
@@ -164,7 +194,7 @@ func ReadParts(disk *os.File) (string, []DiskPart, error) {
 			if gp.Type == gpt.Unused {
 				continue
 			}
-			p := DiskPart{Index: gp.Index, Start: gp.Start, End: gp.End, Type: gp.Type}
+			p := DiskPart{Index: gp.Index, Start: gp.Start, End: gp.End, Type: gp.Type, Name: gp.Name}
 			if err := probe(&p); err != nil {
 				return "", nil, err
 			}

@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,6 +220,28 @@ func TestWriteBesideK3OS(t *testing.T) {
 	if sumRange(t, disk, 2048*512, 95608*512) != grubSum || sumRange(t, disk, 98304*512, 32*mib) != stateSum {
 		t.Errorf("WriteBeside changed k3OS's partitions")
 	}
+	// The install stopped here (a power cut before the switch): run again,
+	// it plans over its own partitions and writes the same table.
+	table, parts, err = ReadParts(disk)
+	if err != nil || len(parts) != 6 {
+		t.Fatalf("ReadParts after an unfinished install = %q, %+v, %v; want six partitions", table, parts, err)
+	}
+	again, err := PlanBeside("amd64", parts, size, mib)
+	if err != nil {
+		t.Fatalf("PlanBeside over an unfinished install: %v", err)
+	}
+	if got, want := fmt.Sprint(again.New), fmt.Sprint(l.New); got != want {
+		t.Errorf("PlanBeside over an unfinished install: New = %s, want the first plan's %s", got, want)
+	}
+	if len(again.Keep) != 2 {
+		t.Errorf("PlanBeside over an unfinished install: Keep = %+v, want k3OS's two partitions", again.Keep)
+	}
+	if err := WriteBeside(disk, again, in); err != nil {
+		t.Fatalf("WriteBeside over an unfinished install: %v", err)
+	}
+	if got, want := types("after WriteBeside again"), "1:EF00:primary 2:8300:primary 3:8300:KESO_EFI 4:8304:KESO_ROOT_A 5:8304:KESO_ROOT_B 6:8300:KESO_STATE"; got != want {
+		t.Errorf("after WriteBeside again: partitions %s, want %s", got, want)
+	}
 	if err := SwitchFromK3OS(disk, l, k); err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +250,11 @@ func TestWriteBesideK3OS(t *testing.T) {
 	}
 	if sumRange(t, disk, 2048*512, 95608*512) != grubSum || sumRange(t, disk, 98304*512, 32*mib) != stateSum {
 		t.Errorf("SwitchFromK3OS changed k3OS's partitions")
+	}
+	// keso now boots from the disk: installing beside k3OS again is refused.
+	_, parts, _ = ReadParts(disk)
+	if _, err := PlanBeside("amd64", parts, size, mib); err == nil || !strings.Contains(err.Error(), "keso already boots from this disk") {
+		t.Errorf("PlanBeside after the switch: %v, want refused", err)
 	}
 	// Planned against a table that changed since: refused, nothing written.
 	l.Keep[1].End++

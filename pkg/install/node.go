@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -75,13 +76,9 @@ func Node(h NodeHost, root host.FS, device string, config []byte) (Result, error
 		return res, err
 	}
 	defer disk.Close()
-	table, parts, err := ReadParts(disk.File)
+	parts, k, isK3OS, err := readDisk(disk.File, device)
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", device, err)
-	}
-	k, isK3OS, err := FindK3OS(table, parts)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", device, err)
+		return res, err
 	}
 	seed := make([]byte, 16)
 	rand.Read(seed)
@@ -244,13 +241,20 @@ func Inspect(h NodeHost, device string) (k3os bool, err error) {
 		return false, err
 	}
 	defer disk.Close()
-	table, parts, err := ReadParts(disk.File)
+	_, _, found, err := readDisk(disk.File, device)
+	return found, err
+}
+
+// readDisk reads the partitions of device (open as disk) and whether they
+// hold a k3OS installation (FindK3OS; its error for one keso refuses).
+func readDisk(disk *os.File, device string) ([]DiskPart, K3OSDisk, bool, error) {
+	table, parts, err := ReadParts(disk)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", device, err)
+		return nil, K3OSDisk{}, false, fmt.Errorf("%s: %w", device, err)
 	}
-	_, found, err := FindK3OS(table, parts)
+	k, found, err := FindK3OS(table, parts)
 	if err != nil {
-		return found, fmt.Errorf("%s: %w", device, err)
+		return parts, k, found, fmt.Errorf("%s: %w", device, err)
 	}
-	return found, nil
+	return parts, k, found, nil
 }

@@ -85,7 +85,8 @@ func k3osPartsSum(t *testing.T, disk string) string {
 // TestInstallOverK3OS (#17): a disk as k3OS leaves it (its config, a k3s
 // state tree with the node's token and a few hundred MiB of files, rancher's
 // home, OpenSSH host keys made by ssh-keygen) is installed over from the
-// keso ISO with k3OS's silent-install keys. The installed keso boots with
+// keso ISO with k3OS's silent-install keys, first cut short by a power cut
+// (k3OS's partitions stay as they were), then again. The installed keso boots with
 // k3OS's config; every file k3OS kept under /var/lib/rancher is
 // byte-identical; OpenSSH's client, knowing only k3OS's ed25519 host key,
 // logs in with StrictHostKeyChecking=yes; and k3s (the stand-in) is handed
@@ -149,8 +150,40 @@ k3os:
     silent: true
     power_off: true
 `)
-	vm := qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: "k3os-install-live", Arch: "amd64", Firmware: qemu.UEFI, Boot: "c",
-		Disks: []string{overlayDisk(t, v1.file(t, "keso-amd64.iso"), 0), target, seed(t, live, "instance-id: k3os-live\n")}})
+	liveSeed := seed(t, live, "instance-id: k3os-live\n")
+	installVM := func(name string) *qemu.VM {
+		return qemu.Start(t, qemu.Config{LogDir: logDir(t), Name: name, Arch: "amd64", Firmware: qemu.UEFI, Boot: "c",
+			Disks: []string{overlayDisk(t, v1.file(t, "keso-amd64.iso"), 0), target, liveSeed}})
+	}
+	gptType := func(stage string, want map[string]string) {
+		t.Helper()
+		for part, typ := range want {
+			out, err := exec.Command("sgdisk", "-i", part, target).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "("+typ+")") {
+				t.Errorf("%s: sgdisk -i %s: want type %q: %v\n%s", stage, part, typ, err, out)
+			}
+		}
+	}
+
+	// The power is cut in the middle of the first install, while it copies
+	// from K3OS_STATE: k3OS's partitions are as they were and its ESP is
+	// still the firmware's (k3OS boots on); keso's KESO_EFI is plain data.
+	vm := installVM("k3os-install-cut")
+	if _, _, err := vm.Expect(regexp.MustCompile(`EXT4-fs \(vdb2\): mounted`), 10*time.Minute); err != nil {
+		t.Fatalf("install over k3OS: K3OS_STATE never mounted: %v", err)
+	}
+	time.Sleep(5 * time.Second) // 300 MiB take ~30 s to copy
+	if strings.Contains(vm.Console(), "installed to /dev/vdb") {
+		t.Fatalf("the install finished before the power cut; cut sooner")
+	}
+	vm.Stop()
+	if got := k3osPartsSum(t, target); got != k3osSum {
+		t.Errorf("k3OS's partitions changed by an install cut short: sha256 %s, want %s", got, k3osSum)
+	}
+	gptType("after the power cut", map[string]string{"1": "EFI system partition", "3": "Linux filesystem"})
+
+	// Run again: it installs over its own unfinished partitions.
+	vm = installVM("k3os-install-live")
 	if _, _, err := vm.Expect(regexp.MustCompile(`installed to /dev/vdb`), 10*time.Minute); err != nil {
 		t.Fatalf("silent install over k3OS: %v", err)
 	}
@@ -170,12 +203,7 @@ k3os:
 	if got := k3osPartsSum(t, target); got != k3osSum {
 		t.Errorf("k3OS's partitions changed during the install: sha256 %s, want %s", got, k3osSum)
 	}
-	for part, want := range map[string]string{"1": "Microsoft basic data", "3": "EFI system partition"} {
-		out, err := exec.Command("sgdisk", "-i", part, target).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "("+want+")") {
-			t.Errorf("sgdisk -i %s after the install: want type %q: %v\n%s", part, want, err, out)
-		}
-	}
+	gptType("after the install", map[string]string{"1": "Microsoft basic data", "3": "EFI system partition"})
 
 	// The disk alone: keso boots from it with k3OS's config and state.
 	port := freePort(t)
