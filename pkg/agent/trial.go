@@ -110,8 +110,16 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 				a.reannotate()
 				return
 			}
+			reason := ""
+			if sup != nil {
+				if hopeless, r := cannotPass(time.Now(), deadline, sup.Health(), stable); hopeless {
+					reason = fmt.Sprintf("cannot be healthy within %s: %s", timeout, r)
+				}
+			}
 			if time.Now().After(deadline) {
-				reason := fmt.Sprintf("not healthy within %s: %s", timeout, why)
+				reason = fmt.Sprintf("not healthy within %s: %s", timeout, why)
+			}
+			if reason != "" {
 				fmt.Fprintf(a.Log, "keso: upgrade: slot %s %s; giving this try up\n", slot, reason)
 				upgrade.RecordFailure(a.FS, reason)
 				a.update(func(s *status.Status) { s.Health = "failed: " + reason })
@@ -120,6 +128,29 @@ func (a *Agent) trial(ctx context.Context, sup *k3s.Supervisor) {
 			}
 		}
 	}()
+}
+
+// cannotPass reports whether a try can no longer pass the health gate
+// before its deadline, and why: k3s must run for stable without exiting,
+// and the earliest it can have done so (from its current start, or from
+// its next one while it is down) is after the deadline. The gate then
+// gives the try up at once instead of waiting the deadline out, so a k3s
+// that crash-loops costs a try only until its last chance is gone.
+func cannotPass(now, deadline time.Time, h k3s.Health, stable time.Duration) (bool, string) {
+	if h.Stopped {
+		return false, ""
+	}
+	start := h.StartedAt
+	if !h.Running {
+		start = now
+		if h.NextStart.After(now) {
+			start = h.NextStart
+		}
+	}
+	if earliest := start.Add(stable); earliest.After(deadline) {
+		return true, fmt.Sprintf("k3s must run %s without exiting and the try ends before it can (%d restarts, last exit: %s)", stable, h.Restarts, h.LastExit)
+	}
+	return false, ""
 }
 
 // healthy is the trial's health check: every phase ran (they have, by the

@@ -273,10 +273,12 @@ func TestUpgradeRollback(t *testing.T) {
 		// disk): the initrd cannot mount it and reboots.
 		{"corrupt-root", Variant{Name: "v2", Version: "2.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"}},
 			true, "no trial boot reached the agent", 0},
-		// k3s exits at once: the health gate gives each try up. Two tries
-		// (--tries 2) keep it short; the cases above show the default three.
+		// k3s exits at once: the health gate gives each try up as soon as
+		// k3s can no longer run health_stable (10 s) before the try's 30 s
+		// end. Two tries (--tries 2) keep it short; the cases above show
+		// the default three.
 		{"k3s-exits", Variant{Name: "v2-k3s-exits", Version: "2.0.0", Signed: true, Outputs: []string{"squashfs", "vmlinuz", "initrd"},
-			StandinExit: "1"}, false, "not healthy within 30s", 2},
+			StandinExit: "1"}, false, "cannot be healthy within 30s: k3s must run 10s without exiting", 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
