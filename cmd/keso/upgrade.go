@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/keso-os/keso/pkg/bootloader"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
@@ -71,6 +73,8 @@ func runUpgrade(args []string) int {
 	reboot := fs.Bool("reboot", false, "reboot into the new slot when armed")
 	downgrade := fs.Bool("allow-downgrade", false, "allow an older or the same version")
 	tries := fs.Int("tries", bootloader.DefaultTries, "boots the new slot gets before falling back")
+	var maxRate rateFlag
+	fs.Var(&maxRate, "max-rate", "at most this many bytes a second for the download, a Kubernetes quantity (56Ki, 1M; default: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -95,7 +99,7 @@ func runUpgrade(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	u := &upgrade.Upgrader{Disk: bp.Disk, ESP: bp.FS, Boot: bp.Loader, State: root, WorkDir: "/var/lib/keso/upgrade", Log: os.Stdout}
-	out, err := u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries}, node)
+	out, err := u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries, MaxRate: int64(maxRate)}, node)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
 		if errors.Is(err, upgrade.ErrRefused) {
@@ -182,4 +186,19 @@ func runStatus(args []string) int {
 	}
 	status.Render(os.Stdout, s)
 	return 0
+}
+
+// rateFlag is --max-rate: bytes a second as a Kubernetes quantity, the
+// syntax of the OSVersion's spec.maxRate ("56Ki", "1M", "0" for no limit).
+type rateFlag int64
+
+func (r *rateFlag) String() string { return fmt.Sprint(int64(*r)) }
+
+func (r *rateFlag) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil || q.Sign() < 0 {
+		return fmt.Errorf("%q is not a rate in bytes a second: want a quantity like 56Ki, 512Ki or 1M (0: no limit)", s)
+	}
+	*r = rateFlag(q.Value())
+	return nil
 }

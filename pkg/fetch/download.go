@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Downloader fetches one URL into a file and resumes where an earlier,
@@ -36,6 +38,10 @@ type Downloader struct {
 	Sleep func(context.Context, time.Duration) error
 	// Logf, if set, is told of each resume and each retry.
 	Logf func(format string, a ...any)
+	// MaxRate, if above 0, bounds the download to that many bytes a
+	// second on average, retries and resumes included, so that it never
+	// takes the whole of a poor link (keso upgrade --max-rate).
+	MaxRate int64
 }
 
 // Result says what a download did.
@@ -79,9 +85,10 @@ func (d *Downloader) Download(ctx context.Context, url, dst string) (Result, err
 	wait := backoff
 	best := fileSize(part)
 	sum := &runningSum{h: sha256.New()}
+	lim := newLimiter(d.MaxRate)
 	for {
 		res.Attempts++
-		got, done, v, err := d.attempt(ctx, client, url, part, validator, sum)
+		got, done, v, err := d.attempt(ctx, client, url, part, validator, sum, lim)
 		res.Downloaded += got
 		if v != "" {
 			validator = v
@@ -157,7 +164,7 @@ func (r *runningSum) sync(f *os.File, have int64) error {
 
 // attempt makes one request and appends what arrives to part (and to sum).
 // done is true when part holds the whole file.
-func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part, validator string, sum *runningSum) (got int64, done bool, newValidator string, err error) {
+func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part, validator string, sum *runningSum, lim *rate.Limiter) (got int64, done bool, newValidator string, err error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, false, "", errPermanent{err}
@@ -226,8 +233,11 @@ func (d *Downloader) attempt(ctx context.Context, client *http.Client, url, part
 		return 0, false, "", errPermanent{err}
 	}
 	var body io.Reader = resp.Body
+	if lim != nil {
+		body = &rateReader{ctx: ctx, r: body, lim: lim}
+	}
 	if d.Progress != nil {
-		body = &progressReader{r: resp.Body, done: have, total: total, fn: d.Progress}
+		body = &progressReader{r: body, done: have, total: total, fn: d.Progress}
 	}
 	got, err = io.Copy(io.MultiWriter(f, sum), body)
 	if err != nil {

@@ -151,3 +151,35 @@ func TestDownloadGivesUp(t *testing.T) {
 		t.Errorf("404: err = %v, want it reported at once", err)
 	}
 }
+
+// TestDownloadMaxRate: MaxRate holds a download to its rate, across a
+// broken connection and the resume after it (the limiter is the
+// download's, not one request's); without it the same bytes arrive at once.
+func TestDownloadMaxRate(t *testing.T) {
+	content := randomBytes(96 << 10)
+	const rate = 64 << 10 // bytes a second; its burst is 8 KiB
+	for _, c := range []struct {
+		name   string
+		breaks int32
+	}{
+		{"one request", 0},
+		{"resumed after a break", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, _ := flakyServer(t, content, 40<<10, c.breaks, true)
+			d := &Downloader{Sleep: noSleep, MaxRate: rate}
+			start := time.Now()
+			res, err := d.Download(context.Background(), srv.URL+"/image", filepath.Join(t.TempDir(), "image"))
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSum(t, c.name, res, content)
+			// All but the first burst waits for the limiter: at least
+			// (96 KiB - 8 KiB) / 64 KiB/s = 1.375 s, whatever the machine.
+			if least := time.Duration(float64(len(content)-8<<10) / rate * float64(time.Second)); took < least {
+				t.Errorf("96 KiB at MaxRate 64 KiB/s took %s, want at least %s", took, least)
+			}
+		})
+	}
+}

@@ -132,10 +132,7 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 						Name:            "upgrade",
 						Image:           cfg.Image,
 						ImagePullPolicy: corev1.PullNever,
-						Command: []string{"/keso", "upgrade",
-							"--image", ImageURL(spec, KesoArch(n.Arch)),
-							"--sha256", string(spec.SHA256[KesoArch(n.Arch)]),
-							"--reboot"},
+						Command:         upgradeCommand(spec, KesoArch(n.Arch)),
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
 						VolumeMounts:    mounts,
 					}},
@@ -144,6 +141,15 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 			},
 		},
 	}
+}
+
+// upgradeCommand is the Job's keso upgrade for a node of arch.
+func upgradeCommand(spec kesov1.OSVersionSpec, arch string) []string {
+	cmd := []string{"/keso", "upgrade", "--image", ImageURL(spec, arch), "--sha256", string(spec.SHA256[arch])}
+	if spec.MaxRate != nil && spec.MaxRate.Sign() > 0 {
+		cmd = append(cmd, "--max-rate", spec.MaxRate.String())
+	}
+	return append(cmd, "--reboot")
 }
 
 // JobStateOf reads a Job's outcome.

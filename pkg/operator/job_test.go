@@ -9,7 +9,9 @@ import (
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
 	"github.com/keso-os/keso/pkg/image/build"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -91,6 +93,31 @@ func TestUpgradeJobMixedFleet(t *testing.T) {
 		}
 		if !strings.Contains(args, "--sha256 "+string(sums[kesoArch])+" ") {
 			t.Errorf("node %s (%s): Job command %q, want the %s checksum", n.Name, n.Arch, args, kesoArch)
+		}
+	}
+}
+
+// TestUpgradeJobMaxRate: spec.maxRate reaches each node's keso upgrade as
+// --max-rate; absent or 0, no limit is passed.
+func TestUpgradeJobMaxRate(t *testing.T) {
+	for _, c := range []struct {
+		rate string // "" = absent
+		want string
+	}{
+		{"", "--reboot"},
+		{"0", "--reboot"},
+		{"56Ki", "--max-rate 56Ki --reboot"},
+		{"1M", "--max-rate 1M --reboot"},
+	} {
+		osv := &kesov1.OSVersion{ObjectMeta: metav1.ObjectMeta{Name: "slow"}, Spec: spec(func(s *kesov1.OSVersionSpec) {
+			if c.rate != "" {
+				s.MaxRate = ptr.To(resource.MustParse(c.rate))
+			}
+		})}
+		j := UpgradeJob(osv, Node{Name: "store-1", Arch: "amd64"}, Claim{Target: "1.1.0", Started: now}, JobConfig{Namespace: "keso-system", Image: DefaultImage()})
+		args := strings.Join(j.Spec.Template.Spec.Containers[0].Command, " ")
+		if got := args[strings.LastIndex(args, string(hash))+len(hash)+1:]; got != c.want {
+			t.Errorf("maxRate %q: Job command ends %q, want %q", c.rate, got, c.want)
 		}
 	}
 }

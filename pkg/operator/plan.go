@@ -99,6 +99,9 @@ func Validate(spec kesov1.OSVersionSpec, selected []Node) error {
 			return fmt.Errorf("maxUnavailable: %w", err)
 		}
 	}
+	if spec.MaxRate != nil && spec.MaxRate.Sign() < 0 {
+		return fmt.Errorf("maxRate %s: want bytes a second, 0 or more (56Ki, 1M)", spec.MaxRate)
+	}
 	keys := make([]string, 0, len(spec.SHA256))
 	for k := range spec.SHA256 {
 		keys = append(keys, k)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -282,6 +283,11 @@ func TestValidateArchNames(t *testing.T) {
 		{"arm key", withKeys("amd64", "arm64", "arm"), `sha256 key "arm": use armv7, keso's name for 32-bit ARM`},
 		{"unknown key", withKeys("amd64", "arm64", "armv7", "riscv64"), `sha256 key "riscv64": want a keso architecture name: amd64, arm64 or armv7`},
 		{"arm node needs the armv7 entry", withKeys("amd64", "arm64"), "sha256 has no entry for arch armv7 of selected nodes"},
+		{"negative maxRate", func() kesov1.OSVersionSpec {
+			s := withKeys("amd64", "arm64", "armv7")
+			s.MaxRate = ptr.To(resource.MustParse("-56Ki"))
+			return s
+		}(), "maxRate -56Ki: want bytes a second"},
 	}
 	for _, tt := range tests {
 		err := Validate(tt.spec, mixed)

@@ -75,6 +75,9 @@ type Request struct {
 	SHA256         string
 	AllowDowngrade bool
 	Tries          int // default bootloader.DefaultTries
+	// MaxRate, if above 0, bounds the image's download to that many
+	// bytes a second (fetch.Downloader.MaxRate).
+	MaxRate int64
 }
 
 // Outcome reports what an upgrade did, with the numbers worth printing.
@@ -134,7 +137,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 
 	// 1. Fetch the image, its digest and its signature.
 	t0 := time.Now()
-	imgPath, res, err := u.fetchImage(ctx, req.Image)
+	imgPath, res, err := u.fetchImage(ctx, req.Image, req.MaxRate)
 	if err != nil {
 		return out, err
 	}
@@ -330,7 +333,7 @@ func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {
 }
 
 // fetchImage returns a local path of the image.
-func (u *Upgrader) fetchImage(ctx context.Context, src string) (string, fetch.Result, error) {
+func (u *Upgrader) fetchImage(ctx context.Context, src string, maxRate int64) (string, fetch.Result, error) {
 	if p, ok := localPath(src); ok {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -342,7 +345,7 @@ func (u *Upgrader) fetchImage(ctx context.Context, src string) (string, fetch.Re
 		return "", fetch.Result{}, fmt.Errorf("fetch %s: %w", src, err)
 	}
 	dst := filepath.Join(u.WorkDir, path.Base(src))
-	d := &fetch.Downloader{Client: u.Client}
+	d := &fetch.Downloader{Client: u.Client, MaxRate: maxRate}
 	res, err := d.Download(ctx, src, dst)
 	if err != nil {
 		return "", res, fmt.Errorf("fetch image: %w", err)

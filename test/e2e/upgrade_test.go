@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,9 +207,38 @@ func TestUpgradeV1ToV2(t *testing.T) {
 		t.Errorf("a refused upgrade changed the disk: ESP %v, slot b %v", a != espBefore, b != slotBefore)
 	}
 
-	// The real upgrade.
+	// The real upgrade, held to 3 MiB/s (--max-rate) on a link that gives
+	// it ~11 MiB/s: the server sees the image leave at that rate, once
+	// the buffers between it and keso (its socket's, QEMU's, the guest's)
+	// have filled, that is from 8 MiB in.
+	const maxRate = 3 << 20
+	var mu sync.Mutex
+	var steadyFrom, steadyTo int64
+	var steadyStart, steadyEnd time.Time
+	imgPath := strings.TrimPrefix(url, srv.GuestURL)
+	srv.setHook(func(p string, pos, size int64) bool {
+		if p == imgPath && pos >= 8<<20 {
+			mu.Lock()
+			if steadyStart.IsZero() {
+				steadyFrom, steadyStart = pos, time.Now()
+			}
+			steadyTo, steadyEnd = pos, time.Now()
+			mu.Unlock()
+		}
+		return false
+	})
 	start := time.Now()
-	out, code := guestRun(c, "keso upgrade --image "+url+" --reboot")
+	out, code := guestRun(c, fmt.Sprintf("keso upgrade --image %s --max-rate %dKi --reboot", url, maxRate>>10))
+	srv.setHook(nil)
+	mu.Lock()
+	if secs := steadyEnd.Sub(steadyStart).Seconds(); secs <= 0 {
+		t.Errorf("the server saw no steady part of the image's download (%d to %d)", steadyFrom, steadyTo)
+	} else if rate := float64(steadyTo-steadyFrom) / secs; rate > 1.15*maxRate {
+		t.Errorf("keso upgrade --max-rate 3Mi: the server sent the image at %.2f MiB/s, want at most 3 MiB/s (+15%%)", rate/(1<<20))
+	} else {
+		t.Logf("keso upgrade --max-rate 3Mi: the server sent bytes %d–%d at %.2f MiB/s", steadyFrom, steadyTo, rate/(1<<20))
+	}
+	mu.Unlock()
 	t.Logf("keso upgrade (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
 	if code != 0 && code != -1 {
 		t.Fatalf("keso upgrade: exit %d", code)

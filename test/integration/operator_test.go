@@ -42,6 +42,7 @@ spec:
     matchLabels:
       keso-test: nobody
   concurrency: 2
+  maxRate: 56Ki
   drain:
     timeout: 5m
     deleteEmptyDirData: true
@@ -72,6 +73,7 @@ spec:
 		{"bad day", "days: [Sat, Sun]", "days: [Saturday]", `spec.window.days[0]: Unsupported value: "Saturday"`},
 		{"bad start", `start: "01:00"`, `start: "1am"`, `spec.window.start: Invalid value`},
 		{"bad timeout", "timeout: 5m", "timeout: soon", `spec.drain.timeout: Invalid value`},
+		{"bad maxRate", "maxRate: 56Ki", "maxRate: fast", `spec.maxRate: Invalid value`},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +96,7 @@ spec:
 	if err != nil {
 		t.Fatalf("kubectl explain: %v\n%s", err, explain)
 	}
-	for _, field := range []string{"version", "image", "sha256", "nodeSelector", "concurrency", "maxUnavailable", "drain", "paused", "window", "upgradeTimeout"} {
+	for _, field := range []string{"version", "image", "sha256", "nodeSelector", "concurrency", "maxUnavailable", "maxRate", "drain", "paused", "window", "upgradeTimeout"} {
 		if !strings.Contains(explain, "  "+field+"\t") {
 			t.Errorf("kubectl explain osversion.spec does not list %s", field)
 		}

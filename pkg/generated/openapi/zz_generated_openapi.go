@@ -436,6 +436,12 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 							Ref:         ref("github.com/keso-os/keso/pkg/apis/keso.io/v1.MaintenanceWindow"),
 						},
 					},
+					"maxRate": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxRate bounds each node's download of the image, in bytes a second (a quantity: \"56Ki\", \"1M\"), so that an upgrade never takes the whole of a store's link (keso upgrade --max-rate). Absent or 0: no limit.",
+							Ref:         ref("k8s.io/apimachinery/pkg/api/resource.Quantity"),
+						},
+					},
 					"upgradeTimeout": {
 						SchemaProps: spec.SchemaProps{
 							Description: "UpgradeTimeout bounds one node's upgrade, from the start of its Job to the node being Ready on the new version with its slot committed (default 30m). A node that exceeds it halts the rollout.",
@@ -452,7 +458,7 @@ func schema_pkg_apis_kesoio_v1_OSVersionSpec(ref common.ReferenceCallback) commo
 			},
 		},
 		Dependencies: []string{
-			"github.com/keso-os/keso/pkg/apis/keso.io/v1.DrainSpec", "github.com/keso-os/keso/pkg/apis/keso.io/v1.MaintenanceWindow", v1.Duration{}.OpenAPIModelName(), v1.LabelSelector{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
+			"github.com/keso-os/keso/pkg/apis/keso.io/v1.DrainSpec", "github.com/keso-os/keso/pkg/apis/keso.io/v1.MaintenanceWindow", "k8s.io/apimachinery/pkg/api/resource.Quantity", v1.Duration{}.OpenAPIModelName(), v1.LabelSelector{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
 	"github.com/keso-os/keso/pkg/generated/openapi"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/kube-openapi/pkg/common"
@@ -125,6 +126,20 @@ func (r resolver) resolve(name string, depth int) (spec.Schema, error) {
 				{SchemaProps: spec.SchemaProps{Type: []string{"integer"}}},
 				{SchemaProps: spec.SchemaProps{Type: []string{"string"}}},
 			}},
+		}, nil
+	case resource.Quantity{}.OpenAPIModelName(), "k8s.io/apimachinery/pkg/api/resource.Quantity":
+		// As Kubernetes' own CRDs give a quantity: an integer or a string
+		// in the quantity syntax ("56Ki", "1M"). openapi-gen refers to it
+		// by its Go path (Quantity has no model of its own in the output).
+		return spec.Schema{
+			VendorExtensible: spec.VendorExtensible{Extensions: spec.Extensions{"x-kubernetes-int-or-string": true}},
+			SchemaProps: spec.SchemaProps{
+				AnyOf: []spec.Schema{
+					{SchemaProps: spec.SchemaProps{Type: []string{"integer"}}},
+					{SchemaProps: spec.SchemaProps{Type: []string{"string"}}},
+				},
+				Pattern: `^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$`,
+			},
 		}, nil
 	case metav1.Duration{}.OpenAPIModelName():
 		return spec.Schema{SchemaProps: spec.SchemaProps{

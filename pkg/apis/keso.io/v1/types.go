@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -134,6 +135,11 @@ type OSVersionSpec struct {
 	// Window restricts when nodes may start upgrading. Absent means any time.
 	// +optional
 	Window *MaintenanceWindow `json:"window,omitempty"`
+	// MaxRate bounds each node's download of the image, in bytes a second
+	// (a quantity: "56Ki", "1M"), so that an upgrade never takes the whole
+	// of a store's link (keso upgrade --max-rate). Absent or 0: no limit.
+	// +optional
+	MaxRate *resource.Quantity `json:"maxRate,omitempty"`
 	// UpgradeTimeout bounds one node's upgrade, from the start of its Job to
 	// the node being Ready on the new version with its slot committed
 	// (default 30m). A node that exceeds it halts the rollout.

@@ -176,6 +176,11 @@ func (in *OSVersionSpec) DeepCopyInto(out *OSVersionSpec) {
 		*out = new(MaintenanceWindow)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.MaxRate != nil {
+		in, out := &in.MaxRate, &out.MaxRate
+		x := (*in).DeepCopy()
+		*out = &x
+	}
 	if in.UpgradeTimeout != nil {
 		in, out := &in.UpgradeTimeout, &out.UpgradeTimeout
 		*out = new(metav1.Duration)

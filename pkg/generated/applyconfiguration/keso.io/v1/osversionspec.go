@@ -8,6 +8,7 @@ package v1
 
 import (
 	kesoiov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
+	resource "k8s.io/apimachinery/pkg/api/resource"
 	apismetav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	intstr "k8s.io/apimachinery/pkg/util/intstr"
 	metav1 "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -50,6 +51,10 @@ type OSVersionSpecApplyConfiguration struct {
 	Paused *bool `json:"paused,omitempty"`
 	// Window restricts when nodes may start upgrading. Absent means any time.
 	Window *MaintenanceWindowApplyConfiguration `json:"window,omitempty"`
+	// MaxRate bounds each node's download of the image, in bytes a second
+	// (a quantity: "56Ki", "1M"), so that an upgrade never takes the whole
+	// of a store's link (keso upgrade --max-rate). Absent or 0: no limit.
+	MaxRate *resource.Quantity `json:"maxRate,omitempty"`
 	// UpgradeTimeout bounds one node's upgrade, from the start of its Job to
 	// the node being Ready on the new version with its slot committed
 	// (default 30m). A node that exceeds it halts the rollout.
@@ -137,6 +142,14 @@ func (b *OSVersionSpecApplyConfiguration) WithPaused(value bool) *OSVersionSpecA
 // If called multiple times, the Window field is set to the value of the last call.
 func (b *OSVersionSpecApplyConfiguration) WithWindow(value *MaintenanceWindowApplyConfiguration) *OSVersionSpecApplyConfiguration {
 	b.Window = value
+	return b
+}
+
+// WithMaxRate sets the MaxRate field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MaxRate field is set to the value of the last call.
+func (b *OSVersionSpecApplyConfiguration) WithMaxRate(value resource.Quantity) *OSVersionSpecApplyConfiguration {
+	b.MaxRate = &value
 	return b
 }
 
