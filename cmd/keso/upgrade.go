@@ -73,13 +73,19 @@ func runUpgrade(args []string) int {
 	reboot := fs.Bool("reboot", false, "reboot into the new slot when armed")
 	downgrade := fs.Bool("allow-downgrade", false, "allow an older or the same version")
 	tries := fs.Int("tries", bootloader.DefaultTries, "boots the new slot gets before falling back")
+	stage := fs.Bool("stage", false, "fetch, verify and write the inactive slot, but arm nothing (keso upgrade --switch arms it later)")
+	switchNow := fs.Bool("switch", false, "arm the image --stage wrote (no --image); with --reboot, boot it")
 	var maxRate rateFlag
 	fs.Var(&maxRate, "max-rate", "at most this many bytes a second for the download, a Kubernetes quantity (56Ki, 1M; default: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
-	if *image == "" {
-		fmt.Fprintln(os.Stderr, "keso upgrade: --image is required")
+	switch {
+	case *switchNow && (*image != "" || *stage):
+		fmt.Fprintln(os.Stderr, "keso upgrade: --switch arms what --stage wrote: it takes no --image and no --stage")
+		return 2
+	case !*switchNow && *image == "":
+		fmt.Fprintln(os.Stderr, "keso upgrade: --image is required (or --switch, to arm a staged image)")
 		return 2
 	}
 	l := host.Linux{}
@@ -99,7 +105,12 @@ func runUpgrade(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	u := &upgrade.Upgrader{Disk: bp.Disk, ESP: bp.FS, Boot: bp.Loader, State: root, WorkDir: "/var/lib/keso/upgrade", Log: os.Stdout}
-	out, err := u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries, MaxRate: int64(maxRate)}, node)
+	var out upgrade.Outcome
+	if *switchNow {
+		out, err = u.Switch(node, *tries)
+	} else {
+		out, err = u.Run(ctx, upgrade.Request{Image: *image, SHA256: *sum, AllowDowngrade: *downgrade, Tries: *tries, MaxRate: int64(maxRate), Stage: *stage}, node)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
 		if errors.Is(err, upgrade.ErrRefused) {
@@ -107,11 +118,19 @@ func runUpgrade(args []string) int {
 		}
 		return 1
 	}
-	fmt.Printf("keso upgrade: %s → %s armed on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s\n",
-		out.FromVersion, out.ToVersion, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
-		out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond),
-		out.VerityTime.Round(time.Millisecond))
-	if *reboot {
+	if *switchNow {
+		fmt.Printf("keso upgrade: %s → %s armed on slot %s (staged; checked in %s)\n", out.FromVersion, out.ToVersion, out.Slot, out.ReadTime.Round(time.Millisecond))
+	} else {
+		done := "armed"
+		if out.Staged {
+			done = "staged"
+		}
+		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s\n",
+			out.FromVersion, out.ToVersion, done, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
+			out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond),
+			out.VerityTime.Round(time.Millisecond))
+	}
+	if *reboot && !out.Staged {
 		unmount()
 		return askInit(power.Reboot)
 	}
@@ -178,6 +197,10 @@ func runStatus(args []string) int {
 	}
 	if s.K3sBinary == nil {
 		s.K3sBinary = k3s
+	}
+	// What keso upgrade --stage did since boot is in the upgrade state.
+	if st, err := upgrade.LoadState(root); err == nil && s.Upgrade != nil {
+		s.Upgrade.Staged = st.Staged
 	}
 	if *asJSON {
 		data, _ := json.MarshalIndent(s, "", "  ")

@@ -126,6 +126,9 @@ func Render(w io.Writer, s Status) {
 		if u.Interrupted != "" {
 			fmt.Fprintf(w, "interrupted: %s\n", u.Interrupted)
 		}
+		if g := u.Staged; g != nil {
+			fmt.Fprintf(w, "staged:    %s on slot %s at %s (keso upgrade --switch arms it)\n", g.ToVersion, g.Slot, g.StagedAt.Format(time.RFC3339))
+		}
 	}
 	k := "stopped"
 	if s.K3s.Running {

@@ -22,6 +22,9 @@ type BootStatus struct {
 	// armed (a power cut while downloading or writing): nothing of it
 	// boots, the running version stays; run keso upgrade again.
 	Interrupted string `json:"interrupted,omitempty"`
+	// Staged is an image keso upgrade --stage wrote to the other slot,
+	// waiting for keso upgrade --switch.
+	Staged *Staged `json:"staged,omitempty"`
 }
 
 // Assess runs early at boot. It reads the boot entries and the upgrade
@@ -81,7 +84,7 @@ func AssessBoot(bl bootloader.Loader, state StateFS, slot bootloader.Slot, versi
 			}
 		}
 	}
-	bs.LastRollback, bs.LastCommit = st.LastRollback, st.LastCommit
+	bs.LastRollback, bs.LastCommit, bs.Staged = st.LastRollback, st.LastCommit, st.Staged
 	return bs, nil
 }
 

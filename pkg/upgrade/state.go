@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keso-os/keso/pkg/bootloader"
+	"github.com/keso-os/keso/pkg/verity"
 )
 
 // StatePath is where upgrade state lives on the node: on the state
@@ -22,6 +23,20 @@ type State struct {
 	LastRollback *Rollback `json:"last_rollback,omitempty"`
 	// LastCommit is the most recent upgrade that was kept.
 	LastCommit *Commit `json:"last_commit,omitempty"`
+	// Staged is an image written to the inactive slot by keso upgrade
+	// --stage and not armed yet (keso upgrade --switch arms it).
+	Staged *Staged `json:"staged,omitempty"`
+}
+
+// Staged is a verified image in the inactive slot, waiting to be armed.
+type Staged struct {
+	FromVersion string          `json:"from_version"` // the version that staged it
+	ToVersion   string          `json:"to_version"`
+	Slot        bootloader.Slot `json:"slot"`
+	SHA256      string          `json:"sha256"` // the signed digest the slot's image has
+	Size        int64           `json:"size"`
+	Verity      verity.Record   `json:"verity"` // the slot's dm-verity tree, written and checked
+	StagedAt    time.Time       `json:"staged_at"`
 }
 
 // Pending is an upgrade on trial.

@@ -78,6 +78,10 @@ type Request struct {
 	// MaxRate, if above 0, bounds the image's download to that many
 	// bytes a second (fetch.Downloader.MaxRate).
 	MaxRate int64
+	// Stage stops once the inactive slot holds the verified image and its
+	// dm-verity tree: nothing is armed, the node keeps running what it
+	// runs, and Switch arms it later (stage by day, switch by night).
+	Stage bool
 }
 
 // Outcome reports what an upgrade did, with the numbers worth printing.
@@ -92,6 +96,7 @@ type Outcome struct {
 	VerityTime             time.Duration // building and checking the slot's dm-verity tree
 	RootHash               string        // the slot's dm-verity root hash
 	KeyID                  string
+	Staged                 bool // Request.Stage: written and checked, not armed
 }
 
 // Upgrader carries the seams an upgrade needs.
@@ -121,19 +126,11 @@ func refuse(format string, args ...any) error {
 
 // Run performs the upgrade up to an armed trial boot. The caller reboots.
 func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, error) {
-	now := time.Now
-	if u.Now != nil {
-		now = u.Now
-	}
-	out := Outcome{FromVersion: node.Version}
-	if !node.Slot.Valid() {
-		return out, refuse("the running slot is unknown (no keso.slot= on the kernel command line): upgrades need an installed system")
-	}
-	target := node.Slot.Other()
-	out.Slot = target
-	if err := u.checkNotOnTrial(node.Slot); err != nil {
+	out := Outcome{FromVersion: node.Version, Slot: node.Slot.Other()}
+	if err := u.checkRunning(node); err != nil {
 		return out, err
 	}
+	target := out.Slot
 
 	// 1. Fetch the image, its digest and its signature.
 	t0 := time.Now()
@@ -201,9 +198,20 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 
 	// 3. Write the inactive slot and read it back. Its old entry goes
-	// first: nothing may boot a half-written slot.
+	// first: nothing may boot a half-written slot; nor may a staged image
+	// that is being overwritten be switched to.
 	if err := u.loader().Retire(target); err != nil {
 		return out, fmt.Errorf("retire slot %s: %w", target, err)
+	}
+	st, err := LoadState(u.State)
+	if err != nil {
+		return out, err
+	}
+	if st.Staged != nil {
+		st.Staged = nil
+		if err := SaveState(u.State, st); err != nil {
+			return out, err
+		}
 	}
 	dev, err := u.Disk.OpenSlot(target)
 	if err != nil {
@@ -264,19 +272,33 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		signed = ", as the release signed it"
 	}
 	u.logf("slot %s: dm-verity tree written and checked in %s (root hash %s%s)", target, out.VerityTime.Round(time.Millisecond), rec.RootHash, signed)
-
-	// 4. Record the pending trial, then arm it.
-	st, err := LoadState(u.State)
-	if err != nil {
-		return out, err
+	if !isLocal(req.Image) {
+		defer os.Remove(imgPath) // the slot holds it now
 	}
-	tries := req.Tries
+	if req.Stage {
+		st.Staged = &Staged{FromVersion: node.Version, ToVersion: info.Version, Slot: target, SHA256: hex.EncodeToString(got[:]),
+			Size: fi.Size(), Verity: rec, StagedAt: u.now().UTC()}
+		if err := SaveState(u.State, st); err != nil {
+			return out, err
+		}
+		out.Staged = true
+		u.logf("staged %s on slot %s; keso upgrade --switch arms it", info.Version, target)
+		return out, nil
+	}
+	return out, u.arm(st, node, target, info, initrd, req.Tries, u.now())
+}
+
+// arm records the pending trial of target, then arms it: the image's
+// kernel and initrd (with the slot's dm-verity record) on the ESP and its
+// boot entry with a try counter.
+func (u *Upgrader) arm(st State, node Node, target bootloader.Slot, info ImageInfo, initrd []byte, tries int, now time.Time) error {
+	st.Staged = nil
 	if tries <= 0 {
 		tries = bootloader.DefaultTries
 	}
-	st.Pending = &Pending{FromVersion: node.Version, ToVersion: info.Version, FromSlot: node.Slot, ToSlot: target, Tries: tries, ArmedAt: now().UTC()}
+	st.Pending = &Pending{FromVersion: node.Version, ToVersion: info.Version, FromSlot: node.Slot, ToSlot: target, Tries: tries, ArmedAt: now.UTC()}
 	if err := SaveState(u.State, st); err != nil {
-		return out, err
+		return err
 	}
 	// The new release's own kernel command line: a release may change it
 	// (and a bad one is caught by the trial boot). Images without one keep
@@ -289,13 +311,70 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	armed, err := u.loader().Arm(bootloader.ArmSpec{Slot: target, Kernel: info.Kernel, Initrd: initrd,
 		Title: "keso " + info.Version, Options: opts, Tries: tries})
 	if err != nil {
-		return out, fmt.Errorf("arm slot %s: %w", target, err)
+		return fmt.Errorf("arm slot %s: %w", target, err)
 	}
 	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, armed, tries)
-	if _, ok := localPath(req.Image); !ok {
-		os.Remove(imgPath) // the slot holds it now
+	return nil
+}
+
+// Switch arms the image keso upgrade --stage left in the inactive slot,
+// after checking that the slot still holds it (its sha256 and its
+// dm-verity tree) and that the node still runs the version that staged
+// it. The caller reboots.
+func (u *Upgrader) Switch(node Node, tries int) (Outcome, error) {
+	out := Outcome{FromVersion: node.Version}
+	if err := u.checkRunning(node); err != nil {
+		return out, err
 	}
-	return out, nil
+	st, err := LoadState(u.State)
+	if err != nil {
+		return out, err
+	}
+	sg := st.Staged
+	if sg == nil {
+		return out, refuse("nothing is staged: run keso upgrade --stage --image URL first")
+	}
+	out.ToVersion, out.Slot, out.ImageBytes = sg.ToVersion, sg.Slot, sg.Size
+	if sg.Slot != node.Slot.Other() || sg.FromVersion != node.Version {
+		return out, refuse("%s was staged on slot %s by %s, but this is %s on slot %s: stage it again", sg.ToVersion, sg.Slot, sg.FromVersion, node.Version, node.Slot)
+	}
+	dev, err := u.Disk.OpenSlot(sg.Slot)
+	if err != nil {
+		return out, fmt.Errorf("open slot %s: %w", sg.Slot, err)
+	}
+	defer dev.Close()
+	t0 := time.Now()
+	got, err := digest(dev, sg.Size)
+	if err != nil {
+		return out, fmt.Errorf("read slot %s: %w", sg.Slot, err)
+	}
+	if hex.EncodeToString(got[:]) != sg.SHA256 {
+		return out, refuse("slot %s no longer holds the staged %s (sha256 %x, want %s): stage it again", sg.Slot, sg.ToVersion, got, sg.SHA256)
+	}
+	tree, err := sg.Verity.Tree()
+	if err == nil {
+		err = verity.Verify(dev, dev, tree)
+	}
+	if err != nil {
+		return out, refuse("slot %s: dm-verity check of the staged image: %v: stage it again", sg.Slot, err)
+	}
+	out.ReadTime = time.Since(t0)
+	info, err := ReadImage(dev, sg.Size)
+	if err != nil {
+		return out, refuse("slot %s: %v", sg.Slot, err)
+	}
+	initrd, err := verity.AppendToInitrd(info.Initrd, sg.Verity)
+	if err != nil {
+		return out, fmt.Errorf("slot %s: %w", sg.Slot, err)
+	}
+	out.RootHash = sg.Verity.RootHash
+	u.logf("slot %s holds the staged %s (sha256 and dm-verity tree checked in %s)", sg.Slot, sg.ToVersion, out.ReadTime.Round(time.Millisecond))
+	return out, u.arm(st, node, sg.Slot, info, initrd, tries, u.now())
+}
+
+func isLocal(src string) bool {
+	_, ok := localPath(src)
+	return ok
 }
 
 // signedRootHash reads the dm-verity root hash the release publishes and
@@ -326,6 +405,22 @@ func (u *Upgrader) signedRootHash(ctx context.Context, image string, keys []ed25
 		return "", refuse("root hash %s.verity: %v", image, err)
 	}
 	return want, nil
+}
+
+func (u *Upgrader) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
+}
+
+// checkRunning refuses an upgrade of a node that cannot take one: not
+// installed (no slot), or itself on trial.
+func (u *Upgrader) checkRunning(node Node) error {
+	if !node.Slot.Valid() {
+		return refuse("the running slot is unknown (no keso.slot= on the kernel command line): upgrades need an installed system")
+	}
+	return u.checkNotOnTrial(node.Slot)
 }
 
 func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {

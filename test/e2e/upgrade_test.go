@@ -207,8 +207,10 @@ func TestUpgradeV1ToV2(t *testing.T) {
 		t.Errorf("a refused upgrade changed the disk: ESP %v, slot b %v", a != espBefore, b != slotBefore)
 	}
 
-	// The real upgrade, held to 3 MiB/s (--max-rate) on a link that gives
-	// it ~11 MiB/s: the server sees the image leave at that rate, once
+	// The real upgrade, staged by day and switched by night: --stage
+	// fetches, verifies and writes slot b but arms nothing, held to 3 MiB/s
+	// (--max-rate) on a link that gives it ~11 MiB/s: the server sees the
+	// image leave at that rate, once
 	// the buffers between it and keso (its socket's, QEMU's, the guest's)
 	// have filled, that is from 8 MiB in.
 	const maxRate = 3 << 20
@@ -228,7 +230,7 @@ func TestUpgradeV1ToV2(t *testing.T) {
 		return false
 	})
 	start := time.Now()
-	out, code := guestRun(c, fmt.Sprintf("keso upgrade --image %s --max-rate %dKi --reboot", url, maxRate>>10))
+	out, code := guestRun(c, fmt.Sprintf("keso upgrade --image %s --max-rate %dKi --stage", url, maxRate>>10))
 	srv.setHook(nil)
 	mu.Lock()
 	if secs := steadyEnd.Sub(steadyStart).Seconds(); secs <= 0 {
@@ -239,15 +241,36 @@ func TestUpgradeV1ToV2(t *testing.T) {
 		t.Logf("keso upgrade --max-rate 3Mi: the server sent bytes %d–%d at %.2f MiB/s", steadyFrom, steadyTo, rate/(1<<20))
 	}
 	mu.Unlock()
-	t.Logf("keso upgrade (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
-	if code != 0 && code != -1 {
-		t.Fatalf("keso upgrade: exit %d", code)
+	t.Logf("keso upgrade --stage (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
+	if code != 0 {
+		t.Fatalf("keso upgrade --stage: exit %d", code)
 	}
-	if !strings.Contains(out, "1.0.0 → 2.0.0 armed on slot b") {
-		t.Errorf("keso upgrade did not report the armed slot:\n%s", out)
+	if !strings.Contains(out, "1.0.0 → 2.0.0 staged on slot b") {
+		t.Errorf("keso upgrade --stage did not report the staged slot:\n%s", out)
 	}
 	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded, fetch (\S+), verify (\S+), write (\S+), read back ([^\s,]+)(?:, dm-verity tree ([^\s,]+))?`).FindStringSubmatch(out); m != nil {
-		t.Logf("BENCH upgrade amd64: image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s", m[1], m[2], m[3], m[4], m[5], m[6], m[7])
+		t.Logf("BENCH upgrade amd64 (--max-rate 3Mi): image %s bytes, downloaded %s bytes, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s", m[1], m[2], m[3], m[4], m[5], m[6], m[7])
+	}
+	// Staged, not armed: the ESP is as it was (the firmware boots v1).
+	if a := partHash(t, c, "/dev/vda1", 64); a != espBefore {
+		t.Errorf("keso upgrade --stage changed the ESP")
+	}
+	// The power goes before night comes: v1 boots again, the staged
+	// image waits in slot b.
+	c.Close()
+	vm.Stop()
+	vm, _ = n.bootsUntil("v1-staged", "a", 1)
+	c = n.ssh()
+	if text := run(t, c, "keso status"); !strings.Contains(text, "keso 1.0.0, disk mode, slot A") || !strings.Contains(text, "staged:    2.0.0 on slot b") {
+		t.Errorf("keso status after staging and a power cut does not say 1.0.0 on A with 2.0.0 staged on b:\n%s", text)
+	}
+	out, code = guestRun(c, "keso upgrade --switch --reboot")
+	t.Logf("keso upgrade --switch: exit %d\n%s", code, out)
+	if code != 0 && code != -1 {
+		t.Fatalf("keso upgrade --switch: exit %d", code)
+	}
+	if !strings.Contains(out, "1.0.0 → 2.0.0 armed on slot b (staged") {
+		t.Errorf("keso upgrade --switch did not report the armed slot:\n%s", out)
 	}
 	c.Close()
 	select {
