@@ -2,8 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,11 +15,7 @@ import (
 // the slot still holds what was staged.
 func TestStageThenSwitch(t *testing.T) {
 	f := newFixture(t)
-	img := makeImage(t, f.dir, "1.1.0")
-	publish(t, img, f.priv)
-	srv := httptest.NewServer(http.FileServer(http.Dir(f.dir)))
-	defer srv.Close()
-	url := srv.URL + "/" + filepath.Base(img)
+	img, url := f.release(t, "1.1.0")
 
 	if _, err := f.upgrader().Switch(f.node, 0); err == nil || !strings.Contains(err.Error(), "nothing is staged") {
 		t.Errorf("Switch before any stage: %v, want refused (nothing is staged)", err)

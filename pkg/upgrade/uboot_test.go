@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,12 +73,8 @@ func TestUBootUpgradeOverHTTPThenCommit(t *testing.T) {
 	for _, env := range scriptLoaders {
 		t.Run(env.Name, func(t *testing.T) {
 			f, ub := newScriptFixture(t, env)
-			img := makeImage(t, f.dir, "1.1.0")
-			publish(t, img, f.priv)
-			srv := httptest.NewServer(http.FileServer(http.Dir(f.dir)))
-			defer srv.Close()
-
-			out, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: srv.URL + "/" + filepath.Base(img)}, f.node)
+			img, url := f.release(t, "1.1.0")
+			out, err := f.piUpgrader(ub).Run(context.Background(), Request{Image: url}, f.node)
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, f.log.String())
 			}

@@ -122,14 +122,21 @@ func (f *fixture) upgrader() *Upgrader {
 		Now: func() time.Time { return time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC) }}
 }
 
-func TestUpgradeOverHTTPThenCommit(t *testing.T) {
-	f := newFixture(t)
-	img := makeImage(t, f.dir, "1.1.0")
+// release builds and signs the image of version in f.dir and serves
+// f.dir over HTTP until the test ends; it returns the image's path and URL.
+func (f *fixture) release(t *testing.T, version string) (img, url string) {
+	t.Helper()
+	img = makeImage(t, f.dir, version)
 	publish(t, img, f.priv)
 	srv := httptest.NewServer(http.FileServer(http.Dir(f.dir)))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return img, srv.URL + "/" + filepath.Base(img)
+}
 
-	out, err := f.upgrader().Run(context.Background(), Request{Image: srv.URL + "/" + filepath.Base(img)}, f.node)
+func TestUpgradeOverHTTPThenCommit(t *testing.T) {
+	f := newFixture(t)
+	img, url := f.release(t, "1.1.0")
+	out, err := f.upgrader().Run(context.Background(), Request{Image: url}, f.node)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, f.log.String())
 	}
