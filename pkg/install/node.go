@@ -40,7 +40,7 @@ type Result struct {
 	State     string // the state partition's device
 	Took      time.Duration
 	// K3OS is set when keso was installed beside a k3OS installation
-	// (InstallBesideK3OS): what was kept from it, and where its state
+	// (PlanBeside, WriteBeside): what was kept from it, and where its state
 	// partition stays, readable.
 	K3OS      bool
 	K3OSState string
