@@ -218,7 +218,8 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 	if err != nil {
 		return fmt.Errorf("install: read the k3OS disk's GPT: %w", err)
 	}
-	if err := checkKept(table, l.Keep); err != nil {
+	kept, err := keptEntries(table, l.Keep)
+	if err != nil {
 		return err
 	}
 	if err := writeSystem(disk, l.New, in); err != nil {
@@ -226,12 +227,6 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 	}
 	// k3OS's partitions as they are; what an unfinished earlier install
 	// beside k3OS left (PlanBeside planned over it) replaced.
-	kept := table.Partitions[:0]
-	for _, p := range table.Partitions {
-		if isKept(p, l.Keep) {
-			kept = append(kept, p)
-		}
-	}
 	table.Partitions = kept
 	for _, p := range l.New {
 		gp := p.GPT(in.Seed)
@@ -244,16 +239,6 @@ func WriteBeside(disk *os.File, l BesideLayout, in Inputs) error {
 		return fmt.Errorf("install: write GPT: %w", err)
 	}
 	return writeState(disk, l.New[3], in)
-}
-
-// isKept reports whether p is one of keep (the same sectors).
-func isKept(p *gpt.Partition, keep []DiskPart) bool {
-	for _, k := range keep {
-		if p.Start == k.Start && p.End == k.End {
-			return true
-		}
-	}
-	return false
 }
 
 // SwitchFromK3OS makes the firmware boot keso instead of k3OS on a disk
@@ -288,21 +273,24 @@ func SwitchFromK3OS(disk *os.File, l BesideLayout, k K3OSDisk) error {
 	return nil
 }
 
-// checkKept refuses to write when the disk's table is not the one planned
-// against (its partitions moved since).
-func checkKept(table *gpt.Table, keep []DiskPart) error {
+// keptEntries returns the disk's GPT entries of the partitions the plan
+// keeps (the same sectors), and refuses when one of them is not in the
+// table any more (it changed since the plan).
+func keptEntries(table *gpt.Table, keep []DiskPart) ([]*gpt.Partition, error) {
+	var kept []*gpt.Partition
 	for _, k := range keep {
 		found := false
 		for _, p := range table.Partitions {
 			if p.Start == k.Start && p.End == k.End {
-				found = true
+				kept, found = append(kept, p), true
+				break
 			}
 		}
 		if !found {
-			return fmt.Errorf("install: partition %d (LBA %d-%d) is not in the disk's GPT any more: plan again; nothing was written", k.Index, k.Start, k.End)
+			return nil, fmt.Errorf("install: partition %d (LBA %d-%d) is not in the disk's GPT any more: plan again; nothing was written", k.Index, k.Start, k.End)
 		}
 	}
-	return nil
+	return kept, nil
 }
 
 // ConfigPath is where the installed config lives on the state partition.
