@@ -272,8 +272,12 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		signed = ", as the release signed it"
 	}
 	u.logf("slot %s: dm-verity tree written and checked in %s (root hash %s%s)", target, out.VerityTime.Round(time.Millisecond), rec.RootHash, signed)
-	if !isLocal(req.Image) {
-		defer os.Remove(imgPath) // the slot holds it now
+	// Once the slot holds the image (staged or armed), the download goes;
+	// a failed arm keeps it for the next attempt.
+	dropDownload := func() {
+		if _, local := localPath(req.Image); !local {
+			os.Remove(imgPath)
+		}
 	}
 	if req.Stage {
 		st.Staged = &Staged{FromVersion: node.Version, ToVersion: info.Version, Slot: target, SHA256: hex.EncodeToString(got[:]),
@@ -282,10 +286,15 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 			return out, err
 		}
 		out.Staged = true
+		dropDownload()
 		u.logf("staged %s on slot %s; keso upgrade --switch arms it", info.Version, target)
 		return out, nil
 	}
-	return out, u.arm(st, node, target, info, initrd, req.Tries, u.now())
+	if err := u.arm(st, node, target, info, initrd, req.Tries, u.now()); err != nil {
+		return out, err
+	}
+	dropDownload()
+	return out, nil
 }
 
 // arm records the pending trial of target, then arms it: the image's
@@ -370,11 +379,6 @@ func (u *Upgrader) Switch(node Node, tries int) (Outcome, error) {
 	out.RootHash = sg.Verity.RootHash
 	u.logf("slot %s holds the staged %s (sha256 and dm-verity tree checked in %s)", sg.Slot, sg.ToVersion, out.ReadTime.Round(time.Millisecond))
 	return out, u.arm(st, node, sg.Slot, info, initrd, tries, u.now())
-}
-
-func isLocal(src string) bool {
-	_, ok := localPath(src)
-	return ok
 }
 
 // signedRootHash reads the dm-verity root hash the release publishes and
