@@ -31,6 +31,7 @@ import (
 const (
 	domain        = "keso-image-v1\x00"
 	verityDomain  = "keso-verity-root-v1\x00"
+	deltaDomain   = "keso-delta-index-v1\x00"
 	privatePrefix = "KESO-ED25519-PRIVATE "
 	publicPrefix  = "ed25519:"
 )
@@ -104,6 +105,17 @@ func SignVerityRoot(priv ed25519.PrivateKey, root [sha256.Size]byte) []byte {
 // VerifyVerityRoot checks a root hash's signature file (see Verify).
 func VerifyVerityRoot(sigFile []byte, root [sha256.Size]byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
 	return verifyMessage(sigFile, append([]byte(verityDomain), root[:]...), trusted)
+}
+
+// SignDeltaIndex returns the signature file content for a delta index
+// (pkg/delta) with the given SHA-256 digest of its bytes.
+func SignDeltaIndex(priv ed25519.PrivateKey, digest [sha256.Size]byte) []byte {
+	return signMessage(priv, append([]byte(deltaDomain), digest[:]...))
+}
+
+// VerifyDeltaIndex checks a delta index's signature file (see Verify).
+func VerifyDeltaIndex(sigFile []byte, digest [sha256.Size]byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	return verifyMessage(sigFile, append([]byte(deltaDomain), digest[:]...), trusted)
 }
 
 func signMessage(priv ed25519.PrivateKey, msg []byte) []byte {

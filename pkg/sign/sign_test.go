@@ -56,8 +56,9 @@ func TestKeyFilesRoundTrip(t *testing.T) {
 	}
 }
 
-// TestVerityRootDomain: a root hash signature verifies as one, and never
-// as an image signature over the same 32 bytes (nor the other way round).
+// TestVerityRootDomain: a root hash (or delta index) signature verifies as
+// one, and never as an image signature over the same 32 bytes (nor the
+// other way round).
 func TestVerityRootDomain(t *testing.T) {
 	pub, priv, err := GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
 	if err != nil {
@@ -75,6 +76,10 @@ func TestVerityRootDomain(t *testing.T) {
 		{"root signature as an image signature", second(Verify(rootSig, root, trusted)), false},
 		{"image signature as a root signature", second(VerifyVerityRoot(Sign(priv, root), root, trusted)), false},
 		{"root signature over another root", second(VerifyVerityRoot(rootSig, sha256.Sum256([]byte("other")), trusted)), false},
+		{"delta index signature as a delta index signature", second(VerifyDeltaIndex(SignDeltaIndex(priv, root), root, trusted)), true},
+		{"delta index signature as an image signature", second(Verify(SignDeltaIndex(priv, root), root, trusted)), false},
+		{"image signature as a delta index signature", second(VerifyDeltaIndex(Sign(priv, root), root, trusted)), false},
+		{"root signature as a delta index signature", second(VerifyDeltaIndex(rootSig, root, trusted)), false},
 	} {
 		if got := tc.err == nil; got != tc.want {
 			t.Errorf("%s: verifies = %v (%v), want %v", tc.name, got, tc.err, tc.want)
