@@ -125,10 +125,14 @@ func runUpgrade(args []string) int {
 		if out.Staged {
 			done = "staged"
 		}
-		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s\n",
+		via := ""
+		if out.Delta {
+			via = "; built from a delta and the running slot"
+		}
+		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s%s\n",
 			out.FromVersion, out.ToVersion, done, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
 			out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond),
-			out.VerityTime.Round(time.Millisecond))
+			out.VerityTime.Round(time.Millisecond), via)
 	}
 	if *reboot && !out.Staged {
 		unmount()

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -97,6 +96,9 @@ type Outcome struct {
 	RootHash               string        // the slot's dm-verity root hash
 	KeyID                  string
 	Staged                 bool // Request.Stage: written and checked, not armed
+	// Delta: the image was built from a delta and the running slot
+	// (Downloaded counts the delta's index and data).
+	Delta bool
 }
 
 // Upgrader carries the seams an upgrade needs.
@@ -132,69 +134,28 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	target := out.Slot
 
-	// 1. Fetch the image, its digest and its signature.
-	t0 := time.Now()
-	imgPath, res, err := u.fetchImage(ctx, req.Image, req.MaxRate)
+	// 1. Fetch the release: a delta from the running image when one is
+	// published for it, else the full image; its digest, signature and
+	// version are checked before anything is written.
+	rel, err := u.fetchDelta(ctx, req, node, &out)
+	if err == nil && rel == nil {
+		rel, err = u.fetchFull(ctx, req, node, &out)
+	}
 	if err != nil {
 		return out, err
 	}
-	out.FetchTime, out.Downloaded, out.Resumed = time.Since(t0), res.Downloaded, res.Resumed
-	want := strings.ToLower(strings.TrimSpace(req.SHA256))
-	if want == "" {
-		b, err := u.fetchSmall(ctx, req.Image+".sha256")
-		if err != nil {
-			return out, refuse("no --sha256 given and %s.sha256 cannot be read: %v", req.Image, err)
-		}
-		want = strings.ToLower(firstField(b))
-	}
-	sigFile, err := u.fetchSmall(ctx, req.Image+".sig")
-	if err != nil {
-		return out, refuse("signature %s.sig cannot be read: %v", req.Image, err)
-	}
+	defer rel.close()
+	got := rel.digest
 	wantRoot, err := u.signedRootHash(ctx, req.Image, node.TrustedKeys)
 	if err != nil {
 		return out, err
 	}
-
-	// 2. Verify digest and signature, then read the version.
-	t0 = time.Now()
-	f, err := os.Open(imgPath)
-	if err != nil {
-		return out, fmt.Errorf("open image: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return out, fmt.Errorf("stat image: %w", err)
-	}
-	out.ImageBytes = fi.Size()
-	got, err := digest(f, fi.Size())
-	if err != nil {
-		return out, fmt.Errorf("hash image: %w", err)
-	}
-	if hex.EncodeToString(got[:]) != want {
-		if imgPath != req.Image {
-			os.Remove(imgPath) // a bad download: the next attempt starts afresh
-		}
-		return out, refuse("sha256 of %s is %x, want %s: the image is corrupt or not the one published", req.Image, got, want)
-	}
-	key, err := sign.Verify(sigFile, got, node.TrustedKeys)
-	if err != nil {
-		return out, refuse("%v", err)
-	}
-	out.KeyID = sign.KeyID(key)
-	info, err := ReadImage(f, fi.Size())
-	if err != nil {
-		return out, refuse("%v", err)
-	}
-	out.ToVersion = info.Version
-	out.VerifyTime = time.Since(t0)
-	u.logf("image %s: %d bytes, sha256 ok, signed by key %s, version %s", req.Image, fi.Size(), out.KeyID, info.Version)
-	if c := CompareVersions(info.Version, node.Version); c <= 0 && !req.AllowDowngrade {
+	out.ToVersion = rel.version
+	if c := CompareVersions(rel.version, node.Version); c <= 0 && !req.AllowDowngrade {
 		if c == 0 {
-			return out, refuse("version %s is already running (use --allow-downgrade to reinstall it)", info.Version)
+			return out, refuse("version %s is already running (use --allow-downgrade to reinstall it)", rel.version)
 		}
-		return out, refuse("version %s is older than the running %s (use --allow-downgrade)", info.Version, node.Version)
+		return out, refuse("version %s is older than the running %s (use --allow-downgrade)", rel.version, node.Version)
 	}
 
 	// 3. Write the inactive slot and read it back. Its old entry goes
@@ -218,12 +179,14 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, fmt.Errorf("open slot %s: %w", target, err)
 	}
 	defer dev.Close()
-	if need := verity.SlotBytes(fi.Size()); dev.Size() < need {
-		return out, refuse("image is %d bytes (%d with its dm-verity tree) but slot %s holds only %d", fi.Size(), need, target, dev.Size())
+	size := rel.size
+	out.ImageBytes = size
+	if need := verity.SlotBytes(size); dev.Size() < need {
+		return out, refuse("image is %d bytes (%d with its dm-verity tree) but slot %s holds only %d", size, need, target, dev.Size())
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	u.logf("writing slot %s", target)
-	if err := copyAt(dev, f, fi.Size(), u.progress("writing slot "+string(target))); err != nil {
+	if err := rel.write(dev, u.progress("writing slot "+string(target))); err != nil {
 		return out, fmt.Errorf("write slot %s: %w", target, err)
 	}
 	if err := dev.Sync(); err != nil {
@@ -231,7 +194,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	out.WriteTime = time.Since(t0)
 	t0 = time.Now()
-	back, err := digest(dev, fi.Size())
+	back, err := digest(dev, size)
 	if err != nil {
 		return out, fmt.Errorf("read back slot %s: %w", target, err)
 	}
@@ -239,13 +202,20 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, fmt.Errorf("read back slot %s: sha256 %x, want %x: the disk did not keep what was written; nothing was armed", target, back, got)
 	}
 	out.ReadTime = time.Since(t0)
-	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, fi.Size(), out.WriteTime.Round(time.Millisecond))
+	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, size, out.WriteTime.Round(time.Millisecond))
+	info, err := ReadImage(dev, size)
+	if err != nil {
+		return out, refuse("%v", err)
+	}
+	if info.Version != rel.version {
+		return out, fmt.Errorf("slot %s holds version %s, the release said %s; nothing was armed", target, info.Version, rel.version)
+	}
 
 	// 3b. The slot's dm-verity tree, from the verified image (its salt is
 	// derived from the signed digest, so the root hash is the one keso-build
 	// computes), checked against the slot before anything is armed.
 	t0 = time.Now()
-	rec, err := verity.Seal(dev, fi.Size(), got[:], string(target))
+	rec, err := verity.Seal(dev, size, got[:], string(target))
 	if err != nil {
 		return out, fmt.Errorf("slot %s: %w", target, err)
 	}
@@ -275,13 +245,13 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	// Once the slot holds the image (staged or armed), the download goes;
 	// a failed arm keeps it for the next attempt.
 	dropDownload := func() {
-		if _, local := localPath(req.Image); !local {
-			os.Remove(imgPath)
+		if rel.download != "" {
+			os.Remove(rel.download)
 		}
 	}
 	if req.Stage {
 		st.Staged = &Staged{FromVersion: node.Version, ToVersion: info.Version, Slot: target, SHA256: hex.EncodeToString(got[:]),
-			Size: fi.Size(), Verity: rec, StagedAt: u.now().UTC()}
+			Size: size, Verity: rec, StagedAt: u.now().UTC()}
 		if err := SaveState(u.State, st); err != nil {
 			return out, err
 		}
@@ -388,8 +358,7 @@ func (u *Upgrader) Switch(node Node, tries int) (Outcome, error) {
 // then only derived from the signed image.
 func (u *Upgrader) signedRootHash(ctx context.Context, image string, keys []ed25519.PublicKey) (string, error) {
 	b, err := u.fetchSmall(ctx, image+".verity")
-	var se fetch.StatusError
-	if errors.Is(err, fs.ErrNotExist) || errors.As(err, &se) && se.Code == http.StatusNotFound {
+	if notPublished(err) {
 		u.logf("%s.verity is not published: the slot's dm-verity root hash is derived from the signed image only", image)
 		return "", nil
 	}
@@ -431,8 +400,9 @@ func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {
 	return checkTrial(u.loader(), running)
 }
 
-// fetchImage returns a local path of the image.
-func (u *Upgrader) fetchImage(ctx context.Context, src string, maxRate int64) (string, fetch.Result, error) {
+// fetchImage returns a local path of src: src itself when it is a local
+// file, else a download into WorkDir named local (default: src's base name).
+func (u *Upgrader) fetchImage(ctx context.Context, src, local string, maxRate int64) (string, fetch.Result, error) {
 	if p, ok := localPath(src); ok {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -443,7 +413,10 @@ func (u *Upgrader) fetchImage(ctx context.Context, src string, maxRate int64) (s
 	if err := os.MkdirAll(u.WorkDir, 0o700); err != nil {
 		return "", fetch.Result{}, fmt.Errorf("fetch %s: %w", src, err)
 	}
-	dst := filepath.Join(u.WorkDir, path.Base(src))
+	if local == "" {
+		local = path.Base(src)
+	}
+	dst := filepath.Join(u.WorkDir, local)
 	d := &fetch.Downloader{Client: u.Client, MaxRate: maxRate}
 	res, err := d.Download(ctx, src, dst)
 	if err != nil {
@@ -454,10 +427,15 @@ func (u *Upgrader) fetchImage(ctx context.Context, src string, maxRate int64) (s
 }
 
 func (u *Upgrader) fetchSmall(ctx context.Context, src string) ([]byte, error) {
+	return u.fetchUpTo(ctx, src, 1<<16)
+}
+
+// fetchUpTo reads src whole, refusing more than limit bytes.
+func (u *Upgrader) fetchUpTo(ctx context.Context, src string, limit int64) ([]byte, error) {
 	if p, ok := localPath(src); ok {
 		return os.ReadFile(p)
 	}
-	b, _, err := fetch.Get(ctx, u.Client, fetch.Retry{Budget: 30 * time.Second}, src, nil, 1<<16)
+	b, _, err := fetch.Get(ctx, u.Client, fetch.Retry{Budget: 30 * time.Second}, src, nil, limit)
 	return b, err
 }
 

@@ -1,0 +1,213 @@
+package upgrade
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keso-os/keso/pkg/delta"
+	"github.com/keso-os/keso/pkg/fetch"
+	"github.com/keso-os/keso/pkg/sign"
+)
+
+// release is the new image as this upgrade gets it, checked (digest,
+// signature, version) before anything is written: a full download, or a
+// delta from the running slot.
+type release struct {
+	size    int64
+	digest  [sha256.Size]byte // signed
+	version string
+	// write puts the image into the slot.
+	write func(dev SlotDevice, progress func(done, total int64)) error
+	// download is the file to remove once the slot is staged or armed
+	// ("" when the image is a local file).
+	download string
+	close    func()
+}
+
+// fetchFull fetches the whole image with its digest and signature.
+func (u *Upgrader) fetchFull(ctx context.Context, req Request, node Node, out *Outcome) (*release, error) {
+	t0 := time.Now()
+	imgPath, res, err := u.fetchImage(ctx, req.Image, "", req.MaxRate)
+	if err != nil {
+		return nil, err
+	}
+	out.FetchTime, out.Downloaded, out.Resumed = time.Since(t0), res.Downloaded, res.Resumed
+	want := strings.ToLower(strings.TrimSpace(req.SHA256))
+	if want == "" {
+		b, err := u.fetchSmall(ctx, req.Image+".sha256")
+		if err != nil {
+			return nil, refuse("no --sha256 given and %s.sha256 cannot be read: %v", req.Image, err)
+		}
+		want = strings.ToLower(firstField(b))
+	}
+	sigFile, err := u.fetchSmall(ctx, req.Image+".sig")
+	if err != nil {
+		return nil, refuse("signature %s.sig cannot be read: %v", req.Image, err)
+	}
+
+	t0 = time.Now()
+	f, err := os.Open(imgPath)
+	if err != nil {
+		return nil, fmt.Errorf("open image: %w", err)
+	}
+	rel := &release{close: func() { f.Close() }}
+	if imgPath != req.Image {
+		rel.download = imgPath
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		rel.close()
+		return nil, fmt.Errorf("stat image: %w", err)
+	}
+	rel.size = fi.Size()
+	if rel.digest, err = digest(f, fi.Size()); err != nil {
+		rel.close()
+		return nil, fmt.Errorf("hash image: %w", err)
+	}
+	if hex.EncodeToString(rel.digest[:]) != want {
+		rel.close()
+		if rel.download != "" {
+			os.Remove(imgPath) // a bad download: the next attempt starts afresh
+		}
+		return nil, refuse("sha256 of %s is %x, want %s: the image is corrupt or not the one published", req.Image, rel.digest, want)
+	}
+	key, err := sign.Verify(sigFile, rel.digest, node.TrustedKeys)
+	if err != nil {
+		rel.close()
+		return nil, refuse("%v", err)
+	}
+	out.KeyID = sign.KeyID(key)
+	info, err := ReadImage(f, fi.Size())
+	if err != nil {
+		rel.close()
+		return nil, refuse("%v", err)
+	}
+	rel.version = info.Version
+	out.VerifyTime = time.Since(t0)
+	u.logf("image %s: %d bytes, sha256 ok, signed by key %s, version %s", req.Image, fi.Size(), out.KeyID, info.Version)
+	rel.write = func(dev SlotDevice, progress func(done, total int64)) error {
+		return copyAt(dev, f, rel.size, progress)
+	}
+	return rel, nil
+}
+
+// fetchDelta fetches the delta from the running version when the release
+// publishes one (delta.PathsFor) and the running slot holds the image it
+// starts from, else the delta from nothing when there is one; it returns
+// nil, nil when the image itself must be fetched. A published delta that
+// fails its signature is refused, not skipped.
+func (u *Upgrader) fetchDelta(ctx context.Context, req Request, node Node, out *Outcome) (*release, error) {
+	for _, from := range []string{node.Version, ""} {
+		rel, err := u.fetchDeltaFrom(ctx, req, node, from, out)
+		if rel != nil || err != nil {
+			return rel, err
+		}
+	}
+	return nil, nil
+}
+
+// fetchDeltaFrom fetches the delta from version from ("": from nothing).
+func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, from string, out *Outcome) (*release, error) {
+	p := delta.PathsFor(req.Image, from)
+	t0 := time.Now()
+	b, err := u.fetchUpTo(ctx, p.Index, delta.MaxIndexBytes)
+	if notPublished(err) {
+		u.logf("no delta %s is published", p.Index)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, refuse("delta index %s cannot be read: %v", p.Index, err)
+	}
+	sig, err := u.fetchSmall(ctx, p.Sig)
+	if err != nil {
+		return nil, refuse("delta index signature %s cannot be read: %v", p.Sig, err)
+	}
+	if _, err := sign.VerifyDeltaIndex(sig, sha256.Sum256(b), node.TrustedKeys); err != nil {
+		return nil, refuse("delta index %s: %v", p.Index, err)
+	}
+	ix, err := delta.Parse(b)
+	if err != nil {
+		return nil, refuse("%s: %v", p.Index, err)
+	}
+	if want := strings.ToLower(strings.TrimSpace(req.SHA256)); want != "" && want != ix.To.SHA256 {
+		return nil, refuse("the delta builds an image with sha256 %s, --sha256 says %s", ix.To.SHA256, want)
+	}
+	running, err := u.Disk.OpenSlot(node.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("open the running slot %s: %w", node.Slot, err)
+	}
+	rel := &release{size: ix.To.Size, version: ix.Version, close: func() { running.Close() }}
+	if err := delta.CheckFrom(ix, running); err != nil {
+		rel.close()
+		u.logf("%v", err)
+		return nil, nil
+	}
+	raw, _ := hex.DecodeString(ix.To.SHA256)
+	rel.digest = [sha256.Size]byte(raw)
+	// The image's own signature, as for a full download: what is armed
+	// is always a signed image, whatever built it.
+	imgSig, err := u.fetchSmall(ctx, req.Image+".sig")
+	if err != nil {
+		rel.close()
+		return nil, refuse("signature %s.sig cannot be read: %v", req.Image, err)
+	}
+	key, err := sign.Verify(imgSig, rel.digest, node.TrustedKeys)
+	if err != nil {
+		rel.close()
+		return nil, refuse("%v", err)
+	}
+	out.KeyID = sign.KeyID(key)
+	what := "from " + ix.FromVersion
+	if ix.From.Size == 0 {
+		what = "from nothing (the image compressed)"
+	}
+	u.logf("delta %s to %s: %d bytes of data for a %d-byte image", what, ix.Version, ix.Data.Size, ix.To.Size)
+
+	dataPath, res, err := u.fetchImage(ctx, p.Data, "delta-"+ix.Data.SHA256[:16]+".data", req.MaxRate)
+	if err != nil {
+		rel.close()
+		return nil, err
+	}
+	out.FetchTime, out.Downloaded, out.Resumed, out.Delta = time.Since(t0), res.Downloaded+int64(len(b)), res.Resumed, true
+	t0 = time.Now()
+	data, err := os.Open(dataPath)
+	if err != nil {
+		rel.close()
+		return nil, fmt.Errorf("open delta data: %w", err)
+	}
+	rel.close = func() { running.Close(); data.Close() }
+	if dataPath != p.Data {
+		rel.download = dataPath
+	}
+	if err := delta.CheckData(ix, data); err != nil {
+		rel.close()
+		if rel.download != "" {
+			os.Remove(dataPath) // a bad download: the next attempt starts afresh
+		}
+		return nil, refuse("%s: %v", p.Data, err)
+	}
+	out.VerifyTime = time.Since(t0)
+	rel.write = func(dev SlotDevice, progress func(done, total int64)) error {
+		st, err := delta.Apply(ix, running, data, dev, progress)
+		if err != nil {
+			return err
+		}
+		u.logf("delta applied: %d bytes copied from slot %s, %d decoded, %d already in place", st.Copied, node.Slot, st.Decoded, st.Kept)
+		return nil
+	}
+	return rel, nil
+}
+
+// notPublished is a fetch error that says the file does not exist.
+func notPublished(err error) bool {
+	var se fetch.StatusError
+	return errors.Is(err, fs.ErrNotExist) || errors.As(err, &se) && se.Code == http.StatusNotFound
+}
