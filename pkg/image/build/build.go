@@ -553,19 +553,31 @@ func (b *builder) stepInitrd(ctx context.Context) (string, string, error) {
 		return "", "", fmt.Errorf("initrd: %w", err)
 	}
 	defer f.Close()
-	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	if err := t.WriteCPIO(zw, b.epoch); err != nil {
+	// A root without compression keeps its initrd plain too: a gzip of
+	// keso-init would change as a whole with each build, and the upgrade
+	// delta would carry all of it (the kernel reads either).
+	var w io.WriteCloser = nopCloser{f}
+	what := "newc cpio"
+	if b.prof.Compression != "none" {
+		w, _ = gzip.NewWriterLevel(f, gzip.BestSpeed)
+		what = "newc cpio, gzip"
+	}
+	if err := t.WriteCPIO(w, b.epoch); err != nil {
 		return "", "", fmt.Errorf("initrd: %w", err)
 	}
-	if err := zw.Close(); err != nil {
+	if err := w.Close(); err != nil {
 		return "", "", fmt.Errorf("initrd: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return "", "", fmt.Errorf("initrd: %w", err)
 	}
 	b.initrd = b.out("initrd")
-	return b.initrd, "newc cpio, gzip", nil
+	return b.initrd, what, nil
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // rootTreePlan is the root file system's content per the boot contract.
 func (b *builder) rootTreePlan() (tree.Tree, error) {

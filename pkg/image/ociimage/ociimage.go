@@ -161,23 +161,26 @@ func Write(w io.Writer, keso []byte, o Options) error {
 		return fmt.Errorf("write operator image tarball: %w", err)
 	}
 	var files []string
+	// Layers go in as plain tar (as `docker save` wrote them before
+	// Docker 25; containerd's import detects either): a gzip of the keso
+	// binary would change as a whole with each build, and the root's
+	// upgrade delta would carry all of it (docs/upgrade.md "Deltas").
 	for _, l := range layers {
-		d, err := l.Digest()
+		d, err := l.DiffID()
 		if err != nil {
 			return fmt.Errorf("write operator image tarball: %w", err)
 		}
-		size, err := l.Size()
+		rc, err := l.Uncompressed()
 		if err != nil {
 			return fmt.Errorf("write operator image tarball: %w", err)
 		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return fmt.Errorf("write operator image tarball: %w", err)
-		}
-		file := d.Hex + ".tar.gz"
-		err = entry(file, size, rc)
+		layer, err := io.ReadAll(rc)
 		rc.Close()
 		if err != nil {
+			return fmt.Errorf("write operator image tarball: %w", err)
+		}
+		file := d.Hex + ".tar"
+		if err := entry(file, int64(len(layer)), bytes.NewReader(layer)); err != nil {
 			return fmt.Errorf("write operator image tarball: %w", err)
 		}
 		files = append(files, file)

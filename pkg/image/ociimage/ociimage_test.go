@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -67,6 +68,12 @@ func TestWriteFileRoundTrip(t *testing.T) {
 			}
 			if !found {
 				t.Error("layer has no /keso")
+			}
+			// The layer is plain tar: the binary's bytes are in the
+			// tarball as they are, so a rebuilt keso changes only what
+			// changed in it (the upgrade delta relies on this).
+			if whole, _ := os.ReadFile(p); !bytes.Contains(whole, bin) {
+				t.Error("the tarball does not hold the keso binary as it is (a compressed layer?)")
 			}
 		})
 	}

@@ -98,7 +98,8 @@ type Profile struct {
 	RootSizeMiB int `yaml:"root_size_mib,omitempty"`
 	// StateSizeMiB is the size of KESO_STATE in the raw disk (grown on first boot).
 	StateSizeMiB int `yaml:"state_size_mib,omitempty"`
-	// Compression for mksquashfs: zstd (default) or xz.
+	// Compression for mksquashfs: zstd (default), xz, gzip or none
+	// (pkg/image/squashfs).
 	Compression string `yaml:"compression,omitempty"`
 	// RPi describes the Raspberry Pi SD card image (output rpi).
 	RPi *RPi `yaml:"rpi,omitempty"`
@@ -295,9 +296,9 @@ func (p *Profile) Validate() error {
 		}
 	}
 	switch p.Compression {
-	case "", "zstd", "xz", "gzip":
+	case "", "zstd", "xz", "gzip", "none":
 	default:
-		errs = append(errs, fmt.Sprintf("compression %q: want zstd, xz or gzip", p.Compression))
+		errs = append(errs, fmt.Sprintf("compression %q: want zstd, xz, gzip or none", p.Compression))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))

@@ -30,8 +30,12 @@ func Check() error {
 
 // Options for Make.
 type Options struct {
-	Compression string // zstd (default), xz or gzip
-	Epoch       int64  // mkfs and file times
+	// Compression is zstd (default), xz, gzip or none. none stores
+	// every block as it is: larger, but a file that did not change keeps
+	// its bytes and one that did changes only where it changed, which is
+	// what makes upgrade deltas small (docs/upgrade.md "Deltas").
+	Compression string
+	Epoch       int64 // mkfs and file times
 	Progress    io.Writer
 }
 
@@ -42,8 +46,13 @@ func Args(src, out string, o Options) []string {
 		comp = "zstd"
 	}
 	args := []string{src, out, "-noappend", "-all-root", "-no-xattrs",
-		"-mkfs-time", strconv.FormatInt(o.Epoch, 10), "-all-time", strconv.FormatInt(o.Epoch, 10),
-		"-comp", comp, "-b", "256K"}
+		"-mkfs-time", strconv.FormatInt(o.Epoch, 10), "-all-time", strconv.FormatInt(o.Epoch, 10), "-b", "256K"}
+	switch comp {
+	case "none":
+		args = append(args, "-noI", "-noD", "-noF", "-noX")
+	default:
+		args = append(args, "-comp", comp)
+	}
 	switch comp {
 	case "zstd":
 		args = append(args, "-Xcompression-level", "3")

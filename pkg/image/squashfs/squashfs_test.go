@@ -41,3 +41,38 @@ func TestMakeIgnoresSourceDateEpochEnv(t *testing.T) {
 		t.Errorf("unsquashfs -s: %v\n%s", err, b)
 	}
 }
+
+// TestMakeUncompressed: with Compression none a file's bytes are in the
+// image as they are (what upgrade deltas rely on), and unsquashfs reads
+// the image back.
+func TestMakeUncompressed(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("SKIP: %v", err)
+	}
+	if got := strings.Join(Args("s", "o", Options{Compression: "none"}), " "); strings.Contains(got, "-comp") || !strings.Contains(got, "-noD") {
+		t.Errorf("none args = %q", got)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	content := []byte(strings.Repeat("keso keeps a file's bytes as they are. ", 20000))
+	os.WriteFile(filepath.Join(src, "f"), content, 0o644)
+	out := filepath.Join(dir, "o.sqfs")
+	if err := Make(t.Context(), src, out, Options{Epoch: 1700000000, Compression: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(img), string(content)) {
+		t.Errorf("the %d-byte file is not stored as it is in the %d-byte image", len(content), len(img))
+	}
+	back := filepath.Join(dir, "back")
+	if b, err := exec.Command("unsquashfs", "-d", back, out).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, b)
+	}
+	if got, _ := os.ReadFile(filepath.Join(back, "f")); string(got) != string(content) {
+		t.Errorf("unsquashfs read back %d bytes, want the %d written", len(got), len(content))
+	}
+}
