@@ -255,6 +255,30 @@ func TestUpgradeV1ToV2(t *testing.T) {
 	if a := partHash(t, c, "/dev/vda1", 64); a != espBefore {
 		t.Errorf("keso upgrade --stage changed the ESP")
 	}
+
+	// Staged again, from a delta over a slot b wiped out: the node
+	// fetches the delta's index and data file, each byte once, builds v2
+	// from them and the running slot a, and it is this slot b that boots.
+	run(t, c, "dd if=/dev/zero of=/dev/vda3 bs=1048576 count=80 && sync")
+	if b := partHash(t, c, "/dev/vda3", 64); b == slotBefore {
+		t.Fatalf("slot b is as it was after dd")
+	}
+	deltaURL, dataPath, indexBytes, dataBytes := srv.publishDelta(t, "v2-delta", upgradeImage(t, v1), img, "1.0.0", "2.0.0")
+	start = time.Now()
+	out, code = guestRun(c, "keso upgrade --image "+deltaURL+" --stage")
+	t.Logf("keso upgrade --stage from a delta (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
+	if code != 0 || !strings.Contains(out, "built from a delta and the running slot") || !strings.Contains(out, "1.0.0 → 2.0.0 staged on slot b") {
+		t.Fatalf("keso upgrade --stage from a delta: exit %d, want 2.0.0 staged on b, built from a delta", code)
+	}
+	if got := srv.sent(dataPath); got != dataBytes {
+		t.Errorf("the server sent %d bytes of the %d-byte delta data file, want each byte once", got, dataBytes)
+	}
+	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded`).FindStringSubmatch(out); m == nil || m[2] != fmt.Sprint(indexBytes+dataBytes) {
+		t.Errorf("keso upgrade reports %v downloaded, want the delta's %d (index %d + data %d)", m, indexBytes+dataBytes, indexBytes, dataBytes)
+	} else {
+		t.Logf("BENCH delta amd64 1.0.0 -> 2.0.0: image %s bytes, fetched %d bytes (%.1f%%)", m[1], indexBytes+dataBytes, 100*float64(indexBytes+dataBytes)/float64(len(data)))
+	}
+
 	// The power goes before night comes: v1 boots again, the staged
 	// image waits in slot b.
 	c.Close()
