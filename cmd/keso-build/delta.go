@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
@@ -87,6 +86,10 @@ func deltaCmd(args []string, dryRun bool) int {
 		if err != nil {
 			return fail(fmt.Errorf("signing key %s: %w", *keyFile, err))
 		}
+		index, sig, err := ix.Sign(priv)
+		if err != nil {
+			return fail(err)
+		}
 		if err := tmp.Close(); err != nil {
 			return fail(err)
 		}
@@ -98,7 +101,7 @@ func deltaCmd(args []string, dryRun bool) int {
 		if err := os.WriteFile(paths.Index, index, 0o644); err != nil {
 			return fail(err)
 		}
-		if err := os.WriteFile(paths.Sig, sign.SignDeltaIndex(priv, sha256.Sum256(index)), 0o644); err != nil {
+		if err := os.WriteFile(paths.Sig, sig, 0o644); err != nil {
 			return fail(err)
 		}
 		fmt.Printf("%s: wrote %s, %s and %s in %s\n", name, paths.Index, paths.Sig, paths.Data, time.Since(t0).Round(time.Millisecond))

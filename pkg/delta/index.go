@@ -19,11 +19,15 @@
 package delta
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+
+	"github.com/keso-os/keso/pkg/sign"
 )
 
 // Format names this index format; an index with another is refused.
@@ -184,4 +188,22 @@ func PathsFor(image, fromVersion string) Paths {
 		base = image + ".delta/from-" + url.PathEscape(fromVersion)
 	}
 	return Paths{Index: base + ".json", Sig: base + ".json.sig", Data: base + ".data"}
+}
+
+// Sign returns the index as it is served and its signature file, made
+// with the release key.
+func (ix Index) Sign(priv ed25519.PrivateKey) (index, sig []byte, err error) {
+	if index, err = ix.Marshal(); err != nil {
+		return nil, nil, err
+	}
+	return index, sign.SignDeltaIndex(priv, sha256.Sum256(index)), nil
+}
+
+// Open checks a served index's signature against the trusted keys, then
+// parses and validates it.
+func Open(index, sig []byte, trusted []ed25519.PublicKey) (Index, error) {
+	if _, err := sign.VerifyDeltaIndex(sig, sha256.Sum256(index), trusted); err != nil {
+		return Index{}, err
+	}
+	return Parse(index)
 }

@@ -30,13 +30,13 @@ func publishDelta(t *testing.T, f *fixture, old, img, fromVersion string) delta.
 	ix, err := delta.Make(ob, nb, &data, delta.Options{})
 	must(t, err)
 	ix.FromVersion, ix.Version = fromVersion, "1.1.0"
-	index, err := ix.Marshal()
+	index, sig, err := ix.Sign(f.priv)
 	must(t, err)
 	p := delta.PathsFor(img, fromVersion)
 	must(t, os.MkdirAll(filepath.Dir(p.Index), 0o755))
 	must(t, os.WriteFile(p.Data, data.Bytes(), 0o644))
 	must(t, os.WriteFile(p.Index, index, 0o644))
-	must(t, os.WriteFile(p.Sig, sign.SignDeltaIndex(f.priv, sha256.Sum256(index)), 0o644))
+	must(t, os.WriteFile(p.Sig, sig, 0o644))
 	return p
 }
 

@@ -130,12 +130,9 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 	if err != nil {
 		return nil, refuse("delta index signature %s cannot be read: %v", p.Sig, err)
 	}
-	if _, err := sign.VerifyDeltaIndex(sig, sha256.Sum256(b), node.TrustedKeys); err != nil {
-		return nil, refuse("delta index %s: %v", p.Index, err)
-	}
-	ix, err := delta.Parse(b)
+	ix, err := delta.Open(b, sig, node.TrustedKeys)
 	if err != nil {
-		return nil, refuse("%s: %v", p.Index, err)
+		return nil, refuse("delta index %s: %v", p.Index, err)
 	}
 	if want := strings.ToLower(strings.TrimSpace(req.SHA256)); want != "" && want != ix.To.SHA256 {
 		return nil, refuse("the delta builds an image with sha256 %s, --sha256 says %s", ix.To.SHA256, want)

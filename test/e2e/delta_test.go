@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,10 +31,6 @@ func (s *releaseServer) publishDelta(t testing.TB, dir, old, img, fromVersion, v
 		t.Fatalf("make delta %s -> %s: %v", old, img, err)
 	}
 	ix.FromVersion, ix.Version = fromVersion, version
-	index, err := ix.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyFile, _, err := testReleaseKey()
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +43,13 @@ func (s *releaseServer) publishDelta(t testing.TB, dir, old, img, fromVersion, v
 	if err != nil {
 		t.Fatal(err)
 	}
+	index, sig, err := ix.Sign(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	local := delta.PathsFor(filepath.Join(t.TempDir(), filepath.Base(img)), fromVersion)
 	os.MkdirAll(filepath.Dir(local.Index), 0o755)
-	for f, b := range map[string][]byte{local.Index: index, local.Sig: sign.SignDeltaIndex(priv, sha256.Sum256(index)), local.Data: data.Bytes()} {
+	for f, b := range map[string][]byte{local.Index: index, local.Sig: sig, local.Data: data.Bytes()} {
 		if err := os.WriteFile(f, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
