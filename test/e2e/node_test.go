@@ -225,6 +225,10 @@ type releaseServer struct {
 	// onBytes sees each chunk before it goes out: the position in the
 	// file it starts at (Range requests start later) and the file's size.
 	onBytes func(path string, pos, size int64) (stop bool)
+	// refuse, when set and true for a path, answers 503.
+	refuse func(path string) bool
+	// ranges are the byte ranges of each path that went out, per response.
+	ranges map[string][][2]int64
 }
 
 func serveReleases(t testing.TB) *releaseServer {
@@ -270,9 +274,14 @@ func (s *releaseServer) sent(path string) int64 {
 func (s *releaseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	file, ok := s.files[r.URL.Path]
+	refuse := s.refuse
 	s.mu.Unlock()
 	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if refuse != nil && refuse(r.URL.Path) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
 	}
 	f, err := os.Open(file)
@@ -284,7 +293,30 @@ func (s *releaseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fi, _ := f.Stat()
 	var start int64
 	fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
-	http.ServeContent(&countingWriter{ResponseWriter: w, s: s, path: r.URL.Path, pos: start, size: fi.Size()}, r, fi.Name(), fi.ModTime(), f)
+	cw := &countingWriter{ResponseWriter: w, s: s, path: r.URL.Path, pos: start, size: fi.Size()}
+	http.ServeContent(cw, r, fi.Name(), fi.ModTime(), f)
+	if r.Method == http.MethodGet && cw.pos > start {
+		s.mu.Lock()
+		if s.ranges == nil {
+			s.ranges = map[string][][2]int64{}
+		}
+		s.ranges[r.URL.Path] = append(s.ranges[r.URL.Path], [2]int64{start, cw.pos})
+		s.mu.Unlock()
+	}
+}
+
+// setRefuse sets (or, with nil, clears) the refusal rule.
+func (s *releaseServer) setRefuse(f func(path string) bool) {
+	s.mu.Lock()
+	s.refuse = f
+	s.mu.Unlock()
+}
+
+// servedRanges returns the byte ranges of path that went out, in order.
+func (s *releaseServer) servedRanges(path string) [][2]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][2]int64(nil), s.ranges[path]...)
 }
 
 type countingWriter struct {
@@ -303,6 +335,11 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 		return 0, io.ErrClosedPipe
 	}
 	n, err := c.ResponseWriter.Write(b)
+	// Out to the socket now: a byte counted as sent is never one that a
+	// cut connection drops from the server's buffer.
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 	c.pos += int64(n)
 	c.s.mu.Lock()
 	c.s.served[c.path] += int64(n)

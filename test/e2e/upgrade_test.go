@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,8 +146,10 @@ func espFile(t testing.TB, disk, p string) string {
 }
 
 // TestUpgradeV1ToV2 upgrades a node over SSH: tampered images first
-// (refused, nothing written), then the real v2 with --reboot; the trial
-// boot of slot b commits once healthy.
+// (refused, nothing written); v2 staged under --max-rate; then staged again
+// from a delta over a wiped slot b on a poor link (cuts, a refusal, a power
+// cut); then switched with --reboot; the trial boot of slot b commits once
+// healthy.
 func TestUpgradeV1ToV2(t *testing.T) {
 	skipUnlessE2E(t)
 	t.Parallel()
@@ -256,38 +260,102 @@ func TestUpgradeV1ToV2(t *testing.T) {
 		t.Errorf("keso upgrade --stage changed the ESP")
 	}
 
-	// Staged again, from a delta over a slot b wiped out: the node
-	// fetches the delta's index and data file, each byte once, builds v2
-	// from them and the running slot a, and it is this slot b that boots.
+	// Staged again, from a delta over a slot b wiped out, on a poor link:
+	// the server sends the delta's data file at ~1 MiB/s, cuts the
+	// connection every 300 KiB, refuses everything for 5 s once, and the
+	// power fails halfway through. v1 boots again and the same command
+	// continues where the download stopped, builds v2 from the data and
+	// the running slot a, and it is this slot b that boots tonight.
 	staged := partHash(t, c, "/dev/vda3", 64)
 	run(t, c, "dd if=/dev/zero of=/dev/vda3 bs=1048576 count=80 && sync")
 	if b := partHash(t, c, "/dev/vda3", 64); b == staged {
 		t.Fatalf("slot b still holds the staged image after dd")
 	}
 	deltaURL, dataPath, indexBytes, dataBytes := srv.publishDelta(t, "v2-delta", upgradeImage(t, v1), img, "1.0.0", "2.0.0")
-	start = time.Now()
-	out, code = guestRun(c, "keso upgrade --image "+deltaURL+" --stage")
-	t.Logf("keso upgrade --stage from a delta (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
-	if code != 0 || !strings.Contains(out, "built from a delta and the running slot") || !strings.Contains(out, "1.0.0 → 2.0.0 staged on slot b") {
-		t.Fatalf("keso upgrade --stage from a delta: exit %d, want 2.0.0 staged on b, built from a delta", code)
+	var nextCut int64 = 300 << 10
+	var refusedUntil time.Time
+	refused, cuts := false, 0
+	powerCut := make(chan struct{})
+	srv.setHook(func(p string, pos, size int64) bool {
+		if p != dataPath {
+			return false
+		}
+		time.Sleep(32 << 10 * time.Second / (1 << 20)) // io.Copy writes 32 KiB: ~1 MiB/s
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case powerCut != nil && pos >= size/2:
+			close(powerCut)
+			powerCut = nil
+			return true
+		case !refused && pos >= size/4:
+			refused, refusedUntil = true, time.Now().Add(5*time.Second)
+			return true
+		case pos >= nextCut:
+			nextCut, cuts = pos+300<<10, cuts+1
+			return true
+		}
+		return false
+	})
+	srv.setRefuse(func(p string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return p == dataPath && time.Now().Before(refusedUntil)
+	})
+	cutNow := powerCut
+	first := make(chan string, 1)
+	go func(c *ssh.Client) {
+		o, code := guestRun(c, "keso upgrade --image "+deltaURL+" --stage")
+		first <- fmt.Sprintf("exit %d: %s", code, o)
+	}(c)
+	select {
+	case <-cutNow:
+	case o := <-first:
+		t.Fatalf("the delta stage ended before the power cut: %s", o)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the delta's download never got halfway")
 	}
-	if got := srv.sent(dataPath); got != dataBytes {
-		t.Errorf("the server sent %d bytes of the %d-byte delta data file, want each byte once", got, dataBytes)
-	}
-	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded`).FindStringSubmatch(out); m == nil || m[2] != fmt.Sprint(indexBytes+dataBytes) {
-		t.Errorf("keso upgrade reports %v downloaded, want the delta's %d (index %d + data %d)", m, indexBytes+dataBytes, indexBytes, dataBytes)
-	} else {
-		t.Logf("BENCH delta amd64 1.0.0 -> 2.0.0: image %s bytes, fetched %d bytes (%.1f%%)", m[1], indexBytes+dataBytes, 100*float64(indexBytes+dataBytes)/float64(len(data)))
-	}
-
-	// The power goes before night comes: v1 boots again, the staged
-	// image waits in slot b.
 	c.Close()
 	vm.Stop()
 	vm, _ = n.bootsUntil("v1-staged", "a", 1)
 	c = n.ssh()
+	start = time.Now()
+	out, code = guestRun(c, "keso upgrade --image "+deltaURL+" --stage")
+	srv.setHook(nil)
+	srv.setRefuse(nil)
+	t.Logf("keso upgrade --stage from a delta after the power cut (%s): exit %d\n%s", time.Since(start).Round(100*time.Millisecond), code, out)
+	if code != 0 || !strings.Contains(out, "built from a delta and the running slot") || !strings.Contains(out, "1.0.0 → 2.0.0 staged on slot b") {
+		t.Fatalf("keso upgrade --stage from a delta: exit %d, want 2.0.0 staged on b, built from a delta", code)
+	}
+	if !strings.Contains(out, "resumed=true") {
+		t.Errorf("the download after the power cut did not resume what arrived before it")
+	}
+	// Each byte of the data file went out once, but for what the power
+	// cut took: what had arrived since the downloader's last fsync.
+	ranges := srv.servedRanges(dataPath)
+	slices.SortFunc(ranges, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var covered, twice, sent int64
+	overlaps := 0
+	for _, r := range ranges {
+		sent += r[1] - r[0]
+		if r[0] < covered {
+			twice += min(r[1], covered) - r[0]
+			overlaps++
+		}
+		covered = max(covered, r[1])
+	}
+	t.Logf("the data file (%d bytes) went out in %d responses (%d cuts, a 5 s refusal, a power cut): %d bytes sent, %d of them twice", dataBytes, len(ranges), cuts, sent, twice)
+	if covered != dataBytes || overlaps > 1 || twice > 1<<20 {
+		t.Errorf("served ranges %v: want [0, %d) covered, bytes sent twice only once (the power cut) and at most 1 MiB", ranges, dataBytes)
+	}
+	if cuts < 3 {
+		t.Errorf("only %d connection cuts: the link was not poor enough to test resuming", cuts)
+	}
+	if m := regexp.MustCompile(`(\d+) bytes, (\d+) downloaded`).FindStringSubmatch(out); m != nil {
+		t.Logf("BENCH delta amd64 1.0.0 -> 2.0.0: image %s bytes, delta %d bytes (index %d + data %d, %.1f%% of the image)", m[1], indexBytes+dataBytes, indexBytes, dataBytes, 100*float64(indexBytes+dataBytes)/float64(len(data)))
+	}
 	if text := run(t, c, "keso status"); !strings.Contains(text, "keso 1.0.0, disk mode, slot A") || !strings.Contains(text, "staged:    2.0.0 on slot b") {
-		t.Errorf("keso status after staging and a power cut does not say 1.0.0 on A with 2.0.0 staged on b:\n%s", text)
+		t.Errorf("keso status after staging does not say 1.0.0 on A with 2.0.0 staged on b:\n%s", text)
 	}
 	out, code = guestRun(c, "keso upgrade --switch --reboot")
 	t.Logf("keso upgrade --switch: exit %d\n%s", code, out)
