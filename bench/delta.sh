@@ -120,13 +120,14 @@ apply() { # CHANGE FROM TO: the node's work, memory to memory (pkg/delta Benchma
   local r
   r=$(KESO_DELTA_FROM=$OUT/$2.squashfs KESO_DELTA_TO=$OUT/$3.squashfs \
     go test -run '^$' -bench '^BenchmarkApply$' -benchtime 3x ./pkg/delta | grep '^BenchmarkApply')
-  echo "| $1 | $(awk '{print $5}' <<<"$r") MB/s | $(awk '{printf "%.0f", $3/1e6}' <<<"$r") ms | $(awk '{printf "%.1f", $9/1048576}' <<<"$r") MiB |"
+  awk -v c="$1" '{ for (i = 2; i < NF; i++) m[$(i+1)] = $i
+    printf "| %s | %s MB/s | %.0f ms | %.0f MiB | %.0f MiB |\n", c, m["MB/s"], m["ns/op"]/1e6, m["peak-heap-MiB@GOGC=10"], m["B/op"]/1048576 }' <<<"$r"
 }
 echo
-echo "Applying a delta on this machine (\`go test -bench BenchmarkApply ./pkg/delta\` with the images above, medians of"
-echo "3; no disk: the slot is memory), uncompressed roots:"
+echo "Applying a delta on this machine (\`go test -bench BenchmarkApply ./pkg/delta\` with the images above, the mean of"
+echo "3 runs; no disk: the slot is memory), uncompressed roots:"
 echo
-echo "| change | image assembled at | per image | allocated per apply |"
-echo "|---|---|---|---|"
+echo "| change | image assembled at | per image | peak heap above the images (GOGC=10) | allocated per apply |"
+echo "|---|---|---|---|---|"
 apply "keso rebuilt, one-line change" v1-none keso-none
 apply "kubelet v1.37.1 → v1.37.2 in the root" k1-none k2-none

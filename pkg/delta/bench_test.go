@@ -3,7 +3,10 @@ package delta
 import (
 	"bytes"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // BenchmarkApply: the node's work for a delta, from memory to memory (no
@@ -18,6 +21,32 @@ func BenchmarkApply(b *testing.B) {
 		b.Fatal(err)
 	}
 	dst := &slot{make([]byte, len(new))}
+	// The heap Apply adds above what the images take, sampled every
+	// millisecond, with the collector at GOGC=10 so that the peak is what
+	// Apply holds, not garbage the default GOGC=100 lets pile up on top of
+	// the images in memory: the memory a node needs besides the page cache.
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapInuse, uint64(0)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				peak = max(peak, m.HeapInuse)
+			}
+		}
+	}()
 	b.SetBytes(int64(len(new)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -27,7 +56,11 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	close(stop)
+	<-done
 	b.ReportMetric(float64(data.Len()), "data-bytes")
+	b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "peak-heap-MiB@GOGC=10")
 }
 
 func benchImages(b *testing.B) ([]byte, []byte) {

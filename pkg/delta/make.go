@@ -19,7 +19,7 @@ const Pol = chunker.Pol(0x3DA3358B4DC173)
 // Options tune Make; the zero value is keso-build's choice.
 type Options struct {
 	AverageBits int   // chunks of 2^AverageBits bytes on average (default 14: 16 KiB)
-	Piece       int64 // a zstd frame writes at most this much (default 4 MiB)
+	Piece       int64 // an operation writes at most this much (default 4 MiB): the node holds one in memory, twice
 	Margin      int64 // old bytes on each side of a piece's counterpart in its dictionary (default 2 MiB)
 	// MinCopy: a copy shorter than this between two changed runs joins
 	// them (default 64 KiB): the dictionary encodes it in a few bytes,
@@ -95,7 +95,7 @@ func Make(old, new []byte, data io.Writer, o Options) (Index, error) {
 		}
 		if n := len(plan); n > 0 {
 			last := &plan[n-1]
-			if (from < 0 && last.from < 0) || (from >= 0 && last.from >= 0 && last.from+last.len == from && last.len+c.len <= MaxOpLen) {
+			if (from < 0 && last.from < 0) || (from >= 0 && last.from >= 0 && last.from+last.len == from && last.len+c.len <= o.Piece) {
 				last.len += c.len
 				continue
 			}
