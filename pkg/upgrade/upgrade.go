@@ -134,9 +134,9 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	target := out.Slot
 
-	// 1. Fetch the release: a delta from the running image when one is
-	// published for it, else the full image; its digest, signature and
-	// version are checked before anything is written.
+	// 1.–2. Fetch the release (a delta from the running image when one is
+	// published for it, else the full image) and verify its digest,
+	// signature and version before anything is written.
 	rel, err := u.fetchDelta(ctx, req, node, &out)
 	if err == nil && rel == nil {
 		rel, err = u.fetchFull(ctx, req, node, &out)
@@ -203,9 +203,11 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	out.ReadTime = time.Since(t0)
 	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, size, out.WriteTime.Round(time.Millisecond))
+	// The kernel, initrd and command line to arm come from what the slot
+	// now holds (a delta's image exists nowhere else).
 	info, err := ReadImage(dev, size)
 	if err != nil {
-		return out, refuse("%v", err)
+		return out, fmt.Errorf("slot %s: %w; nothing was armed", target, err)
 	}
 	if info.Version != rel.version {
 		return out, fmt.Errorf("slot %s holds version %s, the release said %s; nothing was armed", target, info.Version, rel.version)
