@@ -63,6 +63,24 @@ func TestLinksKernelOrder(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer that goroutines can write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // fakeStarter starts a real long-running process (sleep) in place of the
 // supplicant and records the argv.
 type fakeStarter struct {
@@ -135,7 +153,10 @@ func TestRunAssociates(t *testing.T) {
 	root := wifiRoot(t, true)
 	st := &fakeStarter{}
 	ctl := &fakeCtl{states: []string{"", "SCANNING", "ASSOCIATING", "COMPLETED"}}
-	var log bytes.Buffer
+	// The recorder (this goroutine) and the supplicant's output (the
+	// service's goroutine) write the log at once, as they do to the
+	// console on a node: a bare bytes.Buffer would lose lines.
+	var log lockedBuffer
 	rec := phase.NewRecorder("wifi", &log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
