@@ -1,7 +1,6 @@
 package k3s
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -9,11 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/internal/testutil"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/phase"
@@ -56,23 +55,6 @@ func TestHandoffToStandin(t *testing.T) {
 	t.Logf("child:\n%s", out)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func handoffInChroot(t *testing.T, root string) {
 	must := func(what string, err error) {
 		t.Helper()
@@ -96,14 +78,14 @@ func handoffInChroot(t *testing.T, root string) {
 	must("read config", err)
 	res := cloudconfig.LoadFile("config.yaml", data)
 	h := Plan(res.Config)
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	rec := phase.NewRecorder("k3s", &log, nil)
 	must("prepare", Prepare(host.FS{Root: "/"}, host.Linux{}, nil, h, rec))
 	if rep := rec.Done(); !rep.OK() {
 		t.Fatalf("Prepare failures: %+v", rep.Failures)
 	}
 
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	sup := &Supervisor{Argv: h.Argv, Env: h.Env, Starter: ExecStarter{Host: host.Linux{}, Out: &out}, Log: &log, StopTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"github.com/keso-os/keso/internal/testutil"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 )
 
@@ -37,7 +38,7 @@ func (r clientRun) run(t *testing.T, name string) (string, string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, r.args...)
 	cmd.Env = append(os.Environ(), r.env...)
-	var out, errb syncBuffer
+	var out, errb testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -419,7 +420,7 @@ func TestLocalForwardOff(t *testing.T) {
 	free.Close()
 	args := e.keyLoginOpts("rancher", []string{e.keyFile}, []string{"-o", "LogLevel=INFO", "-N", "-L", fmt.Sprintf("127.0.0.1:%d:%s", lport, target.Addr())}).args
 	cmd := exec.Command("ssh", args...)
-	var errb syncBuffer
+	var errb testutil.LockedBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -505,7 +506,7 @@ func TestRemoteForward(t *testing.T) {
 	r := e.keyLoginOpts("rancher", []string{e.keyFile}, []string{"-N", "-o", "ExitOnForwardFailure=yes",
 		"-R", fmt.Sprintf("127.0.0.1:%d:%s", rport, target.Addr())})
 	cmd := exec.Command("ssh", r.args...)
-	var errb syncBuffer
+	var errb testutil.LockedBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/keso-os/keso/internal/testutil"
 	"github.com/keso-os/keso/pkg/crypt"
 	"github.com/keso-os/keso/pkg/host"
 )
@@ -36,25 +37,8 @@ type testEnv struct {
 	keyFile string // the authorized client key (OpenSSH private key file)
 	signer  ssh.Signer
 	srv     *Server
-	log     *syncBuffer
+	log     *testutil.LockedBuffer
 	stop    func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newKey writes a new ed25519 client key into dir and returns its file and
@@ -89,7 +73,7 @@ type envOpts struct {
 
 func startServer(t *testing.T, o envOpts) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, root: o.root, log: &syncBuffer{}}
+	e := &testEnv{t: t, root: o.root, log: &testutil.LockedBuffer{}}
 	if e.root == "" {
 		e.root = t.TempDir()
 	}
@@ -291,7 +275,7 @@ func TestPTYWindowChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := s.StdinPipe()
-	var out syncBuffer
+	var out testutil.LockedBuffer
 	s.Stdout = &out
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)
@@ -383,7 +367,7 @@ func TestLocalForward(t *testing.T) {
 	args := append(e.sshArgs(e.keyFile), "-p", strconv.Itoa(e.port), "-N", "-o", "ExitOnForwardFailure=yes",
 		"-L", fmt.Sprintf("127.0.0.1:%d:%s", lport, target.Addr()), "rancher@127.0.0.1")
 	cmd := exec.Command("ssh", args...)
-	var errb syncBuffer
+	var errb testutil.LockedBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

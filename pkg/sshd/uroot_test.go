@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/keso-os/keso/internal/testutil"
 	"github.com/keso-os/keso/pkg/fetch"
 )
 
@@ -77,7 +78,7 @@ func TestURootShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := s.StdinPipe()
-	var out syncBuffer
+	var out testutil.LockedBuffer
 	s.Stdout = &out
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package wifi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keso-os/keso/internal/testutil"
 	"github.com/keso-os/keso/pkg/cloudconfig"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/phase"
@@ -61,24 +61,6 @@ func TestLinksKernelOrder(t *testing.T) {
 	if got, want := strings.Join(s, " "), "lo eth0 wlan0(w) wlan1(w)"; got != want {
 		t.Errorf("Links = %q, want %q", got, want)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that goroutines can write at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // fakeStarter starts a real long-running process (sleep) in place of the
@@ -156,7 +138,7 @@ func TestRunAssociates(t *testing.T) {
 	// The recorder (this goroutine) and the supplicant's output (the
 	// service's goroutine) write the log at once, as they do to the
 	// console on a node: a bare bytes.Buffer would lose lines.
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	rec := phase.NewRecorder("wifi", &log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
