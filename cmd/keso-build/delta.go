@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -36,14 +37,18 @@ func deltaCmd(args []string, dryRun bool) int {
 		return 2
 	}
 	fail := func(err error) int { fmt.Fprintf(os.Stderr, "%s: %v\n", name, err); return 1 }
-	var key []byte
+	// The key is read and parsed before the minute Make may take.
+	var priv ed25519.PrivateKey
 	if !dryRun {
 		if *keyFile == "" {
 			return fail(fmt.Errorf("no --sign-key: nodes refuse an unsigned delta (keso-build keygen makes a key)"))
 		}
-		var err error
-		if key, err = os.ReadFile(*keyFile); err != nil {
-			return fail(err)
+		key, err := os.ReadFile(*keyFile)
+		if err == nil {
+			priv, err = sign.ParsePrivate(key)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("signing key %s: %w", *keyFile, err))
 		}
 	}
 	var old []byte
@@ -77,31 +82,28 @@ func deltaCmd(args []string, dryRun bool) int {
 		return fail(fmt.Errorf("make delta %s -> %s: %w", *from, *to, err))
 	}
 	ix.FromVersion, ix.Version = oldVer, newVer
-	index, err := ix.Marshal()
+	var index, sig []byte
+	if dryRun {
+		index, err = ix.Marshal()
+	} else {
+		index, sig, err = ix.Sign(priv)
+	}
 	if err != nil {
 		return fail(err)
 	}
 	if !dryRun {
-		priv, err := sign.ParsePrivate(key)
-		if err != nil {
-			return fail(fmt.Errorf("signing key %s: %w", *keyFile, err))
-		}
-		index, sig, err := ix.Sign(priv)
-		if err != nil {
-			return fail(err)
-		}
 		if err := tmp.Close(); err != nil {
 			return fail(err)
 		}
-		// The data file first, the signed index last: a published index
-		// always has its data beside it.
+		// The data file and the signature first, the index last: a
+		// published index always has both beside it.
 		if err := os.Rename(tmp.Name(), paths.Data); err != nil {
 			return fail(err)
 		}
-		if err := os.WriteFile(paths.Index, index, 0o644); err != nil {
+		if err := os.WriteFile(paths.Sig, sig, 0o644); err != nil {
 			return fail(err)
 		}
-		if err := os.WriteFile(paths.Sig, sig, 0o644); err != nil {
+		if err := os.WriteFile(paths.Index, index, 0o644); err != nil {
 			return fail(err)
 		}
 		fmt.Printf("%s: wrote %s, %s and %s in %s\n", name, paths.Index, paths.Sig, paths.Data, time.Since(t0).Round(time.Millisecond))

@@ -47,6 +47,12 @@ func TestDeltaCommand(t *testing.T) {
 	if got := run([]string{"delta", "--from", old, "--to", img}); got != 1 {
 		t.Errorf("delta without a key: exit %d, want 1", got)
 	}
+	if got := run([]string{"delta", "--from", old, "--to", img, "--sign-key", old}); got != 1 {
+		t.Errorf("delta with an image as the key: exit %d, want 1", got)
+	}
+	if _, err := os.Stat(delta.PathsFor(img, "1.0.0").Data); err == nil {
+		t.Errorf("delta with a bad key wrote its data file")
+	}
 	if got := run([]string{"delta-size", "--to", img, "--from", filepath.Join(dir, "missing")}); got != 1 {
 		t.Errorf("delta-size of a missing image: exit %d, want 1", got)
 	}
