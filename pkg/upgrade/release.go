@@ -24,6 +24,10 @@ type release struct {
 	size    int64
 	digest  [sha256.Size]byte // signed
 	version string
+	// info is what the image says about itself, when it was read before
+	// writing (a full download); nil for a delta, whose image exists only
+	// once it is in the slot.
+	info *ImageInfo
 	// write puts the image into the slot.
 	write func(dev SlotDevice, progress func(done, total int64)) error
 	// download is the file to remove once the slot is staged or armed
@@ -48,55 +52,67 @@ func (u *Upgrader) fetchFull(ctx context.Context, req Request, node Node, out *O
 		}
 		want = strings.ToLower(firstField(b))
 	}
-	sigFile, err := u.fetchSmall(ctx, req.Image+".sig")
-	if err != nil {
-		return nil, refuse("signature %s.sig cannot be read: %v", req.Image, err)
-	}
 
 	t0 = time.Now()
 	f, err := os.Open(imgPath)
 	if err != nil {
 		return nil, fmt.Errorf("open image: %w", err)
 	}
+	usable := false // until then, every return closes what it opened
+	defer func() {
+		if !usable {
+			f.Close()
+		}
+	}()
 	rel := &release{close: func() { f.Close() }}
 	if imgPath != req.Image {
 		rel.download = imgPath
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		rel.close()
 		return nil, fmt.Errorf("stat image: %w", err)
 	}
 	rel.size = fi.Size()
 	if rel.digest, err = digest(f, fi.Size()); err != nil {
-		rel.close()
 		return nil, fmt.Errorf("hash image: %w", err)
 	}
 	if hex.EncodeToString(rel.digest[:]) != want {
-		rel.close()
 		if rel.download != "" {
 			os.Remove(imgPath) // a bad download: the next attempt starts afresh
 		}
 		return nil, refuse("sha256 of %s is %x, want %s: the image is corrupt or not the one published", req.Image, rel.digest, want)
 	}
-	key, err := sign.Verify(sigFile, rel.digest, node.TrustedKeys)
-	if err != nil {
-		rel.close()
-		return nil, refuse("%v", err)
+	if err := u.checkImageSignature(ctx, req.Image, rel.digest, node, out); err != nil {
+		return nil, err
 	}
-	out.KeyID = sign.KeyID(key)
 	info, err := ReadImage(f, fi.Size())
 	if err != nil {
-		rel.close()
 		return nil, refuse("%v", err)
 	}
-	rel.version = info.Version
+	rel.info, rel.version = &info, info.Version
 	out.VerifyTime = time.Since(t0)
 	u.logf("image %s: %d bytes, sha256 ok, signed by key %s, version %s", req.Image, fi.Size(), out.KeyID, info.Version)
 	rel.write = func(dev SlotDevice, progress func(done, total int64)) error {
 		return copyAt(dev, f, rel.size, progress)
 	}
+	usable = true
 	return rel, nil
+}
+
+// checkImageSignature checks IMAGE.sig over the image's digest with the
+// node's trusted keys and records the key: what is armed is always a
+// signed image, whether downloaded whole or built from a delta.
+func (u *Upgrader) checkImageSignature(ctx context.Context, image string, digest [sha256.Size]byte, node Node, out *Outcome) error {
+	sigFile, err := u.fetchSmall(ctx, image+".sig")
+	if err != nil {
+		return refuse("signature %s.sig cannot be read: %v", image, err)
+	}
+	key, err := sign.Verify(sigFile, digest, node.TrustedKeys)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	out.KeyID = sign.KeyID(key)
+	return nil
 }
 
 // fetchDelta fetches the delta from the running version when the release
@@ -141,27 +157,21 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 	if err != nil {
 		return nil, fmt.Errorf("open the running slot %s: %w", node.Slot, err)
 	}
-	rel := &release{size: ix.To.Size, version: ix.Version, close: func() { running.Close() }}
+	usable := false // until then, every return closes what it opened
+	defer func() {
+		if !usable {
+			running.Close()
+		}
+	}()
 	if err := delta.CheckFrom(ix, running); err != nil {
-		rel.close()
 		u.logf("%v", err)
 		return nil, nil
 	}
-	raw, _ := hex.DecodeString(ix.To.SHA256)
-	rel.digest = [sha256.Size]byte(raw)
-	// The image's own signature, as for a full download: what is armed
-	// is always a signed image, whatever built it.
-	imgSig, err := u.fetchSmall(ctx, req.Image+".sig")
-	if err != nil {
-		rel.close()
-		return nil, refuse("signature %s.sig cannot be read: %v", req.Image, err)
+	raw, _ := hex.DecodeString(ix.To.SHA256) // Validate checked: 64 hex digits
+	rel := &release{size: ix.To.Size, version: ix.Version, digest: [sha256.Size]byte(raw)}
+	if err := u.checkImageSignature(ctx, req.Image, rel.digest, node, out); err != nil {
+		return nil, err
 	}
-	key, err := sign.Verify(imgSig, rel.digest, node.TrustedKeys)
-	if err != nil {
-		rel.close()
-		return nil, refuse("%v", err)
-	}
-	out.KeyID = sign.KeyID(key)
 	what := "from " + ix.FromVersion
 	if ix.From.Size == 0 {
 		what = "from nothing (the image compressed)"
@@ -170,28 +180,30 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 
 	dataPath, res, err := u.fetchImage(ctx, p.Data, "delta-"+ix.Data.SHA256[:16]+".data", req.MaxRate)
 	if err != nil {
-		rel.close()
 		return nil, err
 	}
 	out.FetchTime, out.Downloaded, out.Resumed, out.Delta = time.Since(t0), res.Downloaded+int64(len(b)), res.Resumed, true
 	t0 = time.Now()
 	data, err := os.Open(dataPath)
 	if err != nil {
-		rel.close()
 		return nil, fmt.Errorf("open delta data: %w", err)
 	}
-	rel.close = func() { running.Close(); data.Close() }
+	defer func() {
+		if !usable {
+			data.Close()
+		}
+	}()
 	if dataPath != p.Data {
 		rel.download = dataPath
 	}
 	if err := delta.CheckData(ix, data); err != nil {
-		rel.close()
 		if rel.download != "" {
 			os.Remove(dataPath) // a bad download: the next attempt starts afresh
 		}
 		return nil, refuse("%s: %v", p.Data, err)
 	}
 	out.VerifyTime = time.Since(t0)
+	rel.close = func() { running.Close(); data.Close() }
 	rel.write = func(dev SlotDevice, progress func(done, total int64)) error {
 		st, err := delta.Apply(ix, running, data, dev, progress)
 		if err != nil {
@@ -200,6 +212,7 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 		u.logf("delta applied: %d bytes copied from slot %s, %d decoded, %d already in place", st.Copied, node.Slot, st.Decoded, st.Kept)
 		return nil
 	}
+	usable = true
 	return rel, nil
 }
 

@@ -203,14 +203,19 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 	}
 	out.ReadTime = time.Since(t0)
 	u.logf("wrote slot %s (%d bytes in %s) and read it back", target, size, out.WriteTime.Round(time.Millisecond))
-	// The kernel, initrd and command line to arm come from what the slot
-	// now holds (a delta's image exists nowhere else).
-	info, err := ReadImage(dev, size)
-	if err != nil {
-		return out, fmt.Errorf("slot %s: %w; nothing was armed", target, err)
-	}
-	if info.Version != rel.version {
-		return out, fmt.Errorf("slot %s holds version %s, the release said %s; nothing was armed", target, info.Version, rel.version)
+	// The kernel, initrd and command line to arm: read before writing for
+	// a full download; for a delta, from the slot (its image exists
+	// nowhere else), which must be the version the signed index named.
+	info := rel.info
+	if info == nil {
+		slotInfo, err := ReadImage(dev, size)
+		if err != nil {
+			return out, fmt.Errorf("slot %s: %w; nothing was armed", target, err)
+		}
+		if slotInfo.Version != rel.version {
+			return out, fmt.Errorf("slot %s holds version %s, the delta said %s; nothing was armed", target, slotInfo.Version, rel.version)
+		}
+		info = &slotInfo
 	}
 
 	// 3b. The slot's dm-verity tree, from the verified image (its salt is
@@ -262,7 +267,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		u.logf("staged %s on slot %s; keso upgrade --switch arms it", info.Version, target)
 		return out, nil
 	}
-	if err := u.arm(st, node, target, info, initrd, req.Tries, u.now()); err != nil {
+	if err := u.arm(st, node, target, *info, initrd, req.Tries, u.now()); err != nil {
 		return out, err
 	}
 	dropDownload()
