@@ -114,14 +114,13 @@ func Make(old, new []byte, data io.Writer, o Options) (Index, error) {
 		}
 		// The gap's counterpart in the old image lies between where the
 		// copies around it come from.
-		cs, ce := int64(0), int64(len(old))
+		cs := int64(0)
 		if i > 0 {
 			cs = plan[i-1].from + plan[i-1].len
 		}
+		ce := min(int64(len(old)), cs+r.len) // no copy after it: as long as the gap
 		if i+1 < len(plan) && plan[i+1].from >= cs {
 			ce = plan[i+1].from
-		} else {
-			ce = min(int64(len(old)), cs+r.len)
 		}
 		for p := int64(0); p < r.len; p += o.Piece {
 			n := min(o.Piece, r.len-p)
