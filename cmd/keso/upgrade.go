@@ -90,6 +90,14 @@ func runUpgrade(args []string) int {
 	}
 	l := host.Linux{}
 	root := host.FS{Root: "/"}
+	// One keso upgrade at a time: two would write the same slot (a
+	// stage Job still running when the window's upgrade starts).
+	unlock, err := root.TryLock(upgrade.LockPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keso upgrade: another keso upgrade is running (%v); wait for it, or stop it\n", err)
+		return 1
+	}
+	defer unlock()
 	bp, err := openBoot(l, root)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keso upgrade: %v\n", err)
@@ -118,7 +126,7 @@ func runUpgrade(args []string) int {
 		}
 		return 1
 	}
-	if *switchNow {
+	if *switchNow || out.Switched {
 		fmt.Printf("keso upgrade: %s → %s armed on slot %s (staged; checked in %s)\n", out.FromVersion, out.ToVersion, out.Slot, out.ReadTime.Round(time.Millisecond))
 	} else {
 		done := "armed"

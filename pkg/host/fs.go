@@ -1,11 +1,13 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // FS is the file system under Root. Every path given to its methods is
@@ -146,4 +148,30 @@ func (f FS) Symlink(target, p string) error {
 		return fmt.Errorf("symlink %s -> %s: %w", p, target, err)
 	}
 	return nil
+}
+
+// ErrLocked is TryLock's answer when another process holds the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// TryLock takes an exclusive advisory lock (flock) on the file at p,
+// creating it, without waiting: it fails with ErrLocked when another
+// process holds it. The lock goes when release is called or the process
+// ends, however it ends.
+func (f FS) TryLock(p string) (release func(), err error) {
+	dst := f.Path(p)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	fd, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fd.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %s: %w", p, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return func() { fd.Close() }, nil
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,4 +46,21 @@ func TestWriteFileAtomic(t *testing.T) {
 	if len(es) != 1 {
 		t.Errorf("directory has %d entries, want 1 (no temp files left)", len(es))
 	}
+}
+
+func TestTryLock(t *testing.T) {
+	f := FS{Root: t.TempDir()}
+	release, err := f.TryLock("/var/lib/keso/upgrade.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.TryLock("/var/lib/keso/upgrade.lock"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second TryLock while held: %v, want ErrLocked", err)
+	}
+	release()
+	again, err := f.TryLock("/var/lib/keso/upgrade.lock")
+	if err != nil {
+		t.Fatalf("TryLock after release: %v", err)
+	}
+	again()
 }

@@ -39,7 +39,7 @@ type release struct {
 // fetchFull fetches the whole image with its digest and signature.
 func (u *Upgrader) fetchFull(ctx context.Context, req Request, node Node, out *Outcome) (*release, error) {
 	t0 := time.Now()
-	imgPath, res, err := u.fetchImage(ctx, req.Image, "", req.MaxRate)
+	imgPath, res, err := u.fetchImage(ctx, req.Image, "", req.MaxRate, u.recordProgress(req.SHA256, 0, false))
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,8 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 	}
 	u.logf("delta %s to %s: %d bytes of data for a %d-byte image", what, ix.Version, ix.Data.Size, ix.To.Size)
 
-	dataPath, res, err := u.fetchImage(ctx, p.Data, "delta-"+ix.Data.SHA256[:16]+".data", req.MaxRate)
+	dataPath, res, err := u.fetchImage(ctx, p.Data, "delta-"+ix.Data.SHA256[:16]+".data", req.MaxRate,
+		u.recordProgress(ix.To.SHA256, int64(len(b)), true))
 	if err != nil {
 		return nil, err
 	}

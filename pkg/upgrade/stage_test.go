@@ -2,9 +2,13 @@ package upgrade
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keso-os/keso/pkg/bootloader"
@@ -90,5 +94,93 @@ func TestSwitchRefusesAChangedSlot(t *testing.T) {
 	}
 	if _, err := os.Stat(img); err != nil {
 		t.Errorf("a local image was removed after staging: %v", err)
+	}
+}
+
+// TestUpgradeOfStagedImageSwitches: the night's plain `keso upgrade
+// --image URL --sha256 X` (what the operator's upgrade Job runs) arms
+// what --stage wrote without fetching it again; for another image, or a
+// slot that no longer holds the staged one, it fetches as if nothing had
+// been staged. The download's progress is recorded for the node's report.
+func TestUpgradeOfStagedImageSwitches(t *testing.T) {
+	f := newFixture(t)
+	img := makeImage(t, f.dir, "1.1.0")
+	publish(t, img, f.priv)
+	var mu sync.Mutex
+	fetched := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fetched[path.Base(r.URL.Path)]++
+		mu.Unlock()
+		http.FileServer(http.Dir(f.dir)).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/" + filepath.Base(img)
+	imageFetches := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fetched[filepath.Base(img)]
+	}
+	sum := sumHex(t, img)
+	fi, err := os.Stat(img)
+	must(t, err)
+	size := fi.Size()
+
+	if _, err := f.upgrader().Run(context.Background(), Request{Image: url, SHA256: sum, Stage: true}, f.node); err != nil {
+		t.Fatalf("Run --stage: %v\n%s", err, f.log.String())
+	}
+	p, err := LoadProgress(f.state)
+	must(t, err)
+	if got, want := p, (Progress{SHA256: sum, Fetched: size, Needed: size, At: p.At}); got != want {
+		t.Errorf("progress after --stage = %+v, want %+v", got, want)
+	}
+	staged := imageFetches()
+
+	// Another image than the staged one: fetched (and here refused, the
+	// server's image not being it), the staged one not armed.
+	_, err = f.upgrader().Run(context.Background(), Request{Image: url, SHA256: strings.Repeat("0", 64)}, f.node)
+	if err == nil {
+		t.Fatalf("Run with another sha256 than the image's: nil error, want the digest refused")
+	}
+	if imageFetches() == staged {
+		t.Errorf("an upgrade to another sha256 than the staged one fetched nothing")
+	}
+	if e, err := bootloader.Boot(f.esp); err != nil || e.Slot != "a" {
+		t.Errorf("after an upgrade to another image was refused the firmware boots %v (%v), want a", e.Slot, err)
+	}
+
+	// The plain upgrade to the staged image switches without a fetch.
+	before := imageFetches()
+	out, err := f.upgrader().Run(context.Background(), Request{Image: url, SHA256: sum, Tries: 2}, f.node)
+	if err != nil {
+		t.Fatalf("Run of the staged image: %v\n%s", err, f.log.String())
+	}
+	if got := imageFetches() - before; got != 0 || !out.Switched || out.Downloaded != 0 {
+		t.Errorf("Run of the staged image: %d fetches, outcome %+v; want none, switched", got, out)
+	}
+	if e, err := bootloader.Boot(f.esp); err != nil || e.Slot != "b" {
+		t.Errorf("after the switch the firmware boots %v (%v), want the trial of b", e.Slot, err)
+	}
+}
+
+// TestUpgradeOfChangedStagedSlotFetches: a staged slot whose bytes changed
+// is not armed; the upgrade fetches and writes the image instead.
+func TestUpgradeOfChangedStagedSlotFetches(t *testing.T) {
+	f := newFixture(t)
+	img, url := f.release(t, "1.1.0")
+	if _, err := f.upgrader().Run(context.Background(), Request{Image: url, Stage: true}, f.node); err != nil {
+		t.Fatalf("Run --stage: %v\n%s", err, f.log.String())
+	}
+	flip(t, f.disk.path("b"), 100)
+	out, err := f.upgrader().Run(context.Background(), Request{Image: url}, f.node)
+	if err != nil {
+		t.Fatalf("Run after the slot changed: %v\n%s", err, f.log.String())
+	}
+	if out.Switched || out.Downloaded == 0 {
+		t.Errorf("outcome %+v, want the image fetched again, not switched", out)
+	}
+	checkWroteSlotB(t, f, img, out)
+	if !strings.Contains(f.log.String(), "no longer holds the staged 1.1.0") {
+		t.Errorf("the log does not say why the staged slot was not used:\n%s", f.log.String())
 	}
 }

@@ -99,6 +99,9 @@ type Outcome struct {
 	// Delta: the image was built from a delta and the running slot
 	// (Downloaded counts the delta's index and data).
 	Delta bool
+	// Switched: the image was the one keso upgrade --stage had written;
+	// it was checked in the slot and armed, nothing was fetched.
+	Switched bool
 }
 
 // Upgrader carries the seams an upgrade needs.
@@ -133,6 +136,11 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		return out, err
 	}
 	target := out.Slot
+	if !req.Stage {
+		if sw, ok, err := u.switchStaged(ctx, req, node); ok {
+			return sw, err
+		}
+	}
 
 	// 1.–2. Fetch the release (a delta from the running image when one is
 	// published for it, else the full image) and verify its digest,
@@ -358,6 +366,39 @@ func (u *Upgrader) Switch(node Node, tries int) (Outcome, error) {
 	return out, u.arm(st, node, sg.Slot, info, initrd, tries, u.now())
 }
 
+// switchStaged arms what keso upgrade --stage left in the inactive slot
+// when it is the requested image (the same sha256): the night's half of
+// stage by day, switch by night is the same command as an upgrade that
+// was never staged, and fetches nothing. It reports false when there is
+// no such staged image, or when the slot no longer holds it intact: the
+// upgrade then fetches the image as if nothing had been staged.
+func (u *Upgrader) switchStaged(ctx context.Context, req Request, node Node) (Outcome, bool, error) {
+	st, err := LoadState(u.State)
+	if err != nil || st.Staged == nil {
+		return Outcome{}, false, nil
+	}
+	sg := st.Staged
+	want := strings.ToLower(strings.TrimSpace(req.SHA256))
+	if want == "" {
+		b, err := u.fetchSmall(ctx, req.Image+".sha256")
+		if err != nil {
+			return Outcome{}, false, nil
+		}
+		want = strings.ToLower(firstField(b))
+	}
+	if want != sg.SHA256 {
+		u.logf("slot %s holds the staged %s (sha256 %s), not the requested image (sha256 %s): fetching it", sg.Slot, sg.ToVersion, sg.SHA256, want)
+		return Outcome{}, false, nil
+	}
+	out, err := u.Switch(node, req.Tries)
+	if errors.Is(err, ErrRefused) {
+		u.logf("%v; fetching the image instead", err)
+		return Outcome{}, false, nil
+	}
+	out.Switched = true
+	return out, true, err
+}
+
 // signedRootHash reads the dm-verity root hash the release publishes and
 // signs beside the image (<image>.verity, .verity.sig) and checks its
 // signature; the slot's tree must come out with that root hash. A release
@@ -408,8 +449,9 @@ func (u *Upgrader) checkNotOnTrial(running bootloader.Slot) error {
 }
 
 // fetchImage returns a local path of src: src itself when it is a local
-// file, else a download into WorkDir named local (default: src's base name).
-func (u *Upgrader) fetchImage(ctx context.Context, src, local string, maxRate int64) (string, fetch.Result, error) {
+// file, else a download into WorkDir named local (default: src's base name),
+// telling progress how far it got.
+func (u *Upgrader) fetchImage(ctx context.Context, src, local string, maxRate int64, progress fetch.Progress) (string, fetch.Result, error) {
 	if p, ok := localPath(src); ok {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -424,7 +466,7 @@ func (u *Upgrader) fetchImage(ctx context.Context, src, local string, maxRate in
 		local = path.Base(src)
 	}
 	dst := filepath.Join(u.WorkDir, local)
-	d := &fetch.Downloader{Client: u.Client, MaxRate: maxRate}
+	d := &fetch.Downloader{Client: u.Client, MaxRate: maxRate, Progress: progress}
 	res, err := d.Download(ctx, src, dst)
 	if err != nil {
 		return "", res, fmt.Errorf("fetch image: %w", err)
