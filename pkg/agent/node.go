@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +28,32 @@ const (
 	AnnotationSlot      = "keso.io/slot"
 	AnnotationCommitted = "keso.io/committed"
 	AnnotationRollback  = "keso.io/rollback"
+	// AnnotationStaged is "<version> <sha256>" of the image keso upgrade
+	// --stage wrote to the other slot, waiting for the switch.
+	AnnotationStaged = "keso.io/staged"
+	// AnnotationStageProgress is "<sha256> <fetched>/<needed>": the bytes
+	// of the current (or last) upgrade download on the node's disk, of the
+	// bytes it needs.
+	AnnotationStageProgress = "keso.io/stage-progress"
 )
+
+// stageAnnotations decides keso.io/staged and keso.io/stage-progress from
+// the upgrade state and the download's progress record: each is set when
+// there is something to say and removed otherwise.
+func stageAnnotations(staged *upgrade.Staged, p upgrade.Progress) (set map[string]string, remove []string) {
+	set = map[string]string{}
+	if staged != nil {
+		set[AnnotationStaged] = staged.ToVersion + " " + staged.SHA256
+	} else {
+		remove = append(remove, AnnotationStaged)
+	}
+	if p.SHA256 != "" {
+		set[AnnotationStageProgress] = fmt.Sprintf("%s %d/%d", p.SHA256, p.Fetched, p.Needed)
+	} else {
+		remove = append(remove, AnnotationStageProgress)
+	}
+	return set, remove
+}
 
 // nodeAnnotations decides the keso.io annotations from the boot and its
 // assessment (nil when there was none: live and netboot, or an ESP that
@@ -205,13 +231,19 @@ var _ io.Writer = (*tailBuffer)(nil)
 // Node exists, retrying every interval while the kubelet's kubeconfig or
 // the Node is missing, and again on every request on again (after a trial
 // commits). It never blocks the other phases: it runs on its own.
+//
+// On every interval it also reads what keso upgrade --stage (run by the
+// operator's stage Job, or by hand) left in the upgrade state and its
+// progress record, and writes keso.io/staged and keso.io/stage-progress
+// when they changed.
 func (a *Agent) annotator(ctx context.Context, k kubelet, again <-chan struct{}, interval time.Duration) {
 	pending := true
-	lastErr := ""
+	lastErr, written := "", ""
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if pending {
+		stageSet, stageRemove := a.stageState()
+		if stage := describeAnnotations(stageSet, stageRemove); pending || stage != written {
 			a.stMu.Lock()
 			bs := a.st.Upgrade
 			if bs != nil {
@@ -220,11 +252,15 @@ func (a *Agent) annotator(ctx context.Context, k kubelet, again <-chan struct{},
 			}
 			a.stMu.Unlock()
 			set, remove := nodeAnnotations(a.Boot, bs)
+			maps.Copy(set, stageSet)
+			remove = append(remove, stageRemove...)
 			name, err := k.annotate(ctx, set, remove)
 			if err == nil {
-				pending, lastErr = false, ""
-				fmt.Fprintf(a.Log, "keso: node %s: annotated %s\n", name, describeAnnotations(set, remove))
-				a.update(func(s *status.Status) { s.Node = name })
+				if pending {
+					fmt.Fprintf(a.Log, "keso: node %s: annotated %s\n", name, describeAnnotations(set, remove))
+					a.update(func(s *status.Status) { s.Node = name })
+				}
+				pending, lastErr, written = false, "", stage
 			} else if msg := err.Error(); msg != lastErr {
 				// Say it once per distinct reason (the kubelet takes a while).
 				lastErr = msg
@@ -239,6 +275,20 @@ func (a *Agent) annotator(ctx context.Context, k kubelet, again <-chan struct{},
 		case <-tick.C:
 		}
 	}
+}
+
+// stageState reads the staged image and the download's progress from the
+// state partition; what cannot be read is reported as nothing staged.
+func (a *Agent) stageState() (set map[string]string, remove []string) {
+	st, err := upgrade.LoadState(a.FS)
+	if err != nil {
+		st = upgrade.State{}
+	}
+	p, err := upgrade.LoadProgress(a.FS)
+	if err != nil {
+		p = upgrade.Progress{}
+	}
+	return stageAnnotations(st.Staged, p)
 }
 
 func describeAnnotations(set map[string]string, remove []string) string {

@@ -121,3 +121,33 @@ func TestHealthGate(t *testing.T) {
 		}
 	}
 }
+
+func TestStageAnnotations(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	staged := &upgrade.Staged{FromVersion: "1.0.0", ToVersion: "2.0.0", Slot: "b", SHA256: sum}
+	for _, tc := range []struct {
+		name       string
+		staged     *upgrade.Staged
+		progress   upgrade.Progress
+		set        map[string]string
+		removeKeys []string
+	}{
+		{"nothing", nil, upgrade.Progress{}, map[string]string{}, []string{"keso.io/staged", "keso.io/stage-progress"}},
+		{"downloading", nil, upgrade.Progress{SHA256: sum, Fetched: 300 << 10, Needed: 4 << 20},
+			map[string]string{"keso.io/stage-progress": sum + " 307200/4194304"}, []string{"keso.io/staged"}},
+		{"size not known yet", nil, upgrade.Progress{SHA256: sum, Fetched: 1000},
+			map[string]string{"keso.io/stage-progress": sum + " 1000/0"}, []string{"keso.io/staged"}},
+		{"staged", staged, upgrade.Progress{SHA256: sum, Fetched: 4 << 20, Needed: 4 << 20},
+			map[string]string{"keso.io/staged": "2.0.0 " + sum, "keso.io/stage-progress": sum + " 4194304/4194304"}, nil},
+		{"staged from a local file", staged, upgrade.Progress{},
+			map[string]string{"keso.io/staged": "2.0.0 " + sum}, []string{"keso.io/stage-progress"}},
+	} {
+		set, remove := stageAnnotations(tc.staged, tc.progress)
+		if !reflect.DeepEqual(set, tc.set) {
+			t.Errorf("%s: set %v, want %v", tc.name, set, tc.set)
+		}
+		if !reflect.DeepEqual(remove, tc.removeKeys) {
+			t.Errorf("%s: remove %v, want %v", tc.name, remove, tc.removeKeys)
+		}
+	}
+}
