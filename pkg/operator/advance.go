@@ -17,6 +17,8 @@ type JobState struct {
 	// gets one had its pod creation refused (PodSecurity, a webhook, a
 	// quota) or has no Job controller to run it.
 	HasPods bool
+	// Created is when the Job was created.
+	Created time.Time
 }
 
 // ActionKind is the next thing to do for an in-flight node.

@@ -115,3 +115,27 @@ func TestUpgradedNeedsCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestStageAnnotations: the node's keso.io/staged and
+// keso.io/stage-progress as the planner reads them; anything malformed
+// is nothing staged, no progress.
+func TestStageAnnotations(t *testing.T) {
+	for _, tc := range []struct {
+		staged, progress string
+		want             Node
+	}{
+		{"", "", Node{}},
+		{"2.0.0 " + hash, hash + " 300/4000", Node{Staged: hash, Progress: Download{SHA256: hash, Fetched: 300, Needed: 4000}}},
+		{"2.0.0 " + strings.ToUpper(hash), strings.ToUpper(hash) + " 0/0", Node{Staged: hash, Progress: Download{SHA256: hash}}},
+		{"2.0.0", hash + " 300", Node{}},
+		{hash, hash + " -1/4000", Node{}},
+		{"", hash + " x/4000", Node{}},
+	} {
+		var got Node
+		got.Staged = parseStaged(tc.staged)
+		got.Progress.SHA256, got.Progress.Fetched, got.Progress.Needed = parseStageProgress(tc.progress)
+		if got.Staged != tc.want.Staged || got.Progress != tc.want.Progress {
+			t.Errorf("staged %q, progress %q: got %q %+v, want %q %+v", tc.staged, tc.progress, got.Staged, got.Progress, tc.want.Staged, tc.want.Progress)
+		}
+	}
+}

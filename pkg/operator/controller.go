@@ -74,7 +74,9 @@ func nodeOf(n *corev1.Node) Node {
 		Reported:      n.Annotations[VersionAnnotation],
 		Committed:     n.Annotations[CommittedAnnotation] == "true",
 		RollbackNote:  n.Annotations[RollbackAnnotation],
+		Staged:        parseStaged(n.Annotations[StagedAnnotation]),
 	}
+	out.Progress.SHA256, out.Progress.Fetched, out.Progress.Needed = parseStageProgress(n.Annotations[StageProgressAnnotation])
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			out.Ready = c.Status == corev1.ConditionTrue
@@ -111,13 +113,11 @@ func (r *Reconciler) sync(_ string, osv *kesov1.OSVersion) (*kesov1.OSVersion, e
 		return osv, fmt.Errorf("list nodes: %w", err)
 	}
 	byName := map[string]*corev1.Node{}
-	nodes := make([]Node, 0, len(cached))
 	for _, n := range cached {
 		byName[n.Name] = n
-		nodes = append(nodes, nodeOf(n))
 	}
 	rollout := rolloutOf(osv)
-	plan := Decide(rollout, nodes, now)
+	plan := Decide(rollout, r.views(osv, cached), now)
 
 	failed := plan.Halted != nil
 	var errs []error
@@ -138,12 +138,15 @@ func (r *Reconciler) sync(_ string, osv *kesov1.OSVersion) (*kesov1.OSVersion, e
 			errs = append(errs, err)
 		}
 	}
+	if err := r.stage(osv, plan, byName); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.writeStatus(osv, plan); err != nil {
 		errs = append(errs, err)
 	}
 	r.observe(osv.Name, plan.Status)
 	switch {
-	case len(plan.InFlight) > 0 || len(plan.Start) > 0:
+	case len(plan.InFlight)+len(plan.Start)+len(plan.Stage)+len(plan.Staging) > 0:
 		r.OSVersions.EnqueueAfter(osv.Name, r.Resync)
 	case !plan.NextWindow.IsZero():
 		r.OSVersions.EnqueueAfter(osv.Name, plan.NextWindow.Sub(now)+time.Second)
@@ -165,13 +168,13 @@ func (r *Reconciler) start(osv *kesov1.OSVersion, rollout Rollout, now time.Time
 		return fmt.Errorf("list nodes: %w", err)
 	}
 	byName := map[string]*corev1.Node{}
-	nodes := make([]Node, 0, len(live.Items))
+	list := make([]*corev1.Node, 0, len(live.Items))
 	for i := range live.Items {
 		n := &live.Items[i]
 		byName[n.Name] = n
-		nodes = append(nodes, nodeOf(n))
+		list = append(list, n)
 	}
-	plan := Decide(rollout, nodes, now)
+	plan := Decide(rollout, r.views(osv, list), now)
 	if plan.Halted != nil {
 		return nil
 	}
@@ -195,6 +198,57 @@ func (r *Reconciler) start(osv *kesov1.OSVersion, rollout Rollout, now time.Time
 		r.Recorder.Eventf(n, corev1.EventTypeNormal, "UpgradeStarted", "OSVersion %s: cordoned, upgrading %s → %s", osv.Name, info.Version, osv.Spec.Version)
 	}
 	return nil
+}
+
+// views are the planner's views of nodes for osv, each with its stage
+// Job for osv's target as the Job cache has it.
+func (r *Reconciler) views(osv *kesov1.OSVersion, nodes []*corev1.Node) []Node {
+	out := make([]Node, 0, len(nodes))
+	for _, n := range nodes {
+		v := nodeOf(n)
+		name := StageJobName(v.Name, osv.Spec, KesoArch(v.Arch))
+		if j, err := r.Jobs.Cache().Get(r.Job.Namespace, name); err == nil {
+			v.StageJob = JobStateOf(j)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// stage creates the stage Jobs the plan asks for, and deletes this
+// rollout's stage Jobs that still run for another target (the spec
+// changed while they ran): one keso upgrade at a time runs on a node.
+func (r *Reconciler) stage(osv *kesov1.OSVersion, plan Plan, byName map[string]*corev1.Node) error {
+	var errs []error
+	jobs, err := r.Jobs.Cache().List(r.Job.Namespace, labels.SelectorFromSet(labels.Set{OSVersionLabel: osv.Name, StepLabel: "stage"}))
+	if err != nil {
+		return fmt.Errorf("list stage Jobs of OSVersion %s: %w", osv.Name, err)
+	}
+	for _, j := range jobs {
+		n := byName[j.Labels[JobLabel]]
+		st := JobStateOf(j)
+		if n == nil || j.DeletionTimestamp != nil || st.Succeeded || st.Failed ||
+			j.Name == StageJobName(n.Name, osv.Spec, KesoArch(n.Status.NodeInfo.Architecture)) {
+			continue
+		}
+		bg := metav1.DeletePropagationBackground
+		if err := r.Jobs.Delete(j.Namespace, j.Name, &metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete stale stage Job %s/%s: %w", j.Namespace, j.Name, err))
+			continue
+		}
+		r.Log("osversion %s: node %s: deleted stage Job %s of target %s (the target is now %s)", osv.Name, n.Name, j.Name, j.Labels[TargetLabel], osv.Spec.Version)
+	}
+	for _, name := range plan.Stage {
+		node := byName[name]
+		j := StageJob(osv, nodeOf(node), r.Job)
+		if _, err := r.createJob(j); err != nil && !apierrors.IsAlreadyExists(err) {
+			errs = append(errs, fmt.Errorf("create stage Job %s/%s for node %s: %w", j.Namespace, j.Name, name, err))
+			continue
+		}
+		r.Log("osversion %s: node %s: staging %s (Job %s)", osv.Name, name, osv.Spec.Version, j.Name)
+		r.Recorder.Eventf(node, corev1.EventTypeNormal, "StageStarted", "OSVersion %s: Job %s/%s fetches and writes %s to the inactive slot", osv.Name, j.Namespace, j.Name, osv.Spec.Version)
+	}
+	return errors.Join(errs...)
 }
 
 // advance moves one in-flight node one step. It reports whether the node

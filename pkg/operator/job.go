@@ -19,7 +19,20 @@ const (
 	JobLabel       = "keso.io/upgrade-node"
 	OSVersionLabel = "keso.io/osversion"
 	TargetLabel    = "keso.io/target-version"
+	// StepLabel is "stage" on stage Jobs (absent on upgrade Jobs).
+	StepLabel = "keso.io/upgrade-step"
 )
+
+// StageDeadline bounds a stage Job: a day, time for a whole image over the
+// poorest link (56 kbit/s: 80 MiB in 3.3 hours) with room for outages.
+const StageDeadline = 24 * time.Hour
+
+// stageBackoffLimit is how often a failed stage pod is retried, with the
+// Job controller's growing delay (10 s doubling to 6 minutes: about 20
+// minutes in all); each retry resumes the download. A stage that still
+// fails leaves the node to its upgrade Job in the window, which fetches
+// what is missing.
+const stageBackoffLimit = 6
 
 // hostMounts are the host paths `keso upgrade` uses, mounted at the same
 // paths: /dev (root slots, ESP), /sys (find partitions by label),
@@ -55,11 +68,26 @@ var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
 // characters.
 func JobName(node string, c Claim) string {
 	sum := sha256.Sum256([]byte(node + "\x00" + c.Target + "\x00" + c.Started.UTC().Format(time.RFC3339Nano)))
+	return "keso-upgrade-" + jobBase(node) + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// StageJobName is the stage Job's name for node n in rollout spec:
+// derived from the node, the target version and its image's sha256, so a
+// restarted controller finds the Job it made and a new target (or a
+// republished image) gets a new Job. At most 63 characters.
+func StageJobName(node string, spec kesov1.OSVersionSpec, arch string) string {
+	sum := sha256.Sum256([]byte(node + "\x00" + spec.Version + "\x00" + string(spec.SHA256[arch]) + "\x00stage"))
+	return "keso-stage-" + jobBase(node) + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// jobBase is the node's name made safe for a Job name, at most 40
+// characters.
+func jobBase(node string) string {
 	base := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(node), "-"), "-")
 	if len(base) > 40 {
 		base = strings.TrimRight(base[:40], "-")
 	}
-	return "keso-upgrade-" + base + "-" + hex.EncodeToString(sum[:])[:8]
+	return base
 }
 
 // ImageURL expands the spec's image template for an architecture in keso's
@@ -87,8 +115,27 @@ func ImageURL(spec kesov1.OSVersionSpec, arch string) string {
 //   - owned by the OSVersion, so deleting it removes its Jobs.
 func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.Job {
 	spec := osv.Spec
-	name := JobName(n.Name, c)
 	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name, TargetLabel: spec.Version}
+	return nodeJob(osv, n.Name, JobName(n.Name, c), labels, upgradeCommand(spec, KesoArch(n.Arch), "--reboot"),
+		UpgradeTimeout(spec), 0, true, cfg)
+}
+
+// StageJob is the Job that stages osv's image on node n: the same pod as
+// UpgradeJob's but `keso upgrade ... --stage` (fetch, verify, write the
+// inactive slot; nothing armed, no reboot, so no hostPID). It runs at any
+// hour, without cordon or drain: the node keeps its pods. Its pod is
+// retried stageBackoffLimit times and the Job ends after StageDeadline.
+func StageJob(osv *kesov1.OSVersion, n Node, cfg JobConfig) *batchv1.Job {
+	spec := osv.Spec
+	arch := KesoArch(n.Arch)
+	labels := map[string]string{JobLabel: n.Name, OSVersionLabel: osv.Name, TargetLabel: spec.Version, StepLabel: "stage"}
+	return nodeJob(osv, n.Name, StageJobName(n.Name, spec, arch), labels, upgradeCommand(spec, arch, "--stage"),
+		StageDeadline, stageBackoffLimit, false, cfg)
+}
+
+// nodeJob is the pod template the upgrade and stage Jobs share.
+func nodeJob(osv *kesov1.OSVersion, node, name string, labels map[string]string, command []string,
+	deadline time.Duration, backoff int32, hostPID bool, cfg JobConfig) *batchv1.Job {
 	var vols []corev1.Volume
 	var mounts []corev1.VolumeMount
 	for _, hp := range hostMounts {
@@ -96,7 +143,7 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 		vols = append(vols, corev1.Volume{Name: hp.name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hp.path, Type: &t}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: hp.name, MountPath: hp.path, ReadOnly: hp.readOnly})
 	}
-	deadline := int64(UpgradeTimeout(spec).Seconds())
+	secs := int64(deadline.Seconds())
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -107,14 +154,14 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 			}},
 		},
 		Spec: batchv1.JobSpec{
-			BackoffLimit:            ptr.To[int32](0),
-			ActiveDeadlineSeconds:   &deadline,
+			BackoffLimit:            ptr.To(backoff),
+			ActiveDeadlineSeconds:   &secs,
 			TTLSecondsAfterFinished: ptr.To[int32](24 * 3600),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                 corev1.RestartPolicyNever,
-					HostPID:                       true,
+					HostPID:                       hostPID,
 					AutomountServiceAccountToken:  ptr.To(false),
 					PriorityClassName:             "system-node-critical",
 					TerminationGracePeriodSeconds: ptr.To[int64](30),
@@ -122,7 +169,7 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 							NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 								MatchFields: []corev1.NodeSelectorRequirement{{
-									Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{n.Name},
+									Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node},
 								}},
 							}},
 						},
@@ -132,7 +179,7 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 						Name:            "upgrade",
 						Image:           cfg.Image,
 						ImagePullPolicy: corev1.PullNever,
-						Command:         upgradeCommand(spec, KesoArch(n.Arch)),
+						Command:         command,
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
 						VolumeMounts:    mounts,
 					}},
@@ -143,13 +190,15 @@ func UpgradeJob(osv *kesov1.OSVersion, n Node, c Claim, cfg JobConfig) *batchv1.
 	}
 }
 
-// upgradeCommand is the Job's keso upgrade for a node of arch.
-func upgradeCommand(spec kesov1.OSVersionSpec, arch string) []string {
+// upgradeCommand is the Job's keso upgrade for a node of arch, ending in
+// step: --reboot (the upgrade Job: it arms what the stage Job staged
+// without fetching it again, or fetches what is missing) or --stage.
+func upgradeCommand(spec kesov1.OSVersionSpec, arch, step string) []string {
 	cmd := []string{"/keso", "upgrade", "--image", ImageURL(spec, arch), "--sha256", string(spec.SHA256[arch])}
 	if spec.MaxRate != nil && spec.MaxRate.Sign() > 0 {
 		cmd = append(cmd, "--max-rate", spec.MaxRate.String())
 	}
-	return append(cmd, "--reboot")
+	return append(cmd, step)
 }
 
 // JobStateOf reads a Job's outcome.
@@ -157,7 +206,7 @@ func JobStateOf(j *batchv1.Job) JobState {
 	if j == nil {
 		return JobState{}
 	}
-	s := JobState{Exists: true}
+	s := JobState{Exists: true, Created: j.CreationTimestamp.Time}
 	st := j.Status
 	s.HasPods = st.Active+st.Succeeded+st.Failed > 0 || ptr.Deref(st.Terminating, 0) > 0 || ptr.Deref(st.Ready, 0) > 0 ||
 		(st.UncountedTerminatedPods != nil && len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) > 0)

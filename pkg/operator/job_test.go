@@ -121,3 +121,61 @@ func TestUpgradeJobMaxRate(t *testing.T) {
 		}
 	}
 }
+
+// TestStageJob: the stage Job is the upgrade Job's pod with --stage for
+// --reboot, no hostPID (it reboots nothing), retries and a day's deadline;
+// its name is stable for a target and changes with the image.
+func TestStageJob(t *testing.T) {
+	osv := &kesov1.OSVersion{ObjectMeta: metav1.ObjectMeta{Name: "stores", UID: "u1"},
+		Spec: spec(func(s *kesov1.OSVersionSpec) { s.MaxRate = ptr.To(resource.MustParse("56Ki")) })}
+	n := Node{Name: "store-0042", Arch: "amd64"}
+	cfg := JobConfig{Namespace: "keso-system", Image: DefaultImage()}
+	sj := StageJob(osv, n, cfg)
+	uj := UpgradeJob(osv, n, Claim{Target: "1.1.0", Started: now}, cfg)
+
+	if got, want := strings.Join(sj.Spec.Template.Spec.Containers[0].Command, " "),
+		"/keso upgrade --image https://example.org/keso-1.1.0-amd64.squashfs --sha256 "+hash+" --max-rate 56Ki --stage"; got != want {
+		t.Errorf("stage command = %q, want %q", got, want)
+	}
+	if got, want := strings.Join(uj.Spec.Template.Spec.Containers[0].Command, " "),
+		"/keso upgrade --image https://example.org/keso-1.1.0-amd64.squashfs --sha256 "+hash+" --max-rate 56Ki --reboot"; got != want {
+		t.Errorf("upgrade command = %q, want %q", got, want)
+	}
+	ps := sj.Spec.Template.Spec
+	if ps.HostPID || *sj.Spec.BackoffLimit != stageBackoffLimit || *sj.Spec.ActiveDeadlineSeconds != int64(StageDeadline.Seconds()) {
+		t.Errorf("stage Job: hostPID %v, backoffLimit %d, deadline %ds; want false, %d, %d", ps.HostPID, *sj.Spec.BackoffLimit,
+			*sj.Spec.ActiveDeadlineSeconds, stageBackoffLimit, int64(StageDeadline.Seconds()))
+	}
+	if sj.Labels[StepLabel] != "stage" || uj.Labels[StepLabel] != "" || sj.Labels[JobLabel] != n.Name {
+		t.Errorf("labels: stage %v, upgrade %v", sj.Labels, uj.Labels)
+	}
+	// The rest of the pod is the upgrade Job's: host mounts, privileges,
+	// node pinning, tolerations, no token, owner.
+	ps.HostPID = true
+	ps.Containers[0].Command = uj.Spec.Template.Spec.Containers[0].Command
+	if got, want := mustYAML(t, ps), mustYAML(t, uj.Spec.Template.Spec); got != want {
+		t.Errorf("stage pod differs from the upgrade pod beyond command and hostPID:\n%s\nwant\n%s", got, want)
+	}
+	if sj.OwnerReferences[0].UID != "u1" {
+		t.Errorf("stage Job owner = %+v, want the OSVersion", sj.OwnerReferences)
+	}
+
+	other := osv.DeepCopy()
+	other.Spec.SHA256["amd64"] = kesov1.SHA256Sum(strings.Repeat("e", 64))
+	a, b := StageJobName(n.Name, osv.Spec, "amd64"), StageJobName(n.Name, other.Spec, "amd64")
+	if a != sj.Name || a == b || a != StageJobName(n.Name, osv.DeepCopy().Spec, "amd64") {
+		t.Errorf("StageJobName: %q, for another image %q, Job %q: want stable per image, new for another", a, b, sj.Name)
+	}
+	if long := StageJobName(strings.Repeat("Very.Long_Name.", 20), osv.Spec, "amd64"); len(long) > 63 {
+		t.Errorf("StageJobName(long) = %q, %d characters", long, len(long))
+	}
+}
+
+func mustYAML(t *testing.T, v any) string {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -26,6 +26,21 @@ type Node struct {
 	RollbackNote  string // keso.io/rollback
 	Claim         *Claim // nil when the node carries none
 	ClaimErr      error  // the annotation could not be parsed
+	// Staged is the sha256 of the image staged in the node's inactive
+	// slot (keso.io/staged), "" when none.
+	Staged string
+	// Progress is the node's upgrade download (keso.io/stage-progress):
+	// the image's sha256 and the bytes fetched of those needed.
+	Progress Download
+	// StageJob is this rollout's stage Job for the node (the reconciler
+	// fills it in; zero when there is none).
+	StageJob JobState
+}
+
+// Download is a node's report of its upgrade download.
+type Download struct {
+	SHA256          string
+	Fetched, Needed int64
 }
 
 // Rollout is one OSVersion, reduced to what the planner needs.
@@ -44,6 +59,12 @@ type Plan struct {
 	Start []string
 	// InFlight are the nodes this rollout is upgrading.
 	InFlight []string
+	// Stage are the nodes to create a stage Job for now: selected, due
+	// for the target, not staged and without one (stage by day: at any
+	// hour, whatever the window and the concurrency).
+	Stage []string
+	// Staging are the nodes whose stage Job runs; they start once staged.
+	Staging []string
 	// Halted is set when a node failed for this spec generation and resume
 	// token, or came back on another version after it was counted
 	// Upgraded to this target: its name and the reason.
@@ -217,7 +238,14 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 		case !n.Ready:
 			// Cannot run a Job on it; it stays Pending until Ready.
 		default:
-			eligible = append(eligible, n.Name)
+			switch stageOf(r.Spec, n, now) {
+			case stageNone:
+				p.Stage = append(p.Stage, n.Name)
+			case stageRunning:
+				p.Staging = append(p.Staging, n.Name)
+			default:
+				eligible = append(eligible, n.Name)
+			}
 		}
 	}
 
@@ -232,9 +260,12 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 		p.State, p.Reason = StateHalted, fmt.Sprintf("node %s: %s", p.Halted.Node, p.Halted.Reason)
 	case r.Spec.Paused:
 		p.State, p.Reason = StatePaused, "spec.paused is true"
-	case !win.Open(now) && len(eligible) > 0:
+	case !win.Open(now) && len(eligible)+len(p.Staging)+len(p.Stage) > 0:
 		p.NextWindow = win.NextOpen(now)
 		p.State, p.Reason = StateWaiting, "outside the maintenance window; opens "+p.NextWindow.UTC().Format(time.RFC3339)
+		if n := len(p.Staging) + len(p.Stage); n > 0 {
+			p.Reason += fmt.Sprintf("; %d staging", n)
+		}
 	default:
 		n := min(Slots(r.Spec, p.Selected, len(p.InFlight)), len(eligible))
 		p.Start = eligible[:n]
@@ -243,6 +274,10 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 	if p.State == StateWaiting && len(p.InFlight) > 0 {
 		p.State = StateProgressing
 	}
+	if p.State != StateProgressing && p.State != StateWaiting {
+		// Invalid, halted or paused: no new stage Jobs either.
+		p.Stage = nil
+	}
 	p.Status = status(r, p, validErr, now)
 	if p.State == StateProgressing && p.Status.Upgraded == p.Status.Total && len(p.InFlight) == 0 {
 		p.State = StateComplete
@@ -250,6 +285,34 @@ func Decide(r Rollout, nodes []Node, now time.Time) Plan {
 		setComplete(&p.Status, r.Generation, now)
 	}
 	return p
+}
+
+// Stages of a node's stage Job.
+const (
+	stageNone    = iota // no stage Job: create one
+	stageRunning        // its stage Job runs: wait
+	stageDone           // staged, or the stage Job ended: may start
+)
+
+// stageOf tells where node n is in staging spec's image: done when its
+// inactive slot holds the image (the node says so, keso.io/staged) or its
+// stage Job ended, whether it succeeded (the node's report follows) or
+// failed (the upgrade Job fetches what is missing, resuming the stage's
+// download), or got no pod within JobStartTimeout (the upgrade Job meets
+// the same refusal and is reported Blocked).
+func stageOf(spec kesov1.OSVersionSpec, n Node, now time.Time) int {
+	j := n.StageJob
+	switch {
+	case n.Staged != "" && n.Staged == string(spec.SHA256[KesoArch(n.Arch)]):
+		return stageDone
+	case !j.Exists:
+		return stageNone
+	case j.Succeeded || j.Failed:
+		return stageDone
+	case !j.HasPods && !j.Created.IsZero() && now.Sub(j.Created) > JobStartTimeout(spec):
+		return stageDone
+	}
+	return stageRunning
 }
 
 // status computes the OSVersion status from the plan. Condition times are
@@ -261,6 +324,8 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 		State:              p.State,
 		Resumed:            r.Resume,
 	}
+	var fetched, needed int64
+	reported := false
 	starting := map[string]bool{}
 	for _, n := range p.Start {
 		starting[n] = true
@@ -298,10 +363,26 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 		case !n.Ready:
 			ns.Message = "node is not Ready"
 		}
+		if want := string(r.Spec.SHA256[KesoArch(n.Arch)]); want != "" && ns.Phase != kesov1.NodeUpgraded && ns.Phase != kesov1.NodeFailed {
+			ns.Staged = n.Staged == want
+			if ns.Staged {
+				st.Staged++
+			}
+			if n.Progress.SHA256 == want {
+				ns.Fetched, ns.Needed = n.Progress.Fetched, n.Progress.Needed
+				fetched, needed, reported = fetched+ns.Fetched, needed+ns.Needed, true
+			}
+			if ns.Phase == kesov1.NodePending && ns.Message == "" && n.Version != "" && n.Ready && !c.InFlight() {
+				ns.Message = stageMessage(r.Spec, n, ns, p.State == StateWaiting, now)
+			}
+		}
 		if n.ClaimErr != nil {
 			ns.Message = n.ClaimErr.Error()
 		}
 		st.Nodes = append(st.Nodes, ns)
+	}
+	if reported {
+		st.Fetched = mib(fetched) + "/" + mib(needed)
 	}
 	cond := func(t string, ok bool, reason, msg string) {
 		s := metav1.ConditionFalse
@@ -348,6 +429,31 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 	}
 	return st
 }
+
+// stageMessage says where a node that waits for its upgrade is in
+// staging the target.
+func stageMessage(spec kesov1.OSVersionSpec, n Node, ns kesov1.NodeStatus, waiting bool, now time.Time) string {
+	progress := "staging"
+	if ns.Needed > 0 {
+		progress = fmt.Sprintf("staging: %s of %s fetched", mib(ns.Fetched), mib(ns.Needed))
+	}
+	switch {
+	case ns.Staged && waiting:
+		return "staged; switches in the maintenance window"
+	case ns.Staged:
+		return "staged; switches when a slot is free"
+	case stageOf(spec, n, now) != stageDone:
+		return progress
+	case n.StageJob.Failed:
+		return fmt.Sprintf("staging failed (%s); its upgrade fetches what is missing", n.StageJob.Message)
+	case n.StageJob.Succeeded:
+		return "staged (its stage Job succeeded)"
+	}
+	return "its stage Job got no pod; its upgrade fetches the image"
+}
+
+// mib says a byte count in MiB, for the status.
+func mib(n int64) string { return fmt.Sprintf("%.1fMi", float64(n)/(1<<20)) }
 
 // regressed reports whether node n, counted Upgraded to r's target by its
 // claim, now runs another version.

@@ -42,6 +42,17 @@ func nodes(n int, version string) []Node {
 
 func claimed(n Node, c Claim) Node { n.Claim = &c; return n }
 
+// staged is in with every node reporting the test spec's image staged:
+// for tests of what starts when, not of staging.
+func staged(in []Node) []Node {
+	out := make([]Node, len(in))
+	for i, n := range in {
+		n.Staged = hash
+		out[i] = n
+	}
+	return out
+}
+
 func TestDecideStartsInNameOrderUpToConcurrency(t *testing.T) {
 	tests := []struct {
 		name string
@@ -88,7 +99,7 @@ func TestDecideStartsInNameOrderUpToConcurrency(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Decide(Rollout{Name: "osv", Generation: 1, Spec: tt.spec}, tt.in, now)
+			p := Decide(Rollout{Name: "osv", Generation: 1, Spec: tt.spec}, staged(tt.in), now)
 			if !reflect.DeepEqual(p.Start, tt.want) && !(len(p.Start) == 0 && len(tt.want) == 0) {
 				t.Errorf("Start = %v, want %v (state %s: %s)", p.Start, tt.want, p.State, p.Reason)
 			}
@@ -104,7 +115,7 @@ func TestDecideStatus(t *testing.T) {
 		{Name: "a", Version: "1.0.0", Arch: "amd64", Ready: true},
 		{Name: "d", Version: "1.0.0", Arch: "amd64", Ready: false},
 	}
-	p := Decide(Rollout{Name: "osv", Generation: 7, Spec: spec(func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](2) })}, in, now)
+	p := Decide(Rollout{Name: "osv", Generation: 7, Spec: spec(func(s *kesov1.OSVersionSpec) { s.Concurrency = ptr.To[int32](2) })}, staged(in), now)
 	st := p.Status
 	if st.Upgraded != 1 || st.Total != 4 || st.ObservedGeneration != 7 || st.State != StateProgressing {
 		t.Errorf("counts = upgraded %d total %d gen %d state %s, want 1 4 7 Progressing", st.Upgraded, st.Total, st.ObservedGeneration, st.State)
@@ -233,7 +244,7 @@ func TestRollbackAfterSuccessHaltsNotLoops(t *testing.T) {
 		{"resumed by the admin", Rollout{Name: "osv", Generation: 1, Spec: spec(), Resume: "1"}, failed, false, true},
 		{"another target", Rollout{Name: "osv", Generation: 2, Spec: spec(func(s *kesov1.OSVersionSpec) { s.Version = "1.2.0" })}, failed, false, true},
 	} {
-		p := Decide(tc.r, []Node{claimed(back, tc.claim), other}, now)
+		p := Decide(tc.r, staged([]Node{claimed(back, tc.claim), other}), now)
 		if (p.Halted != nil) != tc.halted {
 			t.Errorf("%s: halted %+v, want halted %v", tc.name, p.Halted, tc.halted)
 		}
@@ -369,5 +380,101 @@ func TestHaltShowsLateRollbackNote(t *testing.T) {
 				t.Errorf("node status message = %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestDecideStagesFirst: stage by day, switch by night. Every selected
+// node due for the target gets a stage Job at once, whatever the window
+// and the concurrency; a node starts (cordon, drain, the switch Job) only
+// once staged, or once its stage Job ended without staging (the upgrade
+// Job then fetches what is missing).
+func TestDecideStagesFirst(t *testing.T) {
+	closed := func(s *kesov1.OSVersionSpec) { s.Window = &kesov1.MaintenanceWindow{Start: "01:00", End: "05:00"} }
+	node := func(name string, mod func(*Node)) Node {
+		n := Node{Name: name, Version: "1.0.0", Arch: "amd64", Ready: true, Reported: "1.0.0", Committed: true}
+		if mod != nil {
+			mod(&n)
+		}
+		return n
+	}
+	staged := func(n *Node) { n.Staged = hash }
+	running := func(n *Node) { n.StageJob = JobState{Exists: true, HasPods: true, Created: now.Add(-time.Hour)} }
+	tests := []struct {
+		name                  string
+		spec                  kesov1.OSVersionSpec
+		in                    []Node
+		stage, staging, start []string
+		state                 string
+	}{
+		{"nothing staged: all stage at once, none starts", spec(), []Node{node("a", nil), node("b", nil), node("c", nil)},
+			[]string{"a", "b", "c"}, nil, nil, StateProgressing},
+		{"stage Job running: wait", spec(), []Node{node("a", running)}, nil, []string{"a"}, nil, StateProgressing},
+		{"staged: starts", spec(), []Node{node("a", staged), node("b", running)}, nil, []string{"b"}, []string{"a"}, StateProgressing},
+		{"staged another image: stages again", spec(), []Node{node("a", func(n *Node) { n.Staged = strings.Repeat("e", 64) })},
+			[]string{"a"}, nil, nil, StateProgressing},
+		{"stage Job failed: starts (its upgrade fetches)", spec(), []Node{node("a", func(n *Node) { n.StageJob = JobState{Exists: true, Failed: true} })},
+			nil, nil, []string{"a"}, StateProgressing},
+		{"stage Job succeeded, report not yet seen: starts", spec(), []Node{node("a", func(n *Node) { n.StageJob = JobState{Exists: true, Succeeded: true, HasPods: true} })},
+			nil, nil, []string{"a"}, StateProgressing},
+		{"stage Job without a pod for long: starts", spec(), []Node{node("a", func(n *Node) { n.StageJob = JobState{Exists: true, Created: now.Add(-time.Hour)} })},
+			nil, nil, []string{"a"}, StateProgressing},
+		{"stage Job without a pod, young: waits", spec(), []Node{node("a", func(n *Node) { n.StageJob = JobState{Exists: true, Created: now.Add(-time.Second)} })},
+			nil, []string{"a"}, nil, StateProgressing},
+		{"outside the window: stages, starts nothing", spec(closed), []Node{node("a", nil), node("b", staged), node("c", running)},
+			[]string{"a"}, []string{"c"}, nil, StateWaiting},
+		{"paused: no stage Jobs", spec(func(s *kesov1.OSVersionSpec) { s.Paused = true }), []Node{node("a", nil)}, nil, nil, nil, StatePaused},
+		{"halted: no stage Jobs", spec(), []Node{node("a", nil), claimed(node("bad", nil),
+			Claim{OSVersion: "osv", Target: "1.1.0", Phase: kesov1.NodeFailed, Generation: 1})}, nil, nil, nil, StateHalted},
+		{"invalid: no stage Jobs", spec(), []Node{node("a", nil), node("pi", func(n *Node) { n.Arch = "arm64" })}, nil, nil, nil, StateInvalid},
+		{"in flight or on the target: not staged", spec(), []Node{
+			claimed(node("a", nil), Claim{OSVersion: "osv", Target: "1.1.0", Phase: kesov1.NodeUpgrading}),
+			node("b", func(n *Node) { n.Version, n.Reported = "1.1.0", "1.1.0" }),
+			node("c", func(n *Node) { n.Ready = false })}, nil, nil, nil, StateProgressing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Decide(Rollout{Name: "osv", Generation: 1, Spec: tt.spec}, tt.in, now)
+			got := fmt.Sprintf("stage %v staging %v start %v state %s", p.Stage, p.Staging, p.Start, p.State)
+			want := fmt.Sprintf("stage %v staging %v start %v state %s", tt.stage, tt.staging, tt.start, tt.state)
+			if got != want {
+				t.Errorf("got %s\nwant %s (%s)", got, want, p.Reason)
+			}
+		})
+	}
+}
+
+// TestDecideStageStatus: each node's staging in the status (staged,
+// bytes fetched of bytes needed, what it waits for), the count and the
+// sum for kubectl's columns.
+func TestDecideStageStatus(t *testing.T) {
+	s := spec(func(s *kesov1.OSVersionSpec) { s.Window = &kesov1.MaintenanceWindow{Start: "01:00", End: "05:00"} })
+	in := []Node{
+		{Name: "a", Version: "1.0.0", Arch: "amd64", Ready: true, Staged: hash, Progress: Download{SHA256: hash, Fetched: 5 << 20, Needed: 5 << 20}},
+		{Name: "b", Version: "1.0.0", Arch: "amd64", Ready: true, Progress: Download{SHA256: hash, Fetched: 1 << 20, Needed: 4 << 20},
+			StageJob: JobState{Exists: true, HasPods: true}},
+		{Name: "c", Version: "1.0.0", Arch: "amd64", Ready: true, Progress: Download{SHA256: strings.Repeat("e", 64), Fetched: 7, Needed: 9},
+			StageJob: JobState{Exists: true, Failed: true, Message: "BackoffLimitExceeded Job has reached the specified backoff limit"}},
+		{Name: "d", Version: "1.1.0", Reported: "1.1.0", Committed: true, Arch: "amd64", Ready: true, Progress: Download{SHA256: hash, Fetched: 3, Needed: 3}},
+	}
+	st := Decide(Rollout{Name: "osv", Spec: s}, in, now).Status
+	type row struct {
+		Phase           kesov1.NodePhase
+		Staged          bool
+		Fetched, Needed int64
+		Message         string
+	}
+	want := []row{
+		{kesov1.NodePending, true, 5 << 20, 5 << 20, "staged; switches in the maintenance window"},
+		{kesov1.NodePending, false, 1 << 20, 4 << 20, "staging: 1.0Mi of 4.0Mi fetched"},
+		{kesov1.NodePending, false, 0, 0, "staging failed (BackoffLimitExceeded Job has reached the specified backoff limit); its upgrade fetches what is missing"},
+		{kesov1.NodeUpgraded, false, 0, 0, ""},
+	}
+	for i, n := range st.Nodes {
+		if got := (row{n.Phase, n.Staged, n.Fetched, n.Needed, n.Message}); got != want[i] {
+			t.Errorf("node %s: %+v, want %+v", n.Name, got, want[i])
+		}
+	}
+	if st.Staged != 1 || st.Fetched != "6.0Mi/9.0Mi" {
+		t.Errorf("status staged %d fetched %q, want 1 and 6.0Mi/9.0Mi", st.Staged, st.Fetched)
 	}
 }

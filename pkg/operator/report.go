@@ -1,6 +1,10 @@
 package operator
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Annotations a keso node writes on its own Node object (keso-init's agent,
 // with the kubelet's credentials), once per boot as soon as the Node exists
@@ -18,7 +22,41 @@ const (
 	// RollbackAnnotation is set when the last boot assessment rolled back:
 	// "<from> -> <to>: <reason>".
 	RollbackAnnotation = "keso.io/rollback"
+	// StagedAnnotation is "<version> <sha256>" of the image keso upgrade
+	// --stage wrote to the node's inactive slot, waiting for the switch;
+	// the agent checks for it every few seconds.
+	StagedAnnotation = "keso.io/staged"
+	// StageProgressAnnotation is "<sha256> <fetched>/<needed>": the bytes
+	// of the node's current (or last) upgrade download on its disk, of the
+	// bytes it needs.
+	StageProgressAnnotation = "keso.io/stage-progress"
 )
+
+// parseStaged reads keso.io/staged: the staged image's sha256 ("" when
+// absent or malformed).
+func parseStaged(v string) string {
+	_, sum, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSpace(sum))
+}
+
+// parseStageProgress reads keso.io/stage-progress; a malformed value is no
+// progress.
+func parseStageProgress(v string) (sum string, fetched, needed int64) {
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		return "", 0, 0
+	}
+	a, b, ok := strings.Cut(f[1], "/")
+	fe, err1 := strconv.ParseInt(a, 10, 64)
+	ne, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || fe < 0 || ne < 0 {
+		return "", 0, 0
+	}
+	return strings.ToLower(f[0]), fe, ne
+}
 
 // Committed reports whether node n runs target committed: its osImage is
 // "keso <target>", it reports keso.io/version == target and

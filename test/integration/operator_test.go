@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -245,7 +246,11 @@ func TestFailuresHalt(t *testing.T) {
 	}
 }
 
-// TestPausedAndWindow: nothing starts while paused or outside the window.
+// TestPausedAndWindow: stage by day, switch by night. Paused, nothing
+// runs; outside the window every node stages (all at once, reporting its
+// progress in the status and kubectl's columns) and none is cordoned; a
+// newer version before the window is staged again; in the window the
+// nodes upgrade one at a time, each after its stage.
 func TestPausedAndWindow(t *testing.T) {
 	needEnv(t)
 	const group = "pw"
@@ -267,13 +272,71 @@ func TestPausedAndWindow(t *testing.T) {
 	if c := condition(o, kesov1.ConditionProgressing); !strings.Contains(c.Message, "outside the maintenance window") {
 		t.Errorf("Progressing message = %q, want it to name the window", c.Message)
 	}
-	time.Sleep(time.Second)
-	if jobs, _, _, _ := s.snapshot(); len(jobs) != 0 {
-		t.Fatalf("Jobs started while paused or outside the window: %v", jobs)
+	// Stage by day: every node stages at once (concurrency 1 does not
+	// hold staging back), reports its progress, and nothing is cordoned
+	// or rebooted outside the window.
+	eventually(t, 30*time.Second, "all 3 nodes staged outside the window", func() (bool, error) {
+		o := getOSV(t, group)
+		return o.Status.Staged == 3 && o.Status.State == operator.StateWaiting, fmt.Errorf("state %s, staged %d, fetched %q", o.Status.State, o.Status.Staged, o.Status.Fetched)
+	})
+	o = getOSV(t, group)
+	if got, want := o.Status.Fetched, "12.0Mi/12.0Mi"; got != want {
+		t.Errorf("status.fetched = %q, want %q", got, want)
 	}
+	for _, n := range o.Status.Nodes {
+		if !n.Staged || n.Fetched != 4<<20 || n.Needed != 4<<20 || n.Phase != kesov1.NodePending || n.Message != "staged; switches in the maintenance window" {
+			t.Errorf("node %s status %+v, want Pending, staged, 4 MiB of 4 MiB, waiting for the window", n.Name, n)
+		}
+	}
+	if !strings.Contains(o.Status.Message, "outside the maintenance window") {
+		t.Errorf("status.message = %q, want it to name the window", o.Status.Message)
+	}
+	wide, err := kubectl("get", "osversion", group, "-o", "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^NAME\s+VERSION\s+UPGRADED\s+TOTAL\s+STAGED\s+STATUS\s+AGE\s+FETCHED\s+MESSAGE$`).MatchString(wide) ||
+		!regexp.MustCompile(`(?m)^pw\s+1\.1\.0\s+0\s+3\s+3\s+Waiting\s+\S+\s+12\.0Mi/12\.0Mi\s`).MatchString(wide) {
+		t.Errorf("kubectl get osversion -o wide:\n%s\nwant columns STAGED 3 and FETCHED 12.0Mi/12.0Mi", wide)
+	}
+	t.Logf("kubectl get osversion -o wide, staged outside the window:\n%s", wide)
+
+	// A newer version before the window: the nodes stage again.
+	patch(`{"spec":{"version":"1.2.0","sha256":{"amd64":"` + strings.Repeat("1", 64) + `"}}}`)
+	eventually(t, 30*time.Second, "all 3 nodes staged 1.2.0", func() (bool, error) {
+		o := getOSV(t, group)
+		return o.Status.Staged == 3 && o.Status.ObservedGeneration == o.Generation, fmt.Errorf("staged %d, fetched %q", o.Status.Staged, o.Status.Fetched)
+	})
+	time.Sleep(time.Second)
+	if jobs, _, _, maxCordoned := s.snapshot(); len(jobs) != 0 || maxCordoned != 0 {
+		t.Fatalf("upgrade Jobs %v, %d nodes cordoned at once, while paused or outside the window; want none", jobs, maxCordoned)
+	}
+
+	// Switch by night.
+	opened := time.Now()
 	open := fmt.Sprintf(`{"spec":{"window":{"start":%q,"end":%q}}}`, now.Add(-time.Hour).Format("15:04"), now.Add(time.Hour).Format("15:04"))
 	patch(open)
 	waitState(t, group, operator.StateComplete, time.Minute)
+	stages, first := s.staged()
+	_, flips, _, _ := s.snapshot()
+	for _, n := range []string{"pw-000", "pw-001", "pw-002"} {
+		var got []string
+		for _, r := range stages[n] {
+			got = append(got, r.Target)
+		}
+		if want := []string{"1.1.0", "1.2.0"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("node %s: stage Jobs for %v, want %v", n, got, want)
+		}
+		if len(stages[n]) > 0 && (first[n].Before(stages[n][len(stages[n])-1].Done) || first[n].Before(opened)) {
+			t.Errorf("node %s: upgrade Job at %s, staged at %s, window opened at %s: want it after both", n, first[n], stages[n][len(stages[n])-1].Done, opened)
+		}
+		if flips[n] != 1 {
+			t.Errorf("node %s rebooted into a new version %d times, want once (into 1.2.0)", n, flips[n])
+		}
+		if v, _ := nodeVersion(context.Background(), n); v != "1.2.0" {
+			t.Errorf("node %s runs %q, want 1.2.0", n, v)
+		}
+	}
 }
 
 // TestDrainRespectsPDB: a PodDisruptionBudget holds the drain until it
@@ -571,9 +634,11 @@ func TestJobBlockedByPodSecurity(t *testing.T) {
 	if node.Spec.Unschedulable {
 		t.Errorf("node %s still cordoned after the operator gave up on its Job", names[0])
 	}
-	jobs, _ := kube.BatchV1().Jobs(jobNamespace).List(ctx, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group})
+	// Upgrade Jobs only: the stage Jobs (refused their pods too) stage,
+	// which is harmless, if the policy changes.
+	jobs, _ := kube.BatchV1().Jobs(jobNamespace).List(ctx, metav1.ListOptions{LabelSelector: operator.OSVersionLabel + "=" + group + ",!" + operator.StepLabel})
 	if len(jobs.Items) != 0 {
-		t.Errorf("%d Jobs left after the node was given back, want 0 (deleted)", len(jobs.Items))
+		t.Errorf("%d upgrade Jobs left after the node was given back, want 0 (deleted)", len(jobs.Items))
 	}
 	if j, _, _, _ := s.snapshot(); j[names[1]] != 0 {
 		t.Errorf("node %s got a Job although the rollout is halted", names[1])

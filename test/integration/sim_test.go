@@ -57,11 +57,23 @@ type sim struct {
 	// refused pod leaves the Job without pods, as in a real cluster.
 	admitPods bool
 	refused   map[string]string // Job name → the API server's refusal
+	// stages are the stage Jobs run, per node, in order: "<target>
+	// staged at <time>"; the first upgrade Job of each node is recorded in
+	// firstJob.
+	stages   map[string][]stageRun
+	firstJob map[string]time.Time
+}
+
+// stageRun is one stage Job the simulator ran.
+type stageRun struct {
+	Target string
+	Done   time.Time
 }
 
 func newSim(t *testing.T, group string, delay time.Duration, behave func(string, int) behaviour) *sim {
 	s := &sim{t: t, group: group, delay: delay, behave: behave,
-		jobs: map[string]int{}, flips: map[string]int{}, cordoned: map[string]bool{}, refused: map[string]string{}}
+		jobs: map[string]int{}, flips: map[string]int{}, cordoned: map[string]bool{}, refused: map[string]string{},
+		stages: map[string][]stageRun{}, firstJob: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	t.Cleanup(cancel)
@@ -110,26 +122,23 @@ func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 	if !strings.HasPrefix(node, s.group+"-") || j.DeletionTimestamp != nil {
 		return
 	}
+	target := j.Labels[operator.TargetLabel]
+	if j.Labels[operator.StepLabel] == "stage" {
+		go s.stage(ctx, j, node, target)
+		return
+	}
 	s.mu.Lock()
 	s.jobs[node]++
 	attempt := s.jobs[node]
 	if attempt == 1 {
 		s.order = append(s.order, node)
+		s.firstJob[node] = time.Now()
 	}
 	s.mu.Unlock()
-	target := j.Labels[operator.TargetLabel]
 	b := s.behave(node, attempt)
 	go func() {
-		// The Job controller creates the pod (or is refused).
-		if s.admitPods {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-sim", Namespace: j.Namespace, Labels: j.Spec.Template.Labels},
-				Spec: j.Spec.Template.Spec}
-			if _, err := kube.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
-				s.mu.Lock()
-				s.refused[j.Name] = err.Error()
-				s.mu.Unlock()
-				return
-			}
+		if !s.admit(ctx, j) {
+			return
 		}
 		if err := startJob(ctx, j); err != nil && ctx.Err() == nil {
 			s.t.Errorf("simulator: start Job %s: %v", j.Name, err)
@@ -183,6 +192,73 @@ func (s *sim) sawJob(ctx context.Context, j *batchv1.Job) {
 	}()
 }
 
+// admit is the Job controller creating the Job's pod: with admitPods, a
+// dry-run create that admission (PodSecurity) evaluates like a real one;
+// a refused pod leaves the Job without pods, as in a real cluster.
+func (s *sim) admit(ctx context.Context, j *batchv1.Job) bool {
+	if !s.admitPods {
+		return true
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-sim", Namespace: j.Namespace, Labels: j.Spec.Template.Labels},
+		Spec: j.Spec.Template.Spec}
+	if _, err := kube.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		s.mu.Lock()
+		s.refused[j.Name] = err.Error()
+		s.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// stage runs a stage Job the way a keso node does: the node reports its
+// download's progress, then the staged image, and the Job succeeds.
+func (s *sim) stage(ctx context.Context, j *batchv1.Job, node, target string) {
+	cmd := j.Spec.Template.Spec.Containers[0].Command
+	sha := ""
+	for i := range cmd[:len(cmd)-1] {
+		if cmd[i] == "--sha256" {
+			sha = cmd[i+1]
+		}
+	}
+	if !s.admit(ctx, j) {
+		return
+	}
+	err := startJob(ctx, j)
+	for _, fetched := range []int{1 << 20, 4 << 20} {
+		if err != nil {
+			break
+		}
+		time.Sleep(s.delay / 2)
+		err = setAnnotations(ctx, node, map[string]string{operator.StageProgressAnnotation: fmt.Sprintf("%s %d/%d", sha, fetched, 4<<20)})
+	}
+	if err == nil {
+		err = setAnnotations(ctx, node, map[string]string{operator.StagedAnnotation: target + " " + sha})
+	}
+	if err == nil {
+		s.mu.Lock()
+		s.stages[node] = append(s.stages[node], stageRun{Target: target, Done: time.Now()})
+		s.mu.Unlock()
+		err = finishJob(ctx, j, true)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.t.Errorf("simulator: stage Job %s: %v", j.Name, err)
+	}
+}
+
+// staged returns the stage Jobs run and each node's first upgrade Job.
+func (s *sim) staged() (map[string][]stageRun, map[string]time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stages, first := map[string][]stageRun{}, map[string]time.Time{}
+	for k, v := range s.stages {
+		stages[k] = append([]stageRun(nil), v...)
+	}
+	for k, v := range s.firstJob {
+		first[k] = v
+	}
+	return stages, first
+}
+
 // upgrade reboots the node into target the way a keso node does: the
 // kubelet reports the new osImage and Ready while the node's own report
 // still comes from the previous boot; then the agent reports the trial
@@ -200,7 +276,30 @@ func (s *sim) upgrade(ctx context.Context, node, target string) error {
 			return err
 		}
 	}
-	return nil
+	// The switch armed the staged slot: nothing is staged any more.
+	return setAnnotations(ctx, node, map[string]string{operator.StagedAnnotation: ""})
+}
+
+// setAnnotations sets annotations on a node; an empty value removes one.
+func setAnnotations(ctx context.Context, name string, set map[string]string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		for k, v := range set {
+			if v == "" {
+				delete(n.Annotations, k)
+			} else {
+				n.Annotations[k] = v
+			}
+		}
+		_, err = kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 func (s *sim) refusals() map[string]string {

@@ -233,6 +233,27 @@ func schema_pkg_apis_kesoio_v1_NodeStatus(ref common.ReferenceCallback) common.O
 							Format:      "",
 						},
 					},
+					"staged": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Staged is true when the node's inactive slot holds spec.version's image, fetched and checked before the maintenance window (stage by day); the switch in the window only arms it and reboots.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"fetched": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Fetched is how many bytes of its download of spec.version's image the node has on its disk, of Needed, the bytes the download needs in all (a delta's, or the whole image's), as the node reports them (annotation keso.io/stage-progress).",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"needed": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Needed is the bytes the node's download of spec.version's image needs in all (0 while unknown).",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
 					"lastTransitionTime": {
 						SchemaProps: spec.SchemaProps{
 							Description: "LastTransitionTime is when the phase last changed.",
@@ -532,6 +553,21 @@ func schema_pkg_apis_kesoio_v1_OSVersionStatus(ref common.ReferenceCallback) com
 							Default:     0,
 							Type:        []string{"integer"},
 							Format:      "int32",
+						},
+					},
+					"staged": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Staged counts selected nodes whose inactive slot holds spec.version's image, fetched and checked (keso upgrade --stage) and waiting for the switch in the maintenance window.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"fetched": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Fetched sums the downloads of spec.version's image over the selected nodes not yet on it: bytes on the nodes' disks of the bytes they need, e.g. \"4.7Mi/9.3Mi\" (the per-node numbers are in nodes).",
+							Type:        []string{"string"},
+							Format:      "",
 						},
 					},
 					"state": {

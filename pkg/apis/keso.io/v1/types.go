@@ -219,6 +219,16 @@ type OSVersionStatus struct {
 	// Total counts selected nodes.
 	// +optional
 	Total int32 `json:"total"`
+	// Staged counts selected nodes whose inactive slot holds spec.version's
+	// image, fetched and checked (keso upgrade --stage) and waiting for the
+	// switch in the maintenance window.
+	// +optional
+	Staged int32 `json:"staged"`
+	// Fetched sums the downloads of spec.version's image over the selected
+	// nodes not yet on it: bytes on the nodes' disks of the bytes they
+	// need, e.g. "4.7Mi/9.3Mi" (the per-node numbers are in nodes).
+	// +optional
+	Fetched string `json:"fetched,omitempty"`
 	// State summarises the conditions for `kubectl get`: Invalid, Paused,
 	// Waiting (outside the window), Progressing, Halted or Complete.
 	// +optional
@@ -246,6 +256,21 @@ type NodeStatus struct {
 	// Message explains the phase, e.g. why a node failed.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Staged is true when the node's inactive slot holds spec.version's
+	// image, fetched and checked before the maintenance window (stage by
+	// day); the switch in the window only arms it and reboots.
+	// +optional
+	Staged bool `json:"staged,omitempty"`
+	// Fetched is how many bytes of its download of spec.version's image
+	// the node has on its disk, of Needed, the bytes the download needs in
+	// all (a delta's, or the whole image's), as the node reports them
+	// (annotation keso.io/stage-progress).
+	// +optional
+	Fetched int64 `json:"fetched,omitempty"`
+	// Needed is the bytes the node's download of spec.version's image
+	// needs in all (0 while unknown).
+	// +optional
+	Needed int64 `json:"needed,omitempty"`
 	// LastTransitionTime is when the phase last changed.
 	// +optional
 	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`

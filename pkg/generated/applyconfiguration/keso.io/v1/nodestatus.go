@@ -24,6 +24,18 @@ type NodeStatusApplyConfiguration struct {
 	Phase *kesoiov1.NodePhase `json:"phase,omitempty"`
 	// Message explains the phase, e.g. why a node failed.
 	Message *string `json:"message,omitempty"`
+	// Staged is true when the node's inactive slot holds spec.version's
+	// image, fetched and checked before the maintenance window (stage by
+	// day); the switch in the window only arms it and reboots.
+	Staged *bool `json:"staged,omitempty"`
+	// Fetched is how many bytes of its download of spec.version's image
+	// the node has on its disk, of Needed, the bytes the download needs in
+	// all (a delta's, or the whole image's), as the node reports them
+	// (annotation keso.io/stage-progress).
+	Fetched *int64 `json:"fetched,omitempty"`
+	// Needed is the bytes the node's download of spec.version's image
+	// needs in all (0 while unknown).
+	Needed *int64 `json:"needed,omitempty"`
 	// LastTransitionTime is when the phase last changed.
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 }
@@ -63,6 +75,30 @@ func (b *NodeStatusApplyConfiguration) WithPhase(value kesoiov1.NodePhase) *Node
 // If called multiple times, the Message field is set to the value of the last call.
 func (b *NodeStatusApplyConfiguration) WithMessage(value string) *NodeStatusApplyConfiguration {
 	b.Message = &value
+	return b
+}
+
+// WithStaged sets the Staged field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Staged field is set to the value of the last call.
+func (b *NodeStatusApplyConfiguration) WithStaged(value bool) *NodeStatusApplyConfiguration {
+	b.Staged = &value
+	return b
+}
+
+// WithFetched sets the Fetched field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Fetched field is set to the value of the last call.
+func (b *NodeStatusApplyConfiguration) WithFetched(value int64) *NodeStatusApplyConfiguration {
+	b.Fetched = &value
+	return b
+}
+
+// WithNeeded sets the Needed field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Needed field is set to the value of the last call.
+func (b *NodeStatusApplyConfiguration) WithNeeded(value int64) *NodeStatusApplyConfiguration {
+	b.Needed = &value
 	return b
 }
 

@@ -26,6 +26,14 @@ type OSVersionStatusApplyConfiguration struct {
 	Upgraded *int32 `json:"upgraded,omitempty"`
 	// Total counts selected nodes.
 	Total *int32 `json:"total,omitempty"`
+	// Staged counts selected nodes whose inactive slot holds spec.version's
+	// image, fetched and checked (keso upgrade --stage) and waiting for the
+	// switch in the maintenance window.
+	Staged *int32 `json:"staged,omitempty"`
+	// Fetched sums the downloads of spec.version's image over the selected
+	// nodes not yet on it: bytes on the nodes' disks of the bytes they
+	// need, e.g. "4.7Mi/9.3Mi" (the per-node numbers are in nodes).
+	Fetched *string `json:"fetched,omitempty"`
 	// State summarises the conditions for `kubectl get`: Invalid, Paused,
 	// Waiting (outside the window), Progressing, Halted or Complete.
 	State *string `json:"state,omitempty"`
@@ -91,6 +99,22 @@ func (b *OSVersionStatusApplyConfiguration) WithUpgraded(value int32) *OSVersion
 // If called multiple times, the Total field is set to the value of the last call.
 func (b *OSVersionStatusApplyConfiguration) WithTotal(value int32) *OSVersionStatusApplyConfiguration {
 	b.Total = &value
+	return b
+}
+
+// WithStaged sets the Staged field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Staged field is set to the value of the last call.
+func (b *OSVersionStatusApplyConfiguration) WithStaged(value int32) *OSVersionStatusApplyConfiguration {
+	b.Staged = &value
+	return b
+}
+
+// WithFetched sets the Fetched field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Fetched field is set to the value of the last call.
+func (b *OSVersionStatusApplyConfiguration) WithFetched(value string) *OSVersionStatusApplyConfiguration {
+	b.Fetched = &value
 	return b
 }
 
