@@ -230,8 +230,59 @@ func TestRealNode(t *testing.T) {
 	})
 	rlog("kubectl get pods -o wide:\n%s", cp.mustKubectl("get", "pods", "-o", "wide"))
 
-	// 3. Roll out v2.
-	cp.apply(osVersion("2.0.0", srv.GuestURL, sums["2.0.0"]))
+	// 3. Roll out v2, staged by day and switched by night: with the
+	// maintenance window closed, both nodes stage v2 at once (their stage
+	// Jobs fetch, check and write the inactive slot) and report it; no
+	// node is cordoned or rebooted. Then the window opens and the nodes
+	// switch one at a time, fetching nothing more.
+	img2 := "/releases/keso-2.0.0-amd64.squashfs"
+	night := time.Now().UTC().Add(6 * time.Hour)
+	cp.apply(osVersion("2.0.0", srv.GuestURL, sums["2.0.0"],
+		fmt.Sprintf("window: {start: %q, end: %q}", night.Format("15:04"), night.Add(time.Hour).Format("15:04"))))
+	stageStart := time.Now()
+	waitFor("both nodes staged v2 outside the window", 15*time.Minute, func() (bool, string) {
+		osv, err := keso.KesoV1().OSVersions().Get(ctx, "stores", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, name := range names {
+			if n := node(name); n != nil && n.Spec.Unschedulable {
+				t.Fatalf("node %s was cordoned outside the maintenance window", name)
+			}
+			if len(nodes[name].exits) != 0 {
+				t.Fatalf("node %s rebooted outside the maintenance window", name)
+			}
+		}
+		return osv.Status.Staged == 2, fmt.Sprintf("%s staged %d fetched %q: %s", osv.Status.State, osv.Status.Staged, osv.Status.Fetched, nodeMessages(osv))
+	})
+	rlog("both nodes staged v2 %s after the OSVersion was applied, outside the window", time.Since(stageStart).Round(time.Second))
+	rlog("kubectl get osversion -o wide, staged:\n%s", cp.mustKubectl("get", "osversion", "-o", "wide"))
+	osv, _ := keso.KesoV1().OSVersions().Get(ctx, "stores", metav1.GetOptions{})
+	fi, err := os.Stat(upgradeImage(t, v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size2 := fi.Size()
+	for _, ns := range osv.Status.Nodes {
+		if !ns.Staged || ns.Phase != kesov1.NodePending || ns.Fetched != size2 || ns.Needed != size2 {
+			t.Errorf("node %s in the status: %+v; want Pending, staged, %d of %d bytes fetched", ns.Name, ns, size2, size2)
+		}
+	}
+	if osv.Status.State != "Waiting" {
+		t.Errorf("state %s while staged outside the window, want Waiting", osv.Status.State)
+	}
+	for _, name := range names {
+		if got := node(name).Annotations["keso.io/staged"]; got != "2.0.0 "+sums["2.0.0"] {
+			t.Errorf("node %s: keso.io/staged %q, want \"2.0.0 %s\"", name, got, sums["2.0.0"])
+		}
+	}
+	stagedBytes := srv.sent(img2)
+	if t.Failed() {
+		t.FailNow()
+	}
+	open := time.Now().UTC()
+	cp.mustKubectl("patch", "osversion", "stores", "--type", "merge", "-p",
+		fmt.Sprintf(`{"spec":{"window":{"start":%q,"end":%q}}}`, open.Add(-time.Hour).Format("15:04"), open.Add(3*time.Hour).Format("15:04")))
 	timings := map[string]*stepTimes{}
 	order := []string{}
 	prevPods := workloadPods(ctx, kube)
@@ -277,7 +328,11 @@ func TestRealNode(t *testing.T) {
 	})
 	rlog("kubectl get nodes -o wide:\n%s", cp.mustKubectl("get", "nodes", "-o", "wide"))
 	rlog("kubectl get osversion -o wide:\n%s", cp.mustKubectl("get", "osversion", "-o", "wide"))
-	rlog("per-node steps of the v2 rollout (drain = cordon to Job created; Job start = Job created to its pod Running; download+write = pod Running to the reboot; reboot to Ready = reboot to Ready on 2.0.0; commit = Ready to keso.io/committed=true):")
+	if got := srv.sent(img2) - stagedBytes; got != 0 {
+		t.Errorf("%d bytes of the v2 image were served after the window opened; the switch must fetch nothing (%d while staging)", got, stagedBytes)
+	}
+	rlog("v2 image bytes served: %d while staging (2 nodes × %d), %d after the window opened", stagedBytes, size2, srv.sent(img2)-stagedBytes)
+	rlog("per-node steps of the v2 rollout (drain = cordon to Job created; Job start = Job created to its pod Running; switch = pod Running to the reboot; reboot to Ready = reboot to Ready on 2.0.0; commit = Ready to keso.io/committed=true):")
 	for _, name := range order {
 		rlog("  %s", timings[name].line(name))
 	}
@@ -331,7 +386,7 @@ func TestRealNode(t *testing.T) {
 		}
 		return osv.Status.State == "Halted", fmt.Sprintf("%s %d/%d %s", osv.Status.State, osv.Status.Upgraded, osv.Status.Total, nodePhases(osv))
 	})
-	osv, _ := keso.KesoV1().OSVersions().Get(ctx, "stores", metav1.GetOptions{})
+	osv, _ = keso.KesoV1().OSVersions().Get(ctx, "stores", metav1.GetOptions{})
 	rlog("kubectl get osversion -o wide:\n%s", cp.mustKubectl("get", "osversion", "-o", "wide"))
 	events := cp.mustKubectl("get", "events", "-A", "--field-selector", "involvedObject.kind=OSVersion", "--sort-by=.lastTimestamp")
 	rlog("the operator's events:\n%s", events)
@@ -365,7 +420,8 @@ func TestRealNode(t *testing.T) {
 	if got := len(nodes[second].exits) - before[second]; got != 0 {
 		t.Errorf("node %s rebooted %d times during the v3 rollout, want never", second, got)
 	}
-	jobs, _ := kube.BatchV1().Jobs("keso-system").List(ctx, metav1.ListOptions{})
+	// Upgrade Jobs only: both nodes staged v3 (harmless), one switched.
+	jobs, _ := kube.BatchV1().Jobs("keso-system").List(ctx, metav1.ListOptions{LabelSelector: "!keso.io/upgrade-step"})
 	v3jobs := 0
 	for _, j := range jobs.Items {
 		for _, c := range j.Spec.Template.Spec.Containers {
@@ -480,7 +536,7 @@ func (s *stepTimes) line(name string) string {
 		}
 		return b.Sub(a).Round(100 * time.Millisecond).String()
 	}
-	return fmt.Sprintf("%s: drain %s, Job start %s, download+write %s, reboot to Ready %s, commit %s, uncordon %s; %s",
+	return fmt.Sprintf("%s: drain %s, Job start %s, switch %s, reboot to Ready %s, commit %s, uncordon %s; %s",
 		name, d(s.cordon, s.job), d(s.job, s.podRunning), d(s.podRunning, s.reboot), d(s.reboot, s.ready), d(s.ready, s.commit), d(s.commit, s.uncordon), s.evicted)
 }
 
@@ -618,7 +674,9 @@ spec:
   selector: {matchLabels: {app: shop}}
 `
 
-func osVersion(version, base, sum string) string {
+// osVersion is the OSVersion "stores" for version; extra are more lines
+// of its spec.
+func osVersion(version, base, sum string, extra ...string) string {
 	return fmt.Sprintf(`apiVersion: keso.io/v1
 kind: OSVersion
 metadata: {name: stores}
@@ -630,7 +688,16 @@ spec:
   concurrency: 1
   drain: {timeout: 5m}
   upgradeTimeout: 25m
-`, version, base, sum)
+  `, version, base, sum) + strings.Join(extra, "\n  ") + "\n"
+}
+
+// nodeMessages lists each node's phase and message in the status.
+func nodeMessages(osv *kesov1.OSVersion) string {
+	var out []string
+	for _, n := range osv.Status.Nodes {
+		out = append(out, fmt.Sprintf("%s=%s (%s)", n.Name, n.Phase, n.Message))
+	}
+	return strings.Join(out, ", ")
 }
 
 // startOperator installs the CRD and the operator's RBAC from the shipped
