@@ -137,10 +137,10 @@ func runUpgrade(args []string) int {
 		if out.Delta {
 			via = "; built from a delta and the running slot"
 		}
-		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s%s\n",
+		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s, peak memory %s%s\n",
 			out.FromVersion, out.ToVersion, done, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),
 			out.VerifyTime.Round(time.Millisecond), out.WriteTime.Round(time.Millisecond), out.ReadTime.Round(time.Millisecond),
-			out.VerityTime.Round(time.Millisecond), via)
+			out.VerityTime.Round(time.Millisecond), peakMemory(), via)
 	}
 	if *reboot && !out.Staged {
 		unmount()
@@ -221,6 +221,17 @@ func runStatus(args []string) int {
 	}
 	status.Render(os.Stdout, s)
 	return 0
+}
+
+// peakMemory is this process's peak resident set so far ("?" when the
+// kernel does not say), for the summary: what an upgrade needs of a small
+// box's memory.
+func peakMemory() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(ru.Maxrss)/1024) // Maxrss is in KiB on Linux
 }
 
 // rateFlag is --max-rate: bytes a second as a Kubernetes quantity, the

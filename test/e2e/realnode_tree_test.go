@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -105,6 +106,11 @@ func realNodeTree(t testing.TB, assets string) string {
 	dir := filepath.Join(cacheRoot(), "realnode-tree-"+hex.EncodeToString(h.Sum(nil))[:16])
 	if _, err := os.Stat(dir + ".complete"); err == nil {
 		if _, err := os.Stat(dir); err == nil {
+			// In use: keep it from pruneCache, which removes folders
+			// untouched for two hours when any image is built (here,
+			// this test's own images, which this tree goes into).
+			now := time.Now()
+			os.Chtimes(dir, now, now)
 			return dir
 		}
 		// A stamp without its tree (an older pruneCache removed only the
