@@ -201,6 +201,9 @@ type Variant struct {
 	// real-node test's container runtime and kubelet. Its path must be
 	// stable across runs (it is part of the cache key).
 	Extra string
+	// Compression replaces the profile's root compression ("none": the
+	// uncompressed root that deltas need).
+	Compression string
 	// Epoch is SOURCE_DATE_EPOCH for keso-build (default: the last
 	// commit's time): two builds with one epoch must be byte-identical.
 	Epoch string
@@ -369,8 +372,8 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 		args = append(args, "--extra", v.Extra)
 	}
 	prof := arch
-	if v.Cmdline != "" || v.RPiCmdline != "" {
-		// A copy of the profile with another command line.
+	if v.Cmdline != "" || v.RPiCmdline != "" || v.Compression != "" {
+		// A copy of the profile with another command line or compression.
 		b, err := os.ReadFile(filepath.Join(root, "images", arch+".yaml"))
 		if err != nil {
 			return nil, err
@@ -382,6 +385,9 @@ func build(t testing.TB, root, arch string, v Variant) (*Artifacts, error) {
 			}
 			if strings.HasPrefix(l, "  cmdline:") && v.RPiCmdline != "" {
 				lines[i] = "  cmdline: " + v.RPiCmdline // rpi.cmdline
+			}
+			if strings.HasPrefix(l, "compression:") && v.Compression != "" {
+				lines[i] = "compression: " + v.Compression
 			}
 		}
 		prof = filepath.Join(out, arch+".yaml")

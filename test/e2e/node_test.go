@@ -38,6 +38,16 @@ func upgradeReleases(t testing.TB, arch string) (v1, v2 *Artifacts) {
 	return v1, v2
 }
 
+// deltaReleases are upgradeReleases with uncompressed roots (profile
+// compression: none), the releases deltas are small for.
+func deltaReleases(t testing.TB, arch string) (v1, v2 *Artifacts) {
+	t.Helper()
+	v1 = variant(t, arch, Variant{Name: "v1-none", Version: "1.0.0", Signed: true, Compression: "none"})
+	v2 = variant(t, arch, Variant{Name: "v2-none", Version: "2.0.0", Signed: true, Compression: "none",
+		Outputs: []string{"squashfs", "vmlinuz", "initrd"}})
+	return v1, v2
+}
+
 // upgradeImage is the signed upgrade artifact of a release.
 func upgradeImage(t testing.TB, a *Artifacts) string {
 	t.Helper()
@@ -259,6 +269,9 @@ func (s *releaseServer) publish(dir, file string) string {
 	return s.GuestURL + p
 }
 
+// setHook sets (or, with nil, clears) what is called before each piece
+// of hookPiece bytes of a response goes out, with the position in the
+// file: returning true cuts the connection there.
 func (s *releaseServer) setHook(f func(path string, sent, size int64) bool) {
 	s.mu.Lock()
 	s.onBytes = f
@@ -327,7 +340,24 @@ type countingWriter struct {
 	size int64
 }
 
+// hookPiece is how many bytes go out between two calls of the hook: the
+// grain of a test's cuts and pauses.
+const hookPiece = 8 << 10
+
 func (c *countingWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		n, err := c.writePiece(b[:min(len(b), hookPiece)])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+func (c *countingWriter) writePiece(b []byte) (int, error) {
 	c.s.mu.Lock()
 	hook := c.s.onBytes
 	c.s.mu.Unlock()
