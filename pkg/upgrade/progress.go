@@ -2,9 +2,7 @@ package upgrade
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 )
@@ -35,15 +33,8 @@ type Progress struct {
 // LoadProgress reads the progress file; a missing file is no progress.
 func LoadProgress(fsys StateFS) (Progress, error) {
 	var p Progress
-	data, err := fsys.ReadFile(ProgressPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return p, nil
-	}
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return p, fmt.Errorf("parse %s: %w", ProgressPath, err)
+	if err := loadJSON(fsys, ProgressPath, &p); err != nil {
+		return Progress{}, fmt.Errorf("load upgrade progress: %w", err)
 	}
 	return p, nil
 }

@@ -77,17 +77,25 @@ type StateFS interface {
 // LoadState reads the state file; a missing file is an empty state.
 func LoadState(fsys StateFS) (State, error) {
 	var s State
-	data, err := fsys.ReadFile(StatePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return s, fmt.Errorf("load upgrade state: %w", err)
-	}
-	if err := json.Unmarshal(data, &s); err != nil {
-		return State{}, fmt.Errorf("load upgrade state %s: %w", StatePath, err)
+	if err := loadJSON(fsys, StatePath, &s); err != nil {
+		return State{}, fmt.Errorf("load upgrade state: %w", err)
 	}
 	return s, nil
+}
+
+// loadJSON reads the JSON file p into v; a missing file leaves v as it is.
+func loadJSON(fsys StateFS, p string, v any) error {
+	data, err := fsys.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("parse %s: %w", p, err)
+	}
+	return nil
 }
 
 // SaveState writes the state file atomically.

@@ -328,22 +328,11 @@ func (s *sim) snapshot() (jobs, flips map[string]int, order []string, maxCordone
 // annotate writes what a keso node reports about itself (pkg/operator's
 // VersionAnnotation, CommittedAnnotation, RollbackAnnotation).
 func annotate(ctx context.Context, name, version, committed, rollback string) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if n.Annotations == nil {
-			n.Annotations = map[string]string{}
-		}
-		n.Annotations[operator.VersionAnnotation] = version
-		n.Annotations[operator.CommittedAnnotation] = committed
-		if rollback != "" {
-			n.Annotations[operator.RollbackAnnotation] = rollback
-		}
-		_, err = kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
-		return err
-	})
+	set := map[string]string{operator.VersionAnnotation: version, operator.CommittedAnnotation: committed}
+	if rollback != "" {
+		set[operator.RollbackAnnotation] = rollback
+	}
+	return setAnnotations(ctx, name, set)
 }
 
 func nodeVersion(ctx context.Context, name string) (string, error) {
