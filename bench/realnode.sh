@@ -2,8 +2,8 @@
 # realnode.sh — the per-node step times of a real rollout (TestRealNode: two
 # amd64 keso VMs under QEMU TCG with a real kubelet v1.37.2 and containerd,
 # joined to a real control plane on the host, upgraded 1.0.0 → 2.0.0 by the
-# keso operator): drain, Job start, download + write, reboot to Ready,
-# commit. One run (the test takes ~25 min); prints the section for
+# keso operator, staged outside the maintenance window, switched inside):
+# staging, then per node drain, Job start, switch, reboot to Ready, commit. One run (the test takes ~25 min); prints the section for
 # bench/RESULTS.md ("## Real node").
 #
 #   bench/realnode.sh
@@ -16,7 +16,9 @@ KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(./scripts/kube-tools.sh --print-dir)}
   go test -count=1 -run '^TestRealNode$' -v -timeout 90m ./test/e2e | tee "$out"
 grep -q -- '--- PASS: TestRealNode' "$out" || { echo "realnode.sh: TestRealNode did not pass" >&2; exit 1; }
 steps=$(grep -oE '(store-[0-9]+): drain [^;]*' "$out")
-ready=$(grep -oE 'both nodes Ready [0-9.]+s after the VMs started' "$out" | head -1)
+ready=$(grep -oE 'both nodes Ready [0-9.ms]+ after the VMs started' "$out" | head -1)
+staged=$(grep -oE 'both nodes staged v2 [0-9.ms]+ after the OSVersion was applied' "$out" | head -1)
+served=$(grep -oE 'v2 image bytes served: .*' "$out" | head -1)
 echo
 echo "## Real node"
 echo
@@ -25,16 +27,19 @@ echo "real kubelet v1.37.2 and Debian's containerd 1.6.20 (the real-node fixture
 echo "kube-controller-manager + kube-scheduler v1.37.2 on the host; the keso operator on the host, concurrency 1;"
 echo "the signed 2.0.0 image served over HTTP on the host's loopback. One run, \`bench/realnode.sh\`"
 echo "($(date -u +%Y-%m-%d), $(nproc) host cores, load average $load_start at the start). Steps are seen by polling"
-echo "the API server every 2 s: drain = cordon seen → Job created; Job start → its pod Running; download + write = pod"
-echo "Running → the VM's reboot; reboot to Ready = reboot → Node Ready on 2.0.0; commit = Ready → keso.io/committed=true."
+echo "the API server every 2 s. The OSVersion is applied with its maintenance window closed: both nodes stage"
+echo "(their stage Jobs fetch, check and write slot B) with no cordon; then the window is opened. Per node: drain ="
+echo "cordon seen → Job created; Job start → its pod Running; switch = pod Running → the VM's reboot (keso upgrade"
+echo "arms the staged slot: sha256 and dm-verity check, ESP); reboot to Ready = reboot → Node Ready on 2.0.0;"
+echo "commit = Ready → keso.io/committed=true."
 echo
-echo "Join: $ready."
+echo "Join: $ready. Staging: $staged; $served."
 echo
-echo "| node | drain | Job start | download + write | reboot to Ready | commit | uncordon |"
+echo "| node | drain | Job start | switch | reboot to Ready | commit | uncordon |"
 echo "|---|---|---|---|---|---|---|"
 while read -r line; do
   node=${line%%:*}
   line=${line//+/ and }
   f() { grep -oE "$1 [^,;]*" <<<"$line" | sed "s/^$1 //"; }
-  echo "| $node | $(f drain) | $(f 'Job start') | $(f 'download and write') | $(f 'reboot to Ready') | $(f commit) | $(f uncordon) |"
+  echo "| $node | $(f drain) | $(f 'Job start') | $(f switch) | $(f 'reboot to Ready') | $(f commit) | $(f uncordon) |"
 done <<<"$steps"
