@@ -74,7 +74,8 @@ var peakMemoryRE = regexp.MustCompile(`peak memory ([0-9.]+) MiB`)
 // vCPU, 1 GiB), `keso upgrade` v1 → v2 from a delta and from the whole
 // image, each with the download held to a 10 Mbit/s link (--max-rate
 // 1250k; KESO_BENCH_RATE bytes a second), one after the other in each
-// iteration. It reports the medians of the whole commands, the full
+// iteration; the releases have uncompressed roots (KESO_BENCH_COMPRESSION
+// =zstd: the profiles' zstd roots). It reports the medians of the whole commands, the full
 // image's download time at that rate (its size × 8 ÷ the rate: the
 // bound is twice that), the ratio of the delta upgrade to it, the bytes
 // fetched and keso upgrade's peak memory (getrusage).
@@ -94,7 +95,10 @@ func BenchmarkUpgradeDelta(b *testing.B) {
 		}
 		rate = r
 	}
-	v1, v2 := upgradeReleases(b, arch)
+	v1, v2 := deltaReleases(b, arch)
+	if os.Getenv("KESO_BENCH_COMPRESSION") == "zstd" {
+		v1, v2 = upgradeReleases(b, arch)
+	}
 	srv := serveReleases(b)
 	full := srv.publish("full", upgradeImage(b, v2))
 	withDelta, _, _, _ := srv.publishDelta(b, "delta", upgradeImage(b, v1), upgradeImage(b, v2), "1.0.0", "2.0.0")

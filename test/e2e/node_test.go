@@ -39,13 +39,58 @@ func upgradeReleases(t testing.TB, arch string) (v1, v2 *Artifacts) {
 }
 
 // deltaReleases are upgradeReleases with uncompressed roots (profile
-// compression: none), the releases deltas are small for.
+// compression: none), the releases deltas are small for; v2 also carries
+// a new file of deltaBlobBytes that does not compress (deltaExtra), so
+// that its delta has data enough to cut a download of into pieces: the
+// version alone changes a few hundred bytes of it.
 func deltaReleases(t testing.TB, arch string) (v1, v2 *Artifacts) {
 	t.Helper()
 	v1 = variant(t, arch, Variant{Name: "v1-none", Version: "1.0.0", Signed: true, Compression: "none"})
 	v2 = variant(t, arch, Variant{Name: "v2-none", Version: "2.0.0", Signed: true, Compression: "none",
-		Outputs: []string{"squashfs", "vmlinuz", "initrd"}})
+		Extra: deltaExtra(t), Outputs: []string{"squashfs", "vmlinuz", "initrd"}})
 	return v1, v2
+}
+
+// deltaBlobBytes is the size of deltaExtra's file.
+const deltaBlobBytes = 256 << 10
+
+// deltaExtra is a tree (keso-build --extra) with one file of
+// deltaBlobBytes of pseudo-random bytes (a sha256 chain: the same every
+// run), at a stable path under the cache, as a variant's key needs.
+func deltaExtra(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(cacheRoot(), "delta-extra-1")
+	file := filepath.Join(dir, "usr/share/keso/test-blob")
+	if fi, err := os.Stat(file); err == nil && fi.Size() == deltaBlobBytes {
+		now := time.Now()
+		os.Chtimes(dir, now, now) // in use: keep it from pruneCache
+		return dir
+	}
+	var blob []byte
+	sum := sha256.Sum256([]byte("keso delta test blob"))
+	for len(blob) < deltaBlobBytes {
+		blob = append(blob, sum[:]...)
+		sum = sha256.Sum256(sum[:])
+	}
+	tmp, err := os.MkdirTemp(cacheRoot(), "delta-extra-tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Join(tmp, "usr/share/keso"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "usr/share/keso/test-blob"), blob[:deltaBlobBytes], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another test process made it first (the content is the same).
+		if fi, serr := os.Stat(file); serr != nil || fi.Size() != deltaBlobBytes {
+			t.Fatalf("delta test tree: %v", err)
+		}
+	}
+	return dir
 }
 
 // upgradeImage is the signed upgrade artifact of a release.
