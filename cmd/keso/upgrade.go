@@ -227,11 +227,11 @@ func runStatus(args []string) int {
 // kernel does not say), for the summary: what an upgrade needs of a small
 // box's memory.
 func peakMemory() string {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	n, err := host.PeakRSS()
+	if err != nil {
 		return "?"
 	}
-	return fmt.Sprintf("%.1f MiB", float64(ru.Maxrss)/1024) // Maxrss is in KiB on Linux
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // rateFlag is --max-rate: bytes a second as a Kubernetes quantity, the

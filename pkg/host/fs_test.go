@@ -64,3 +64,22 @@ func TestTryLock(t *testing.T) {
 	}
 	again()
 }
+
+func TestPeakRSS(t *testing.T) {
+	before, err := PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	after, err := PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after < 64<<20 || after < before {
+		t.Errorf("peak RSS %d bytes after touching 64 MiB (%d before), want at least 64 MiB", after, before)
+	}
+	_ = buf[len(buf)-1]
+}
