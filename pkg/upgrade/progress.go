@@ -67,3 +67,11 @@ func (u *Upgrader) recordProgress(sum string, base int64, delta bool) func(done,
 		}
 	}
 }
+
+// clearProgress empties the progress record once the slot it was for is
+// armed: the download is used up, and the node stops reporting it.
+func (u *Upgrader) clearProgress() {
+	if err := u.State.WriteFileAtomic(ProgressPath, []byte("{}\n"), 0o644); err != nil {
+		u.logf("clearing the download's progress record: %v", err)
+	}
+}

@@ -161,6 +161,10 @@ func TestUpgradeOfStagedImageSwitches(t *testing.T) {
 	if e, err := bootloader.Boot(f.esp); err != nil || e.Slot != "b" {
 		t.Errorf("after the switch the firmware boots %v (%v), want the trial of b", e.Slot, err)
 	}
+	// Armed: the download is used up, the node reports none.
+	if p, err := LoadProgress(f.state); err != nil || p != (Progress{}) {
+		t.Errorf("progress after the switch = %+v (%v), want none", p, err)
+	}
 }
 
 // TestUpgradeOfChangedStagedSlotFetches: a staged slot whose bytes changed

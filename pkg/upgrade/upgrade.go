@@ -308,6 +308,7 @@ func (u *Upgrader) arm(st State, node Node, target bootloader.Slot, info ImageIn
 		return fmt.Errorf("arm slot %s: %w", target, err)
 	}
 	u.logf("armed slot %s (%s, %d tries); reboot to try it", target, armed, tries)
+	u.clearProgress()
 	return nil
 }
 
