@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -181,5 +183,31 @@ func TestDownloadMaxRate(t *testing.T) {
 				t.Errorf("96 KiB at MaxRate 64 KiB/s took %s, want at least %s", took, least)
 			}
 		})
+	}
+}
+
+// TestSyncingWriter: what arrives is made durable every syncBytes and
+// every syncEvery within one attempt, not only at its end.
+func TestSyncingWriter(t *testing.T) {
+	clock := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	var syncs []int
+	var buf bytes.Buffer
+	w := &syncingWriter{w: &buf, now: func() time.Time { return clock }, last: clock}
+	w.sync = func() error { syncs = append(syncs, buf.Len()); return nil }
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < 9; i++ { // 9 MiB, no time passing: a sync per 4 MiB
+		w.Write(chunk)
+	}
+	clock = clock.Add(syncEvery - time.Millisecond)
+	w.Write(chunk[:10]) // not yet
+	clock = clock.Add(time.Millisecond)
+	w.Write(chunk[:10]) // 5 s since the last sync
+	if got, want := syncs, []int{4 << 20, 8 << 20, 9<<20 + 20}; !reflect.DeepEqual(got, want) {
+		t.Errorf("synced at %v bytes, want %v", got, want)
+	}
+	w.sync = func() error { return errors.New("disk gone") }
+	clock = clock.Add(time.Hour)
+	if _, err := w.Write(chunk[:1]); err == nil || err.Error() != "disk gone" {
+		t.Errorf("a failed sync: Write error %v, want it reported", err)
 	}
 }
