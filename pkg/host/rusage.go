@@ -12,5 +12,5 @@ func PeakRSS() (int64, error) {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, fmt.Errorf("getrusage: %w", err)
 	}
-	return ru.Maxrss << 10, nil
+	return int64(ru.Maxrss) << 10, nil
 }
