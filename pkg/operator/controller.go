@@ -241,7 +241,9 @@ func (r *Reconciler) stage(osv *kesov1.OSVersion, plan Plan, byName map[string]*
 	for _, name := range plan.Stage {
 		node := byName[name]
 		j := StageJob(osv, nodeOf(node), r.Job)
-		if _, err := r.createJob(j); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := r.createJob(j); apierrors.IsAlreadyExists(err) {
+			continue // made in an earlier pass the cache had not seen yet
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("create stage Job %s/%s for node %s: %w", j.Namespace, j.Name, name, err))
 			continue
 		}
