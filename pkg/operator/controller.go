@@ -231,8 +231,7 @@ func (r *Reconciler) stage(osv *kesov1.OSVersion, plan Plan, byName map[string]*
 			j.Name == StageJobName(n.Name, osv.Spec, KesoArch(n.Status.NodeInfo.Architecture)) {
 			continue
 		}
-		bg := metav1.DeletePropagationBackground
-		if err := r.Jobs.Delete(j.Namespace, j.Name, &metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteJob(j.Name); err != nil {
 			errs = append(errs, fmt.Errorf("delete stale stage Job %s/%s: %w", j.Namespace, j.Name, err))
 			continue
 		}
@@ -355,8 +354,7 @@ func (r *Reconciler) advance(osv *kesov1.OSVersion, node *corev1.Node, now time.
 			// The upgrade never ran: delete its Job first (it must not get
 			// a pod on the uncordoned node later), then give the node back.
 			name := JobName(node.Name, c)
-			bg := metav1.DeletePropagationBackground
-			if err := r.Jobs.Delete(r.Job.Namespace, name, &metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			if err := r.deleteJob(name); err != nil {
 				return false, fmt.Errorf("delete Job %s/%s of node %s: %w", r.Job.Namespace, name, node.Name, err)
 			}
 		}
@@ -394,6 +392,16 @@ func (r *Reconciler) regressed(osv *kesov1.OSVersion, rollout Rollout, node *cor
 	r.Log("osversion %s: node %s: %s; rollout halted", osv.Name, node.Name, reason)
 	r.Recorder.Eventf(node, corev1.EventTypeWarning, "UpgradeFailed", "OSVersion %s: %s", osv.Name, reason)
 	r.Recorder.Eventf(osv, corev1.EventTypeWarning, "NodeFailed", "node %s failed: %s; rollout halted until annotation %s changes", node.Name, reason, ResumeAnnotation)
+	return nil
+}
+
+// deleteJob deletes one of the operator's Jobs with its pods (background
+// propagation: there is no orphan to leave); a Job already gone is fine.
+func (r *Reconciler) deleteJob(name string) error {
+	bg := metav1.DeletePropagationBackground
+	if err := r.Jobs.Delete(r.Job.Namespace, name, &metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
 	return nil
 }
 
