@@ -44,13 +44,9 @@ func (u *Upgrader) fetchFull(ctx context.Context, req Request, node Node, out *O
 		return nil, err
 	}
 	out.FetchTime, out.Downloaded, out.Resumed = time.Since(t0), res.Downloaded, res.Resumed
-	want := strings.ToLower(strings.TrimSpace(req.SHA256))
-	if want == "" {
-		b, err := u.fetchSmall(ctx, req.Image+".sha256")
-		if err != nil {
-			return nil, refuse("no --sha256 given and %s.sha256 cannot be read: %v", req.Image, err)
-		}
-		want = strings.ToLower(firstField(b))
+	want, err := u.wantedSHA256(ctx, req)
+	if err != nil {
+		return nil, refuse("no --sha256 given and %s.sha256 cannot be read: %v", req.Image, err)
 	}
 
 	t0 = time.Now()
@@ -97,6 +93,19 @@ func (u *Upgrader) fetchFull(ctx context.Context, req Request, node Node, out *O
 	}
 	usable = true
 	return rel, nil
+}
+
+// wantedSHA256 is the digest the request asks for: --sha256, else the
+// first field of IMAGE.sha256, in lower case.
+func (u *Upgrader) wantedSHA256(ctx context.Context, req Request) (string, error) {
+	if want := strings.ToLower(strings.TrimSpace(req.SHA256)); want != "" {
+		return want, nil
+	}
+	b, err := u.fetchSmall(ctx, req.Image+".sha256")
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(firstField(b)), nil
 }
 
 // checkImageSignature checks IMAGE.sig over the image's digest with the

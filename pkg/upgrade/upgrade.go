@@ -379,13 +379,9 @@ func (u *Upgrader) switchStaged(ctx context.Context, req Request, node Node) (Ou
 		return Outcome{}, false, nil
 	}
 	sg := st.Staged
-	want := strings.ToLower(strings.TrimSpace(req.SHA256))
-	if want == "" {
-		b, err := u.fetchSmall(ctx, req.Image+".sha256")
-		if err != nil {
-			return Outcome{}, false, nil
-		}
-		want = strings.ToLower(firstField(b))
+	want, err := u.wantedSHA256(ctx, req)
+	if err != nil {
+		return Outcome{}, false, nil
 	}
 	if want != sg.SHA256 {
 		u.logf("slot %s holds the staged %s (sha256 %s), not the requested image (sha256 %s): fetching it", sg.Slot, sg.ToVersion, sg.SHA256, want)
