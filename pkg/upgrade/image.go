@@ -39,6 +39,23 @@ func ReadImage(r io.ReaderAt, size int64) (info ImageInfo, err error) {
 }
 
 func readImage(r io.ReaderAt, size int64) (ImageInfo, error) {
+	return readImageFiles(r, size, true)
+}
+
+// ReadVersion reads only the version out of a root squashfs.
+func ReadVersion(r io.ReaderAt, size int64) (version string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			version, err = "", fmt.Errorf("read image: malformed squashfs: %v", p)
+		}
+	}()
+	info, err := readImageFiles(r, size, false)
+	return info.Version, err
+}
+
+// readImageFiles reads the version, and the kernel, initrd and command
+// line when boot is set.
+func readImageFiles(r io.ReaderAt, size int64, boot bool) (ImageInfo, error) {
 	fs, err := squashfs.Read(file.New(readerAtFile{r, size}, true), size, 0, 0)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("read image: not a squashfs root: %w", err)
@@ -63,6 +80,9 @@ func readImage(r io.ReaderAt, size int64) (ImageInfo, error) {
 	info.Version = OSReleaseField(osr, "VERSION_ID")
 	if info.Version == "" {
 		return info, fmt.Errorf("read image: /etc/os-release has no VERSION_ID")
+	}
+	if !boot {
+		return info, nil
 	}
 	if info.Kernel, err = read("boot/vmlinuz"); err != nil {
 		return info, err

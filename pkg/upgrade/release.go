@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -124,75 +125,101 @@ func (u *Upgrader) checkImageSignature(ctx context.Context, image string, digest
 	return nil
 }
 
-// fetchDelta fetches the delta from the running version when the release
-// publishes one (delta.PathsFor) and the running slot holds the image it
-// starts from, else the delta from nothing when there is one; it returns
-// nil, nil when the image itself must be fetched. A published delta that
-// fails its signature is refused, not skipped.
+// fetchDelta fetches a delta from an image this node holds when the
+// release publishes one (delta.PathsFor): from the running version, or
+// from what the inactive slot holds (the image staged or run before), the
+// one with less data first; else the delta from nothing when there is
+// one. It returns nil, nil when the image itself must be fetched. A
+// published delta that fails its signature is refused, not skipped.
 func (u *Upgrader) fetchDelta(ctx context.Context, req Request, node Node, out *Outcome) (*release, error) {
-	for _, from := range []string{node.Version, ""} {
-		rel, err := u.fetchDeltaFrom(ctx, req, node, from, out)
-		if rel != nil || err != nil {
+	type published struct {
+		src   deltaSource
+		p     delta.Paths
+		ix    delta.Index
+		index []byte
+	}
+	var found []published
+	for _, src := range u.deltaSources(node) {
+		p := delta.PathsFor(req.Image, src.version)
+		ix, index, err := u.fetchIndex(ctx, req, node, p)
+		if err != nil {
+			return nil, err
+		}
+		if index != nil {
+			found = append(found, published{src, p, ix, index})
+		}
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i].ix.Data.Size < found[j].ix.Data.Size })
+	for _, p := range found {
+		if rel, err := u.fetchDeltaFrom(ctx, req, node, p.src, p.p, p.ix, p.index, out); rel != nil || err != nil {
 			return rel, err
 		}
 	}
-	return nil, nil
+	p := delta.PathsFor(req.Image, "")
+	ix, index, err := u.fetchIndex(ctx, req, node, p)
+	if err != nil || index == nil {
+		return nil, err
+	}
+	return u.fetchDeltaFrom(ctx, req, node, u.runningSource(node), p, ix, index, out)
 }
 
-// fetchDeltaFrom fetches the delta from version from ("": from nothing).
-func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, from string, out *Outcome) (*release, error) {
-	p := delta.PathsFor(req.Image, from)
-	t0 := time.Now()
+// fetchIndex fetches and opens a delta's signed index; it returns a nil
+// index when none is published there.
+func (u *Upgrader) fetchIndex(ctx context.Context, req Request, node Node, p delta.Paths) (delta.Index, []byte, error) {
 	b, err := u.fetchUpTo(ctx, p.Index, delta.MaxIndexBytes)
 	if notPublished(err) {
 		u.logf("no delta %s is published", p.Index)
-		return nil, nil
+		return delta.Index{}, nil, nil
 	}
 	if err != nil {
-		return nil, refuse("delta index %s cannot be read: %v", p.Index, err)
+		return delta.Index{}, nil, refuse("delta index %s cannot be read: %v", p.Index, err)
 	}
 	sig, err := u.fetchSmall(ctx, p.Sig)
 	if err != nil {
-		return nil, refuse("delta index signature %s cannot be read: %v", p.Sig, err)
+		return delta.Index{}, nil, refuse("delta index signature %s cannot be read: %v", p.Sig, err)
 	}
 	ix, err := delta.Open(b, sig, node.TrustedKeys)
 	if err != nil {
-		return nil, refuse("delta index %s: %v", p.Index, err)
+		return delta.Index{}, nil, refuse("delta index %s: %v", p.Index, err)
 	}
 	if want := strings.ToLower(strings.TrimSpace(req.SHA256)); want != "" && want != ix.To.SHA256 {
-		return nil, refuse("the delta builds an image with sha256 %s, --sha256 says %s", ix.To.SHA256, want)
+		return delta.Index{}, nil, refuse("the delta builds an image with sha256 %s, --sha256 says %s", ix.To.SHA256, want)
 	}
-	running, err := u.Disk.OpenSlot(node.Slot)
-	if err != nil {
-		return nil, fmt.Errorf("open the running slot %s: %w", node.Slot, err)
+	return ix, b, nil
+}
+
+// fetchDeltaFrom fetches the data of the delta ix published at p (its
+// index as served) and returns the release it builds from src; nil, nil
+// when src does not hold the image the delta starts from.
+func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, src deltaSource, p delta.Paths, ix delta.Index, index []byte, out *Outcome) (*release, error) {
+	old, err := src.open(ix)
+	if err != nil || old.r == nil {
+		return nil, err
 	}
 	usable := false // until then, every return closes what it opened
 	defer func() {
 		if !usable {
-			running.Close()
+			old.close()
 		}
 	}()
-	if err := delta.CheckFrom(ix, running); err != nil {
-		u.logf("%v", err)
-		return nil, nil
-	}
+	t0 := time.Now()
 	raw, _ := hex.DecodeString(ix.To.SHA256) // Validate checked: 64 hex digits
 	rel := &release{size: ix.To.Size, version: ix.Version, digest: [sha256.Size]byte(raw)}
 	if err := u.checkImageSignature(ctx, req.Image, rel.digest, node, out); err != nil {
 		return nil, err
 	}
-	what := "from " + ix.FromVersion
+	what := "from " + ix.FromVersion + " (" + src.what + ")"
 	if ix.From.Size == 0 {
 		what = "from nothing (the image compressed)"
 	}
 	u.logf("delta %s to %s: %d bytes of data for a %d-byte image", what, ix.Version, ix.Data.Size, ix.To.Size)
 
 	dataPath, res, err := u.fetchImage(ctx, p.Data, "delta-"+ix.Data.SHA256[:16]+".data", req.MaxRate,
-		u.recordProgress(ix.To.SHA256, int64(len(b)), true))
+		u.recordProgress(ix.To.SHA256, int64(len(index)), true))
 	if err != nil {
 		return nil, err
 	}
-	out.FetchTime, out.Downloaded, out.Resumed, out.Delta = time.Since(t0), res.Downloaded+int64(len(b)), res.Resumed, true
+	out.FetchTime, out.Downloaded, out.Resumed, out.Delta = time.Since(t0), res.Downloaded+int64(len(index)), res.Resumed, true
 	t0 = time.Now()
 	data, err := os.Open(dataPath)
 	if err != nil {
@@ -213,13 +240,13 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, f
 		return nil, refuse("%s: %v", p.Data, err)
 	}
 	out.VerifyTime = time.Since(t0)
-	rel.close = func() { running.Close(); data.Close() }
+	rel.close = func() { old.close(); data.Close() }
 	rel.write = func(dev SlotDevice, progress func(done, total int64)) error {
-		st, err := delta.Apply(ix, running, data, dev, progress)
+		st, err := delta.Apply(ix, old.r, data, dev, progress)
 		if err != nil {
 			return err
 		}
-		u.logf("delta applied: %d bytes copied from slot %s, %d decoded, %d already in place", st.Copied, node.Slot, st.Decoded, st.Kept)
+		u.logf("delta applied: %d bytes copied from %s, %d decoded, %d already in place", st.Copied, src.what, st.Decoded, st.Kept)
 		return nil
 	}
 	usable = true

@@ -10,8 +10,9 @@
 // bootloader.Arm so that every prefix boots a complete version. The slot
 // being written is never the running one.
 //
-// Side effects: the downloaded image in WorkDir (removed once written or
-// found bad), the slot device it writes, and the ESP through a
+// Side effects: the downloaded image or delta in WorkDir (removed once
+// written or found bad), a copy of the inactive slot's image there when a
+// delta starts from it (removed once the slot is written), the slot device it writes, and the ESP through a
 // bootloader.Loader.
 package upgrade
 
@@ -263,6 +264,7 @@ func (u *Upgrader) Run(ctx context.Context, req Request, node Node) (Outcome, er
 		if rel.download != "" {
 			os.Remove(rel.download)
 		}
+		u.removeSeeds()
 	}
 	if req.Stage {
 		st.Staged = &Staged{FromVersion: node.Version, ToVersion: info.Version, Slot: target, SHA256: hex.EncodeToString(got[:]),
