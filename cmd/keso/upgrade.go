@@ -135,7 +135,7 @@ func runUpgrade(args []string) int {
 		}
 		via := ""
 		if out.Delta {
-			via = "; built from a delta and the running slot"
+			via = "; built from a delta and " + out.DeltaFrom
 		}
 		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s, peak memory %s%s\n",
 			out.FromVersion, out.ToVersion, done, out.Slot, out.ImageBytes, out.Downloaded, out.FetchTime.Round(time.Millisecond),

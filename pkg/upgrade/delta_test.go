@@ -68,6 +68,9 @@ func TestUpgradeFromDelta(t *testing.T) {
 	if !out.Delta || out.Downloaded != int64(len(data)+len(index)) {
 		t.Errorf("outcome: delta %v, downloaded %d; want the delta's %d bytes (index %d + data %d)", out.Delta, out.Downloaded, len(data)+len(index), len(index), len(data))
 	}
+	if got, want := out.DeltaFrom, "the running slot a"; got != want {
+		t.Errorf("built from a delta and %q, want %q", got, want)
+	}
 	if got, full := out.Downloaded, int64(len(imgData)); got >= full {
 		t.Errorf("fetched %d bytes for a %d-byte image", got, full)
 	}

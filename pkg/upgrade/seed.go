@@ -70,10 +70,11 @@ func (u *Upgrader) runningSource(node Node) deltaSource {
 // armed, and reused by an upgrade that a power cut stopped.
 func (u *Upgrader) inactiveSource(slot bootloader.Slot, version string) deltaSource {
 	seed := u.seedPath(version)
-	return deltaSource{version: version, what: fmt.Sprintf("slot %s's %s (copied to %s)", slot, version, seed),
+	return deltaSource{version: version, what: fmt.Sprintf("slot %s's %s", slot, version),
 		open: func(ix delta.Index) (oldImage, error) {
 			if f, err := os.Open(seed); err == nil {
 				if err := delta.CheckFrom(ix, f); err == nil {
+					u.logf("applying the delta against %s, slot %s's %s copied before", seed, slot, version)
 					return oldImage{r: f, close: func() { f.Close() }}, nil
 				}
 				f.Close()
@@ -93,6 +94,7 @@ func (u *Upgrader) inactiveSource(slot bootloader.Slot, version string) deltaSou
 			if err != nil {
 				return oldImage{}, fmt.Errorf("open %s: %w", seed, err)
 			}
+			u.logf("copied slot %s's %s to %s to apply the delta against (the delta is written into slot %s)", slot, version, seed, slot)
 			return oldImage{r: f, close: func() { f.Close() }}, nil
 		}}
 }

@@ -97,9 +97,11 @@ type Outcome struct {
 	RootHash               string        // the slot's dm-verity root hash
 	KeyID                  string
 	Staged                 bool // Request.Stage: written and checked, not armed
-	// Delta: the image was built from a delta and the running slot
-	// (Downloaded counts the delta's index and data).
-	Delta bool
+	// Delta: the image was built from a delta and the image DeltaFrom
+	// names ("the running slot a", "slot b's 1.0.5"); Downloaded counts
+	// the delta's index and data.
+	Delta     bool
+	DeltaFrom string
 	// Switched: the image was the one keso upgrade --stage had written;
 	// it was checked in the slot and armed, nothing was fetched.
 	Switched bool
