@@ -224,18 +224,12 @@ func (r *Reconciler) stage(osv *kesov1.OSVersion, plan Plan, byName map[string]*
 	if err != nil {
 		return fmt.Errorf("list stage Jobs of OSVersion %s: %w", osv.Name, err)
 	}
-	for _, j := range jobs {
-		n := byName[j.Labels[JobLabel]]
-		st := JobStateOf(j)
-		if n == nil || j.DeletionTimestamp != nil || st.Succeeded || st.Failed ||
-			j.Name == StageJobName(n.Name, osv.Spec, KesoArch(n.Status.NodeInfo.Architecture)) {
-			continue
-		}
+	for _, j := range staleStageJobs(osv.Spec, jobs, byName) {
 		if err := r.deleteJob(j.Name); err != nil {
 			errs = append(errs, fmt.Errorf("delete stale stage Job %s/%s: %w", j.Namespace, j.Name, err))
 			continue
 		}
-		r.Log("osversion %s: node %s: deleted stage Job %s of target %s (the target is now %s)", osv.Name, n.Name, j.Name, j.Labels[TargetLabel], osv.Spec.Version)
+		r.Log("osversion %s: node %s: deleted stage Job %s of target %s (the target is now %s)", osv.Name, j.Labels[JobLabel], j.Name, j.Labels[TargetLabel], osv.Spec.Version)
 	}
 	for _, name := range plan.Stage {
 		node := byName[name]
@@ -250,6 +244,24 @@ func (r *Reconciler) stage(osv *kesov1.OSVersion, plan Plan, byName map[string]*
 		r.Recorder.Eventf(node, corev1.EventTypeNormal, "StageStarted", "OSVersion %s: Job %s/%s fetches and writes %s to the inactive slot", osv.Name, j.Namespace, j.Name, osv.Spec.Version)
 	}
 	return errors.Join(errs...)
+}
+
+// staleStageJobs are the stage Jobs among jobs (one rollout's) that still
+// run for another target than spec's on a node of byName: finished Jobs,
+// Jobs being deleted and Jobs of nodes that are gone are left to their
+// TTL.
+func staleStageJobs(spec kesov1.OSVersionSpec, jobs []*batchv1.Job, byName map[string]*corev1.Node) []*batchv1.Job {
+	var stale []*batchv1.Job
+	for _, j := range jobs {
+		n := byName[j.Labels[JobLabel]]
+		st := JobStateOf(j)
+		if n == nil || j.DeletionTimestamp != nil || st.Succeeded || st.Failed ||
+			j.Name == StageJobName(n.Name, spec, KesoArch(n.Status.NodeInfo.Architecture)) {
+			continue
+		}
+		stale = append(stale, j)
+	}
+	return stale
 }
 
 // advance moves one in-flight node one step. It reports whether the node

@@ -3,12 +3,15 @@ package operator
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	kesov1 "github.com/keso-os/keso/pkg/apis/keso.io/v1"
 	"github.com/keso-os/keso/pkg/image/build"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -178,4 +181,49 @@ func mustYAML(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestStaleStageJobs: a stage Job still running for another target than
+// the spec's is stale; the current target's, finished ones, ones being
+// deleted and ones of nodes that are gone are not.
+func TestStaleStageJobs(t *testing.T) {
+	old := &kesov1.OSVersion{ObjectMeta: metav1.ObjectMeta{Name: "stores", UID: "u1"}, Spec: spec()}
+	cur := old.DeepCopy()
+	cur.Spec.Version = "1.2.0"
+	cur.Spec.SHA256["amd64"] = kesov1.SHA256Sum(strings.Repeat("e", 64))
+	cfg := JobConfig{Namespace: "keso-system", Image: DefaultImage()}
+	byName := map[string]*corev1.Node{}
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		byName[name] = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{Architecture: "amd64"}}}
+	}
+	job := func(osv *kesov1.OSVersion, node string, edit func(j *batchv1.Job)) *batchv1.Job {
+		j := StageJob(osv, Node{Name: node, Arch: "amd64"}, cfg)
+		if edit != nil {
+			edit(j)
+		}
+		return j
+	}
+	done := func(c batchv1.JobConditionType) func(j *batchv1.Job) {
+		return func(j *batchv1.Job) {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: c, Status: corev1.ConditionTrue}}
+		}
+	}
+	jobs := []*batchv1.Job{
+		job(old, "a", nil),                       // stale: runs for 1.1.0
+		job(cur, "b", nil),                       // the target's
+		job(old, "c", done(batchv1.JobComplete)), // finished
+		job(old, "d", done(batchv1.JobFailed)),   // finished
+		job(old, "e", func(j *batchv1.Job) { j.DeletionTimestamp = &metav1.Time{Time: now} }),
+		job(old, "gone", nil), // its node left the cluster
+	}
+	var got []string
+	for _, j := range staleStageJobs(cur.Spec, jobs, byName) {
+		got = append(got, j.Labels[JobLabel])
+	}
+	if want := []string{"a"}; !slices.Equal(got, want) {
+		t.Errorf("stale stage Jobs of nodes %v, want %v", got, want)
+	}
+	if got := staleStageJobs(old.Spec, jobs[:1], byName); len(got) != 0 {
+		t.Errorf("the target's own stage Job is stale: %v", got[0].Name)
+	}
 }
