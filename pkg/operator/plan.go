@@ -434,7 +434,10 @@ func status(r Rollout, p Plan, validErr error, now time.Time) kesov1.OSVersionSt
 // staging the target.
 func stageMessage(spec kesov1.OSVersionSpec, n Node, ns kesov1.NodeStatus, waiting bool, now time.Time) string {
 	progress := "staging"
-	if ns.Needed > 0 {
+	switch {
+	case ns.Needed > 0 && ns.Fetched >= ns.Needed:
+		progress = fmt.Sprintf("staging: %s fetched; writing and checking the inactive slot", mib(ns.Needed))
+	case ns.Needed > 0:
 		progress = fmt.Sprintf("staging: %s of %s fetched", mib(ns.Fetched), mib(ns.Needed))
 	}
 	switch {

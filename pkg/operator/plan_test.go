@@ -455,6 +455,8 @@ func TestDecideStageStatus(t *testing.T) {
 		{Name: "c", Version: "1.0.0", Arch: "amd64", Ready: true, Progress: Download{SHA256: strings.Repeat("e", 64), Fetched: 7, Needed: 9},
 			StageJob: JobState{Exists: true, Failed: true, Message: "BackoffLimitExceeded Job has reached the specified backoff limit"}},
 		{Name: "d", Version: "1.1.0", Reported: "1.1.0", Committed: true, Arch: "amd64", Ready: true, Progress: Download{SHA256: hash, Fetched: 3, Needed: 3}},
+		{Name: "e", Version: "1.0.0", Arch: "amd64", Ready: true, Progress: Download{SHA256: hash, Fetched: 2 << 20, Needed: 2 << 20},
+			StageJob: JobState{Exists: true, HasPods: true}},
 	}
 	st := Decide(Rollout{Name: "osv", Spec: s}, in, now).Status
 	type row struct {
@@ -468,13 +470,14 @@ func TestDecideStageStatus(t *testing.T) {
 		{kesov1.NodePending, false, 1 << 20, 4 << 20, "staging: 1.0Mi of 4.0Mi fetched"},
 		{kesov1.NodePending, false, 0, 0, "staging failed (BackoffLimitExceeded Job has reached the specified backoff limit); its upgrade fetches what is missing"},
 		{kesov1.NodeUpgraded, false, 0, 0, ""},
+		{kesov1.NodePending, false, 2 << 20, 2 << 20, "staging: 2.0Mi fetched; writing and checking the inactive slot"},
 	}
 	for i, n := range st.Nodes {
 		if got := (row{n.Phase, n.Staged, n.Fetched, n.Needed, n.Message}); got != want[i] {
 			t.Errorf("node %s: %+v, want %+v", n.Name, got, want[i])
 		}
 	}
-	if st.Staged != 1 || st.Fetched != "6.0Mi/9.0Mi" {
-		t.Errorf("status staged %d fetched %q, want 1 and 6.0Mi/9.0Mi", st.Staged, st.Fetched)
+	if st.Staged != 1 || st.Fetched != "8.0Mi/11.0Mi" {
+		t.Errorf("status staged %d fetched %q, want 1 and 8.0Mi/11.0Mi", st.Staged, st.Fetched)
 	}
 }
