@@ -201,8 +201,14 @@ type Variant struct {
 	// real-node test's container runtime and kubelet. Its path must be
 	// stable across runs (it is part of the cache key).
 	Extra string
-	// Compression replaces the profile's root compression ("none": the
-	// uncompressed root that deltas need).
+	// Compression replaces the profile's root compression. A signed
+	// variant (an upgrade release) without one is built with zstd: the
+	// profiles ship uncompressed roots (for deltas), and the upgrade
+	// tests that fetch, write and hash whole images two dozen times
+	// under TCG (power cuts, rollbacks, the real node's Jobs) test the
+	// order of an upgrade's writes, not the compression; that would cost
+	// CI ~2.5× their bytes. The default build, every boot and install
+	// test, and the delta releases (deltaReleases) are uncompressed.
 	Compression string
 	// Epoch is SOURCE_DATE_EPOCH for keso-build (default: the last
 	// commit's time): two builds with one epoch must be byte-identical.
@@ -219,6 +225,9 @@ func (v Variant) key() string {
 // variant builds (or reuses) a release variant of arch's images.
 func variant(t testing.TB, arch string, v Variant) *Artifacts {
 	t.Helper()
+	if v.Signed && v.Compression == "" {
+		v.Compression = "zstd"
+	}
 	key := arch + v.key()
 	defer lockArch(key)()
 	buildMu.Lock()

@@ -28,6 +28,7 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 
+	"github.com/keso-os/keso/pkg/delta"
 	"github.com/keso-os/keso/pkg/fetch"
 	"github.com/keso-os/keso/pkg/image/esp"
 	"github.com/keso-os/keso/pkg/image/extra"
@@ -246,6 +247,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		{"initrd", b.stepInitrd},
 		{"root squashfs", b.stepSquashfs},
 		{"upgrade image", b.stepUpgradeImage},
+		{"delta from nothing", b.stepFullDelta},
 		{"raw disk", b.stepRaw},
 		{"rpi sd card", b.stepRPi},
 		{"iso", b.stepISO},
@@ -772,6 +774,46 @@ func (b *builder) stepUpgradeImage(ctx context.Context) (string, string, error) 
 	}
 	pub := b.opts.SignKey.Public().(ed25519.PublicKey)
 	return dst, "signed by key " + sign.KeyID(pub), nil
+}
+
+// stepFullDelta writes, for a signed release with an uncompressed root, the
+// delta from nothing beside the upgrade image (IMAGE.delta/full.*: the
+// image compressed in pieces each checked on arrival): a node that no
+// published delta fits fetches that (the size of a zstd root) rather than
+// the uncompressed image. The data file and the signature go first, the
+// index last: a published index always has both beside it.
+func (b *builder) stepFullDelta(ctx context.Context) (string, string, error) {
+	if b.prof.Compression != "none" || b.opts.SignKey == nil {
+		return "", "skipped (only for a signed release with compression: none)", nil
+	}
+	dst := filepath.Join(b.opts.OutDir, UpgradeImageName(b.ver, b.prof.Arch))
+	img, err := os.ReadFile(dst)
+	if err != nil {
+		return "", "", fmt.Errorf("delta from nothing: %w", err)
+	}
+	var data bytes.Buffer
+	ix, err := delta.Make(nil, img, &data, delta.Options{})
+	if err != nil {
+		return "", "", fmt.Errorf("delta from nothing: %w", err)
+	}
+	ix.Version = b.ver
+	index, sig, err := ix.Sign(b.opts.SignKey)
+	if err != nil {
+		return "", "", fmt.Errorf("delta from nothing: %w", err)
+	}
+	p := delta.PathsFor(dst, "")
+	if err := os.MkdirAll(filepath.Dir(p.Index), 0o755); err != nil {
+		return "", "", fmt.Errorf("delta from nothing: %w", err)
+	}
+	for _, f := range []struct {
+		path string
+		b    []byte
+	}{{p.Data, data.Bytes()}, {p.Sig, sig}, {p.Index, index}} {
+		if err := os.WriteFile(f.path, f.b, 0o644); err != nil {
+			return "", "", fmt.Errorf("delta from nothing: %w", err)
+		}
+	}
+	return p.Index, fmt.Sprintf("%d bytes of data for the %d-byte image (%.0f%%)", data.Len(), len(img), 100*float64(data.Len())/float64(len(img))), nil
 }
 
 // addInstaller puts the installer's files into the root tree.

@@ -9,6 +9,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keso-os/keso/pkg/delta"
 	"github.com/keso-os/keso/pkg/host"
 	"github.com/keso-os/keso/pkg/image/profile"
 	"github.com/keso-os/keso/pkg/image/raw"
@@ -492,3 +494,62 @@ func TestUnpackDebConcurrent(t *testing.T) {
 		t.Errorf("temporary folders left behind: %v", left)
 	}
 }
+
+// TestFullDeltaForUncompressedRoot: a signed build with compression: none
+// publishes the delta from nothing beside its upgrade image, signed with
+// the release key, and applying it to an empty slot gives the image.
+func TestFullDeltaForUncompressedRoot(t *testing.T) {
+	need(t, "unsquashfs")
+	f := newFixture(t)
+	pub, key, err := sign.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts
+	o.OutDir = t.TempDir()
+	o.SignKey = key
+	prof := *f.prof
+	prof.Compression = "none"
+	o.Profile = &prof
+	if _, err := Build(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	up := filepath.Join(o.OutDir, UpgradeImageName(prof.Version, "amd64"))
+	img, err := os.ReadFile(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := delta.PathsFor(up, "")
+	index, err1 := os.ReadFile(p.Index)
+	sig, err2 := os.ReadFile(p.Sig)
+	data, err3 := os.ReadFile(p.Data)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatalf("the delta from nothing is not beside the image: %v", err)
+	}
+	ix, err := delta.Open(index, sig, []ed25519.PublicKey{pub})
+	if err != nil {
+		t.Fatalf("delta index: %v", err)
+	}
+	if got, want := ix.Version, prof.Version; got != want || ix.From.Size != 0 {
+		t.Errorf("index: version %q from %d bytes, want %q from nothing", got, ix.From.Size, want)
+	}
+	slot := &memSlot{b: make([]byte, len(img))}
+	if err := delta.Check(ix, bytes.NewReader(nil), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := delta.Apply(ix, bytes.NewReader(nil), bytes.NewReader(data), slot, func(int64, int64) {}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if !bytes.Equal(slot.b, img) {
+		t.Errorf("the delta from nothing does not build the image")
+	}
+	if len(data) >= len(img) {
+		t.Errorf("data %d bytes for a %d-byte uncompressed image: not compressed", len(data), len(img))
+	}
+}
+
+// memSlot is a slot in memory (delta.Target).
+type memSlot struct{ b []byte }
+
+func (m *memSlot) ReadAt(p []byte, off int64) (int, error)  { return copy(p, m.b[off:]), nil }
+func (m *memSlot) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }
