@@ -26,7 +26,19 @@ type ImageInfo struct {
 
 // ReadImage reads the version, kernel and initrd out of a root squashfs
 // (the upgrade artifact) without mounting it.
-func ReadImage(r io.ReaderAt, size int64) (info ImageInfo, err error) {
+func ReadImage(r io.ReaderAt, size int64) (ImageInfo, error) {
+	return readImageFiles(r, size, true)
+}
+
+// ReadVersion reads only the version out of a root squashfs.
+func ReadVersion(r io.ReaderAt, size int64) (string, error) {
+	info, err := readImageFiles(r, size, false)
+	return info.Version, err
+}
+
+// readImageFiles reads the version, and the kernel, initrd and command
+// line when boot is set.
+func readImageFiles(r io.ReaderAt, size int64, boot bool) (info ImageInfo, err error) {
 	defer func() {
 		// go-diskfs panics on some malformed images (slice bounds in
 		// its metadata reader); a bad image must be refused, not crash
@@ -35,27 +47,6 @@ func ReadImage(r io.ReaderAt, size int64) (info ImageInfo, err error) {
 			info, err = ImageInfo{}, fmt.Errorf("read image: malformed squashfs: %v", p)
 		}
 	}()
-	return readImage(r, size)
-}
-
-func readImage(r io.ReaderAt, size int64) (ImageInfo, error) {
-	return readImageFiles(r, size, true)
-}
-
-// ReadVersion reads only the version out of a root squashfs.
-func ReadVersion(r io.ReaderAt, size int64) (version string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			version, err = "", fmt.Errorf("read image: malformed squashfs: %v", p)
-		}
-	}()
-	info, err := readImageFiles(r, size, false)
-	return info.Version, err
-}
-
-// readImageFiles reads the version, and the kernel, initrd and command
-// line when boot is set.
-func readImageFiles(r io.ReaderAt, size int64, boot bool) (ImageInfo, error) {
 	fs, err := squashfs.Read(file.New(readerAtFile{r, size}, true), size, 0, 0)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("read image: not a squashfs root: %w", err)
@@ -72,7 +63,6 @@ func readImageFiles(r io.ReaderAt, size int64, boot bool) (ImageInfo, error) {
 		}
 		return b, nil
 	}
-	var info ImageInfo
 	osr, err := read("etc/os-release")
 	if err != nil {
 		return info, err
