@@ -134,7 +134,7 @@ func runUpgrade(args []string) int {
 			done = "staged"
 		}
 		via := ""
-		if out.Delta {
+		if out.Delta() {
 			via = "; built from a delta and " + out.DeltaFrom
 		}
 		fmt.Printf("keso upgrade: %s → %s %s on slot %s: %d bytes, %d downloaded, fetch %s, verify %s, write %s, read back %s, dm-verity tree %s, peak memory %s%s\n",

@@ -65,8 +65,8 @@ func TestUpgradeFromDelta(t *testing.T) {
 	data, _ := os.ReadFile(p.Data)
 	index, _ := os.ReadFile(p.Index)
 	imgData, _ := os.ReadFile(img)
-	if !out.Delta || out.Downloaded != int64(len(data)+len(index)) {
-		t.Errorf("outcome: delta %v, downloaded %d; want the delta's %d bytes (index %d + data %d)", out.Delta, out.Downloaded, len(data)+len(index), len(index), len(data))
+	if !out.Delta() || out.Downloaded != int64(len(data)+len(index)) {
+		t.Errorf("outcome: delta %v, downloaded %d; want the delta's %d bytes (index %d + data %d)", out.Delta(), out.Downloaded, len(data)+len(index), len(index), len(data))
 	}
 	if got, want := out.DeltaFrom, "the running slot a"; got != want {
 		t.Errorf("built from a delta and %q, want %q", got, want)
@@ -152,8 +152,8 @@ func TestDeltaRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, f.log.String())
 			}
-			if out.Delta != tt.wantDelta {
-				t.Errorf("built from a delta: %v, want %v", out.Delta, tt.wantDelta)
+			if out.Delta() != tt.wantDelta {
+				t.Errorf("built from a delta: %v, want %v", out.Delta(), tt.wantDelta)
 			}
 			if tt.wantDelta {
 				full := delta.PathsFor(img, "")

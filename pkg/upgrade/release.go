@@ -219,7 +219,7 @@ func (u *Upgrader) fetchDeltaFrom(ctx context.Context, req Request, node Node, s
 	if err != nil {
 		return nil, err
 	}
-	out.FetchTime, out.Downloaded, out.Resumed, out.Delta, out.DeltaFrom = time.Since(t0), res.Downloaded+int64(len(index)), res.Resumed, true, src.what
+	out.FetchTime, out.Downloaded, out.Resumed, out.DeltaFrom = time.Since(t0), res.Downloaded+int64(len(index)), res.Resumed, src.what
 	t0 = time.Now()
 	data, err := os.Open(dataPath)
 	if err != nil {

@@ -81,14 +81,14 @@ func TestDeltaFromTheInactiveSlot(t *testing.T) {
 				p = delta.PathsFor(img, tt.wantFrom)
 				data, _ := os.ReadFile(p.Data)
 				index, _ := os.ReadFile(p.Index)
-				if got, want := out.Downloaded, int64(len(data)+len(index)); !out.Delta || got != want {
-					t.Errorf("delta %v, downloaded %d bytes; want the delta from %s's %d", out.Delta, got, tt.wantFrom, want)
+				if got, want := out.Downloaded, int64(len(data)+len(index)); !out.Delta() || got != want {
+					t.Errorf("delta %v, downloaded %d bytes; want the delta from %s's %d", out.Delta(), got, tt.wantFrom, want)
 				}
 				if got, want := out.DeltaFrom, "slot b's "+tt.wantFrom; got != want {
 					t.Errorf("built from a delta and %q, want %q", got, want)
 				}
-			} else if out.Delta || out.Downloaded != int64(len(wantBytes)) {
-				t.Errorf("delta %v, downloaded %d bytes; want the %d-byte image", out.Delta, out.Downloaded, len(wantBytes))
+			} else if out.Delta() || out.Downloaded != int64(len(wantBytes)) {
+				t.Errorf("delta %v, downloaded %d bytes; want the %d-byte image", out.Delta(), out.Downloaded, len(wantBytes))
 			}
 			slot, _ := os.ReadFile(f.disk.path("b"))
 			if !bytes.Equal(slot[:len(wantBytes)], wantBytes) {

@@ -12,8 +12,8 @@
 //
 // Side effects: the downloaded image or delta in WorkDir (removed once
 // written or found bad), a copy of the inactive slot's image there when a
-// delta starts from it (removed once the slot is written), the slot device it writes, and the ESP through a
-// bootloader.Loader.
+// delta starts from it (removed once the slot is written), the slot
+// device it writes, and the ESP through a bootloader.Loader.
 package upgrade
 
 import (
@@ -97,15 +97,17 @@ type Outcome struct {
 	RootHash               string        // the slot's dm-verity root hash
 	KeyID                  string
 	Staged                 bool // Request.Stage: written and checked, not armed
-	// Delta: the image was built from a delta and the image DeltaFrom
-	// names ("the running slot a", "slot b's 1.0.5"); Downloaded counts
-	// the delta's index and data.
-	Delta     bool
+	// DeltaFrom, when the image was built from a delta, names the image
+	// it was applied against ("the running slot a", "slot b's 1.0.5");
+	// Downloaded then counts the delta's index and data.
 	DeltaFrom string
 	// Switched: the image was the one keso upgrade --stage had written;
 	// it was checked in the slot and armed, nothing was fetched.
 	Switched bool
 }
+
+// Delta reports whether the image was built from a delta.
+func (o Outcome) Delta() bool { return o.DeltaFrom != "" }
 
 // Upgrader carries the seams an upgrade needs.
 type Upgrader struct {
